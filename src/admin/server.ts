@@ -1,0 +1,41 @@
+/**
+ * The admin server, on its own port and never proxied: liveness, readiness, metrics.
+ */
+import { fastify } from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import type { KeyStore } from '../keys/types.ts'
+import type { Metrics } from '../observe/metrics.ts'
+
+export interface AdminServerDeps {
+  readonly keys: KeyStore
+  readonly metrics: Metrics
+  /** False once shutdown has begun. */
+  readonly serving: () => boolean
+}
+
+/**
+ * /healthz: the process is alive. /readyz: 200 only when every issuer has usable keys and
+ * the sidecar is not shutting down (`?verbose` lists each issuer). /metrics: Prometheus text.
+ *
+ * @example
+ * const admin = createAdminServer({ keys, metrics, serving: () => true })
+ * await admin.listen({ host: '0.0.0.0', port: 9901 })
+ */
+export function createAdminServer(deps: AdminServerDeps): FastifyInstance {
+  const app = fastify({ logger: false })
+  app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }))
+  app.get('/readyz', (request, reply) => {
+    const ready = deps.serving() && deps.keys.ready()
+    reply.code(ready ? 200 : 503)
+    const body: Record<string, unknown> = { status: ready ? 'ready' : 'not_ready' }
+    if (!deps.serving()) body.shuttingDown = true
+    if ('verbose' in (request.query as object)) body.issuers = deps.keys.status()
+    else if (!ready) body.issuers = deps.keys.status().filter((s) => !s.ready).map((s) => s.issuer)
+    return reply.send(body)
+  })
+  app.get('/metrics', async (_request, reply) => {
+    void reply.type('text/plain; version=0.0.4; charset=utf-8')
+    return deps.metrics.expose()
+  })
+  return app
+}

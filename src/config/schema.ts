@@ -1,0 +1,213 @@
+/**
+ * The one JSON Schema of the config file (draft-07, compiled by ajv 8 in load.ts).
+ *
+ * It describes the YAML as written: durations, sizes and listen addresses are still
+ * strings here (checked by the formats below) and load.ts converts them afterwards.
+ * Every optional key carries its `default`, so the validated data is complete, and every
+ * object is `additionalProperties: false`, so a typo (`audience:`) is an error instead of
+ * a silently ignored setting (fastify's options schema works the same way).
+ *
+ * Each node carries `x-expected`, the human phrase error messages are built from
+ * ("expected a non-empty list of strings"); ajv's own English ("must NOT have fewer than
+ * 1 items") speaks about the schema, not about the file the operator is editing.
+ */
+import { SUPPORTED_ALGORITHMS } from './types.ts'
+import { parseDuration, parseListen, parseSize } from './units.ts'
+
+/** The annotation keyword holding the human phrase of a node; load.ts registers it with ajv. */
+export const EXPECTED = 'x-expected'
+
+/**
+ * The subset of JSON Schema this file uses. A type alias (not an interface) so it stays
+ * assignable to ajv's index-signatured `SchemaObject`; `x-expected` is mandatory on every node.
+ */
+export type SchemaNode = {
+  readonly [EXPECTED]: string
+  readonly type: 'object' | 'array' | 'string' | 'boolean'
+  readonly default?: unknown
+  readonly properties?: Readonly<Record<string, SchemaNode>>
+  readonly required?: readonly string[]
+  readonly additionalProperties?: false | SchemaNode
+  readonly items?: SchemaNode
+  readonly minItems?: number
+  readonly uniqueItems?: boolean
+  readonly enum?: readonly string[]
+  readonly pattern?: string
+  readonly minLength?: number
+  readonly format?: UnitFormat
+}
+
+/**
+ * Custom ajv formats for the unit-bearing strings, each backed by its parser, so the schema
+ * rejects `1 fortnight` and load.ts can ask the same parser for the precise reason.
+ */
+export const UNIT_FORMATS = {
+  duration: parseDuration,
+  size: parseSize,
+  listen: parseListen,
+} as const satisfies Record<string, (text: string) => unknown>
+export type UnitFormat = keyof typeof UNIT_FORMATS
+
+const DURATION = 'a duration like 30s, 10m or 24h'
+const SIZE = 'a size like 512KiB or 1MiB'
+
+const duration = (def: string): SchemaNode => ({ type: 'string', format: 'duration', default: def, [EXPECTED]: DURATION })
+const size = (def: string): SchemaNode => ({ type: 'string', format: 'size', default: def, [EXPECTED]: SIZE })
+const listen = (def: string): SchemaNode => ({
+  type: 'string',
+  format: 'listen',
+  default: def,
+  [EXPECTED]: 'a listen address like 0.0.0.0:8080 or [::1]:8080',
+})
+const boolean = (def: boolean): SchemaNode => ({ type: 'boolean', default: def, [EXPECTED]: 'true or false' })
+const oneOf = (values: readonly string[], def?: string): SchemaNode => ({
+  type: 'string',
+  enum: values,
+  ...(def === undefined ? {} : { default: def }),
+  [EXPECTED]: `one of ${values.join(', ')}`,
+})
+/** An object of optional settings: absent means all defaults. */
+const settings = (phrase: string, properties: Record<string, SchemaNode>): SchemaNode => ({
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties,
+  [EXPECTED]: phrase,
+})
+
+/** Issuer and route names end up in log fields and metric labels, so keep them plain. */
+const NAME: SchemaNode = {
+  type: 'string',
+  pattern: '^[a-z0-9][a-z0-9_-]*$',
+  [EXPECTED]: 'a name of lower-case letters, digits, _ and - (like corp)',
+}
+const URL_STRING: SchemaNode = { type: 'string', minLength: 1, [EXPECTED]: 'a URL' }
+const NON_EMPTY_STRING: SchemaNode = { type: 'string', minLength: 1, [EXPECTED]: 'a non-empty string' }
+const HEADER_NAME: SchemaNode = { type: 'string', minLength: 1, [EXPECTED]: 'an HTTP header name' }
+
+const issuer: SchemaNode = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'issuer', 'jwksUri', 'audiences'],
+  properties: {
+    name: NAME,
+    issuer: { ...NON_EMPTY_STRING, [EXPECTED]: "the exact iss value of the issuer's tokens" },
+    jwksUri: URL_STRING,
+    audiences: {
+      type: 'array',
+      minItems: 1,
+      items: NON_EMPTY_STRING,
+      [EXPECTED]: 'a non-empty list of strings',
+    },
+    algorithms: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      // RFC 8725 §3.1: pin the algorithms per issuer; never `none` or HS* with a public key.
+      items: oneOf(SUPPORTED_ALGORITHMS),
+      default: ['RS256'],
+      [EXPECTED]: 'a non-empty list of distinct algorithms',
+    },
+    allowInsecureHttp: boolean(false),
+    fetch: settings('a map with timeout and maxBytes', {
+      timeout: duration('5s'),
+      maxBytes: size('1MiB'),
+    }),
+    refresh: settings('a map with interval, unknownKidCooldown and unknownKidWait', {
+      interval: duration('5m'),
+      unknownKidCooldown: duration('30s'),
+      unknownKidWait: duration('2s'),
+    }),
+  },
+  [EXPECTED]: 'an issuer (a map with name, issuer, jwksUri, audiences, ...)',
+}
+
+const tokenSource: SchemaNode = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['header'],
+  properties: {
+    header: HEADER_NAME,
+    // A prefix ends up compared against a header value, which cannot hold CR or LF (RFC 9110 §5.5).
+    prefix: { type: 'string', pattern: '^[^\\r\\n]*$', default: '', [EXPECTED]: 'a prefix on one line, like "Bearer "' },
+  },
+  [EXPECTED]: 'a token source like {header: Authorization, prefix: "Bearer "}',
+}
+
+const route: SchemaNode = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'path'],
+  properties: {
+    name: NAME,
+    path: { type: 'string', minLength: 1, [EXPECTED]: 'a path like /healthz or /api/**' },
+    methods: {
+      type: 'array',
+      items: { type: 'string', minLength: 1, [EXPECTED]: 'an HTTP method like GET' },
+      default: [],
+      [EXPECTED]: 'a list of HTTP methods like [GET, POST] (empty means any)',
+    },
+    auth: oneOf(['required', 'optional', 'none'], 'required'),
+  },
+  [EXPECTED]: 'a route (a map with name, path, methods and auth)',
+}
+
+/**
+ * The schema of the whole file. Plain data: load.ts compiles it once with
+ * `allErrors` and `useDefaults`; the README's config reference mirrors it.
+ */
+export const configSchema: SchemaNode & { readonly $schema: string } = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  type: 'object',
+  additionalProperties: false,
+  required: ['upstream', 'issuers', 'routes'],
+  properties: {
+    listen: listen('0.0.0.0:8080'),
+    upstream: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url'],
+      properties: {
+        url: URL_STRING,
+        timeout: duration('30s'),
+        xForwarded: oneOf(['append', 'replace'], 'append'),
+      },
+      [EXPECTED]: 'a map with url, timeout and xForwarded',
+    },
+    admin: settings('a map with listen', { listen: listen('0.0.0.0:9901') }),
+    issuers: { type: 'array', minItems: 1, items: issuer, [EXPECTED]: 'at least one issuer' },
+    tokens: settings('a map with from, clockSkew and maxBytes', {
+      from: {
+        type: 'array',
+        minItems: 1,
+        items: tokenSource,
+        // RFC 6750 §2.1: the bearer token travels in Authorization with the Bearer scheme.
+        default: [{ header: 'Authorization', prefix: 'Bearer ' }],
+        [EXPECTED]: 'a non-empty list of token sources',
+      },
+      clockSkew: duration('60s'),
+      maxBytes: size('8KiB'),
+    }),
+    identity: settings('a map with headers, strip and forwardToken', {
+      headers: {
+        type: 'object',
+        additionalProperties: { type: 'string', minLength: 1, [EXPECTED]: 'a claim name like sub' },
+        default: {},
+        [EXPECTED]: 'a map of upstream header name to claim name',
+      },
+      strip: {
+        type: 'array',
+        items: { type: 'string', minLength: 1, [EXPECTED]: 'a header name or a pattern with *' },
+        default: [],
+        [EXPECTED]: 'a list of header names or patterns with *',
+      },
+      forwardToken: boolean(true),
+    }),
+    routes: { type: 'array', minItems: 1, items: route, [EXPECTED]: 'at least one route' },
+    log: settings('a map with level and access', {
+      level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+      access: boolean(true),
+    }),
+  },
+  [EXPECTED]: 'a map of settings (listen, upstream, admin, issuers, tokens, identity, routes, log)',
+}

@@ -1,0 +1,115 @@
+/**
+ * The resolved, validated, deep-frozen configuration every unit is built from.
+ *
+ * It mirrors the YAML file key for key (see config/schema.ts and the README's config
+ * reference), with every default filled in and every unit normalised:
+ * durations are milliseconds, sizes are bytes, listen addresses are split.
+ */
+
+/** Algorithms the sidecar can verify. Symmetric algorithms and `none` are never accepted. */
+export const SUPPORTED_ALGORITHMS = [
+  'RS256', 'RS384', 'RS512',
+  'PS256', 'PS384', 'PS512',
+  'ES256', 'ES384', 'ES512',
+  'EdDSA',
+] as const
+export type Algorithm = (typeof SUPPORTED_ALGORITHMS)[number]
+
+export interface ListenAddress {
+  readonly host: string
+  readonly port: number
+}
+
+export interface FetchSettings {
+  /** ms; one JWKS GET, connect to last byte. */
+  readonly timeout: number
+  /** bytes; a larger response body is refused. */
+  readonly maxBytes: number
+}
+
+export interface RefreshSettings {
+  /** ms; fixed interval between background refreshes. */
+  readonly interval: number
+  /** ms; at most one unknown-kid refetch per issuer within this window. */
+  readonly unknownKidCooldown: number
+  /** ms; how long a request waits for an unknown-kid refetch before failing with unknown_kid. */
+  readonly unknownKidWait: number
+}
+
+export interface IssuerConfig {
+  /** Label in logs and metrics: [a-z0-9_-]+, unique. */
+  readonly name: string
+  /** Exact `iss` value. */
+  readonly issuer: string
+  readonly jwksUri: string
+  /** The token's `aud` must contain at least one of these. */
+  readonly audiences: readonly string[]
+  readonly algorithms: readonly Algorithm[]
+  /** Plain http: is only allowed for loopback hosts unless this is true. */
+  readonly allowInsecureHttp: boolean
+  readonly fetch: FetchSettings
+  readonly refresh: RefreshSettings
+}
+
+export interface HeaderTokenSource {
+  readonly header: string
+  /** Compared case-insensitively (RFC 7235 §2.1: the auth-scheme is case-insensitive). */
+  readonly prefix: string
+}
+export type TokenSource = HeaderTokenSource
+
+export interface TokensConfig {
+  readonly from: readonly TokenSource[]
+  /** ms of tolerance on exp/nbf. */
+  readonly clockSkew: number
+  /** bytes; a longer token is rejected before it is parsed. */
+  readonly maxBytes: number
+}
+
+export interface IdentityConfig {
+  /** upstream header name (as written in the file) -> claim name. */
+  readonly headers: Readonly<Record<string, string>>
+  /** Header names or `*` patterns removed from every incoming request, case-insensitively. */
+  readonly strip: readonly string[]
+  /** Keep the token's header for the upstream. */
+  readonly forwardToken: boolean
+}
+
+export type AuthMode = 'required' | 'optional' | 'none'
+
+export interface RouteConfig {
+  /** Label in logs and metrics: [a-z0-9_-]+, unique. */
+  readonly name: string
+  /** `/exact`, `/prefix/**`, or a glob where `*` matches one segment. */
+  readonly path: string
+  /** Upper-case methods; empty = any. */
+  readonly methods: readonly string[]
+  readonly auth: AuthMode
+}
+
+export interface UpstreamConfig {
+  readonly url: string
+  /** ms until the upstream's response headers (and between body chunks). */
+  readonly timeout: number
+  /** `append`: keep the client's X-Forwarded-* and append; `replace`: the sidecar's view only. */
+  readonly xForwarded: 'append' | 'replace'
+}
+
+export interface LogConfig {
+  readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  /** One line per proxied request. */
+  readonly access: boolean
+}
+
+export interface SidecarConfig {
+  /** The file this config came from (for messages). */
+  readonly source: string
+  readonly listen: ListenAddress
+  readonly upstream: UpstreamConfig
+  readonly admin: { readonly listen: ListenAddress }
+  readonly issuers: readonly IssuerConfig[]
+  readonly tokens: TokensConfig
+  readonly identity: IdentityConfig
+  readonly routes: readonly RouteConfig[]
+  readonly log: LogConfig
+}

@@ -1,0 +1,93 @@
+/**
+ * Strip before you add. Every inbound header a client could use to impersonate a verified
+ * identity is removed before anything else runs, on every route (auth: none included);
+ * only then are the verified identity headers set on the upstream request.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import type { IdentityConfig } from '../config/types.ts'
+import type { Claims } from '../verify/verifier.ts'
+
+/** RFC 9110 §7.6.1 (was RFC 7230 §6.1) hop-by-hop headers, plus the legacy Proxy-Connection. */
+export const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
+  'te', 'trailer', 'transfer-encoding', 'upgrade',
+])
+
+export interface HeaderPolicy {
+  /** Deletes spoofable identity headers from the inbound request, in place. */
+  stripInbound(headers: IncomingHttpHeaders): void
+  /** Sets the verified identity headers on an outbound header object (a copy). */
+  setIdentity(out: Record<string, string | string[] | undefined>, claims: Claims): void
+  /** Lower-cased upstream identity header names (always stripped). */
+  readonly identityNames: readonly string[]
+}
+
+function patternToRegExpSource(p: string): string {
+  return p.toLowerCase().split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')
+}
+
+/**
+ * @example
+ * const h = createHeaderPolicy(config.identity)
+ * h.stripInbound(req.headers)            // X-Auth-* gone
+ * h.setIdentity(outHeaders, verified)    // x-auth-subject: <sub>
+ */
+export function createHeaderPolicy(identity: IdentityConfig): HeaderPolicy {
+  const mapping = Object.entries(identity.headers).map(([header, claim]) => ({ name: header.toLowerCase(), claim }))
+  const identityNames = mapping.map((m) => m.name)
+  const exact = new Set<string>(identityNames)
+  const patterns: string[] = []
+  for (const s of identity.strip) {
+    if (s.includes('*')) patterns.push(patternToRegExpSource(s))
+    else exact.add(s.toLowerCase())
+  }
+  const re = patterns.length > 0 ? new RegExp(`^(?:${patterns.join('|')})$`) : undefined
+
+  return {
+    identityNames,
+    stripInbound(headers) {
+      // Node lower-cases header names, so exact lookups need no case folding here.
+      for (const name in headers) {
+        if (exact.has(name) || (re !== undefined && re.test(name))) delete headers[name]
+      }
+    },
+    setIdentity(out, claims) {
+      for (const m of mapping) {
+        const v = formatClaim(claims[m.claim])
+        if (v !== undefined) out[m.name] = v
+      }
+    },
+  }
+}
+
+/**
+ * Claim value → header value. Strings as they are, numbers and booleans as text, arrays
+ * joined with ",", objects as JSON. A value that is not plain printable ASCII (CR, LF, NUL,
+ * non-ASCII…) is sent as an RFC 8187 ext-value, `UTF-8''` + percent-encoded UTF-8, so it
+ * can neither split the header nor be read two ways.
+ */
+export function formatClaim(value: unknown): string | undefined {
+  let s: string
+  if (value === undefined || value === null) return undefined
+  if (typeof value === 'string') s = value
+  else if (typeof value === 'number' || typeof value === 'boolean') s = String(value)
+  else if (Array.isArray(value)) s = value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(',')
+  else s = JSON.stringify(value)
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c > 0x7e) return encodeExtValue(s)
+  }
+  return s
+}
+
+// RFC 8187 §3.2.1 attr-char: ALPHA / DIGIT / "!" "#" "$" "&" "+" "-" "." "^" "_" "`" "|" "~"
+const ATTR_CHAR = /[A-Za-z0-9!#$&+\-.^_`|~]/
+
+function encodeExtValue(s: string): string {
+  let out = "UTF-8''"
+  for (const byte of Buffer.from(s, 'utf8')) {
+    const ch = String.fromCharCode(byte)
+    out += byte < 0x80 && ATTR_CHAR.test(ch) ? ch : '%' + byte.toString(16).toUpperCase().padStart(2, '0')
+  }
+  return out
+}

@@ -1,0 +1,40 @@
+/**
+ * Denial responses, precomputed per reason: RFC 6750 §3 challenges and a small JSON body
+ * that names the reason and never echoes the token.
+ */
+import { REASONS } from '../verify/reasons.ts'
+import type { Reason } from '../verify/reasons.ts'
+
+export interface Denial {
+  readonly status: number
+  readonly body: string
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/** Seconds a client should wait when the sidecar itself cannot verify (keys_unavailable). */
+export const RETRY_AFTER_SECONDS = 5
+
+const REALM = 'jwt-sidecar'
+
+function build(reason: Reason): Denial {
+  const { status, error } = REASONS[reason]
+  const headers: Record<string, string> = {
+    'content-type': 'application/json; charset=utf-8',
+    // Auth failures must not be cached by intermediaries (RFC 6749 §5.2 does the same).
+    'cache-control': 'no-store',
+  }
+  if (status === 401 || status === 400) {
+    // RFC 6750 §3.1: with no token at all, the challenge carries no error attribute.
+    headers['www-authenticate'] = error === undefined
+      ? `Bearer realm="${REALM}"`
+      : `Bearer realm="${REALM}", error="${error}", error_description="${reason}"`
+  }
+  if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS)
+  return { status, headers, body: JSON.stringify({ error: error ?? 'invalid_token', reason }) }
+}
+
+const DENIALS = Object.fromEntries((Object.keys(REASONS) as Reason[]).map((r) => [r, build(r)])) as Record<Reason, Denial>
+
+export function denial(reason: Reason): Denial {
+  return DENIALS[reason]
+}

@@ -1,0 +1,254 @@
+/**
+ * The data-plane server: fastify + @fastify/http-proxy. Authentication runs in `onRequest`,
+ * before any body is read, so a rejected request never reaches the upstream and its body is
+ * never buffered. Bodies of admitted requests are streamed (http-proxy's pass-through parser).
+ */
+import { LogController, fastify } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fastifyHttpProxy from '@fastify/http-proxy'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import type { SidecarConfig } from '../config/types.ts'
+import type { Metrics, Outcome } from '../observe/metrics.ts'
+import { UNMATCHED_ROUTE } from '../observe/metrics.ts'
+import type { Logger } from '../observe/log.ts'
+import { checkPath } from '../policy/routes.ts'
+import type { RouteMatcher } from '../policy/routes.ts'
+import type { TokenExtractor } from '../verify/extract.ts'
+import type { Reason } from '../verify/reasons.ts'
+import type { Claims, Verifier, VerifyResult } from '../verify/verifier.ts'
+import { HOP_BY_HOP } from './headers.ts'
+import type { HeaderPolicy } from './headers.ts'
+import { denial } from './respond.ts'
+
+/** What the auth step decided, kept on the request for the proxy step and the access log. */
+export interface RequestAuth {
+  route: string
+  outcome: Outcome
+  reason: Reason | 'none'
+  issuer: string | undefined
+  claims: Claims | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    auth: RequestAuth | null
+  }
+}
+
+export interface ProxyServerDeps {
+  readonly verifier: Verifier
+  readonly routes: RouteMatcher
+  readonly headers: HeaderPolicy
+  readonly extractor: TokenExtractor
+  readonly metrics: Metrics
+  readonly log: Logger
+}
+
+/** The parts of a request the upstream-bound header rewrites read (HTTP and websocket alike). */
+interface UpstreamBoundRequest {
+  readonly headers: IncomingHttpHeaders
+  readonly socket: Socket
+  readonly auth: RequestAuth | null
+}
+
+const WS_CLIENT_DROP = new Set(['host', 'content-length', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol'])
+
+/**
+ * @example
+ * const server = createProxyServer(config, { verifier, routes, headers, extractor, metrics, log })
+ * await server.listen({ host: '0.0.0.0', port: 8080 })
+ */
+export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps): FastifyInstance {
+  const { verifier, routes, headers: headerPolicy, extractor, metrics, log } = deps
+  const tokenHeaders = config.tokens.from.map((s) => s.header.toLowerCase())
+  const { forwardToken } = config.identity
+  const accessLog = config.log.access
+
+  // Widen pino's Logger to fastify's logger type so the instance type stays the default one.
+  const loggerInstance: FastifyBaseLogger = log
+  const app = fastify({
+    loggerInstance,
+    // We write our own access line (onResponse) with route, outcome and reason instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    // While closing, new requests get 503 rather than hanging on a draining server.
+    return503OnClosing: true,
+    // Defaults made explicit: we never trust client X-Forwarded-* for our own decisions.
+    trustProxy: false,
+  })
+  app.decorateRequest('auth', null)
+
+  function deny(request: FastifyRequest, reply: FastifyReply, route: string, reason: Reason, issuer?: string): void {
+    const d = denial(reason)
+    request.auth = { route, outcome: reason === 'internal_error' || reason === 'keys_unavailable' ? 'error' : 'denied', reason, issuer, claims: undefined }
+    void reply.code(d.status).headers(d.headers).send(d.body)
+  }
+
+  function admit(request: FastifyRequest, route: string, outcome: Outcome, issuer: string | undefined, claims: Claims | undefined): void {
+    request.auth = { route, outcome, reason: 'none', issuer, claims }
+    // A hijacked websocket never reaches onResponse: count it when it is admitted.
+    if (request.headers.upgrade !== undefined) record(request, 101)
+  }
+
+  function settle(request: FastifyRequest, reply: FastifyReply, route: string, result: VerifyResult, started: number): void {
+    if (result.issuer !== undefined || result.ok) {
+      metrics.verification(result.ok ? result.issuer.name : result.issuer!, (performance.now() - started) / 1000)
+    }
+    if (result.ok) admit(request, route, 'allowed', result.issuer.name, result.claims)
+    else {
+      if (log.isLevelEnabled('debug')) log.debug({ event: 'auth.denied', route, reason: result.reason, issuer: result.issuer, detail: result.detail }, 'token rejected')
+      deny(request, reply, route, result.reason, result.issuer)
+    }
+  }
+
+  // Strip → route → extract → verify. Callback style: the common path allocates no promise.
+  app.addHook('onRequest', (request, reply, done) => {
+    try {
+      // Strip before anything else, on every route (auth: none included).
+      headerPolicy.stripInbound(request.headers)
+      const url = request.url
+      const q = url.indexOf('?')
+      const path = q < 0 ? url : url.slice(0, q)
+      if (checkPath(path) !== undefined) return deny(request, reply, UNMATCHED_ROUTE, 'invalid_request')
+      const route = routes.match(request.method, path)
+      if (route === undefined) return deny(request, reply, UNMATCHED_ROUTE, 'no_route')
+      if (route.auth === 'none') {
+        admit(request, route.name, 'anonymous', undefined, undefined)
+        return done()
+      }
+      const found = extractor.extract(request.headers, request.raw.rawHeaders)
+      if (found.kind === 'invalid') return deny(request, reply, route.name, 'invalid_request')
+      if (found.kind === 'none') {
+        if (route.auth === 'optional') {
+          admit(request, route.name, 'anonymous', undefined, undefined)
+          return done()
+        }
+        return deny(request, reply, route.name, 'missing_token')
+      }
+      const started = performance.now()
+      const result = verifier.verify(found.token)
+      if (result instanceof Promise) {
+        result.then(
+          (r) => {
+            settle(request, reply, route.name, r, started)
+            if (r.ok) done()
+          },
+          (err: unknown) => {
+            log.error({ event: 'auth.error', err }, 'verification failed internally')
+            deny(request, reply, route.name, 'internal_error')
+          },
+        )
+        return undefined
+      }
+      settle(request, reply, route.name, result, started)
+      if (result.ok) done()
+      return undefined
+    } catch (err) {
+      // Fail closed: an internal error never lets a request through unverified.
+      log.error({ event: 'auth.error', err }, 'authentication step failed internally')
+      return deny(request, reply, request.auth?.route ?? UNMATCHED_ROUTE, 'internal_error')
+    }
+  })
+
+  function record(request: FastifyRequest, status: number): void {
+    const a = request.auth
+    const route = a?.route ?? UNMATCHED_ROUTE
+    const outcome = a?.outcome ?? 'error'
+    const reason = a?.reason ?? 'none'
+    metrics.request(route, outcome, reason)
+    if (accessLog) {
+      const url = request.url
+      const q = url.indexOf('?')
+      // The query string is never logged: a token or other secret may ride in it.
+      log.info({
+        event: 'http.access', reqId: request.id, method: request.method, path: q < 0 ? url : url.slice(0, q),
+        route, outcome, reason, issuer: a?.issuer, status,
+      }, 'request')
+    }
+  }
+
+  app.addHook('onResponse', (request, reply, done) => {
+    record(request, reply.statusCode)
+    done()
+  })
+
+  function forwardedHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {
+    const ip = request.socket.remoteAddress ?? ''
+    const inbound = request.headers
+    const append = config.upstream.xForwarded === 'append'
+    const xff = append ? inbound['x-forwarded-for'] : undefined
+    out['x-forwarded-for'] = xff === undefined || xff === '' ? ip : `${String(xff)}, ${ip}`
+    const proto = 'encrypted' in request.socket && request.socket.encrypted === true ? 'https' : 'http'
+    out['x-forwarded-proto'] = append && inbound['x-forwarded-proto'] !== undefined ? inbound['x-forwarded-proto'] : proto
+    const host = append && inbound['x-forwarded-host'] !== undefined ? inbound['x-forwarded-host'] : inbound.host
+    if (host !== undefined) out['x-forwarded-host'] = host
+    else delete out['x-forwarded-host']
+  }
+
+  function identityHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {
+    const claims = request.auth?.claims
+    if (claims !== undefined) headerPolicy.setIdentity(out, claims)
+    if (!forwardToken) for (const h of tokenHeaders) delete out[h]
+  }
+
+  void app.register(fastifyHttpProxy, {
+    upstream: config.upstream.url,
+    websocket: true,
+    disableRequestLogging: true,
+    replyOptions: {
+      timeout: config.upstream.timeout,
+      rewriteRequestHeaders(request, headers) {
+        const out = headers as Record<string, string | string[] | undefined>
+        // reply-from already dropped Connection and the headers it names; drop the rest of
+        // the hop-by-hop set (RFC 9110 §7.6.1) so nothing meant for us reaches the app.
+        for (const h of HOP_BY_HOP) delete out[h]
+        forwardedHeaders(request, out)
+        identityHeaders(request, out)
+        return out
+      },
+      onError(reply, { error }) {
+        const kind = classifyUpstreamError(error)
+        metrics.upstreamError(kind)
+        const reason: Reason = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable'
+        const request = reply.request
+        if (request.auth !== null) {
+          request.auth.outcome = 'error'
+          request.auth.reason = reason
+        }
+        log.warn({ event: 'upstream.error', reqId: request.id, kind, code: errorCode(error) }, 'upstream request failed')
+        const d = denial(reason)
+        void reply.code(d.status).headers(d.headers).send(d.body)
+      },
+    },
+    // http-proxy's typings lag its code: wsClientOptions.rewriteRequestHeaders exists (index.js).
+    wsClientOptions: {
+      rewriteRequestHeaders(_headers: unknown, request: UpstreamBoundRequest) {
+        const out: Record<string, string | string[] | undefined> = {}
+        for (const name in request.headers) {
+          if (!HOP_BY_HOP.has(name) && !WS_CLIENT_DROP.has(name)) out[name] = request.headers[name]
+        }
+        forwardedHeaders(request, out)
+        identityHeaders(request, out)
+        return out
+      },
+    } as object,
+  })
+
+  return app
+}
+
+function errorCode(error: unknown): string | undefined {
+  const e = error as { code?: unknown; cause?: { code?: unknown } } | null
+  const code = e?.cause?.code ?? e?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+/** reply-from's error → our closed set of upstream failure kinds. */
+export function classifyUpstreamError(error: unknown): 'connect' | 'timeout' | 'reset' {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode
+  const code = errorCode(error) ?? ''
+  if (status === 504 || code.includes('TIMEOUT')) return 'timeout'
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'reset'
+  return 'connect'
+}

@@ -1,0 +1,39 @@
+/**
+ * The closed set of reasons a request is not forwarded. One code is used alike in the
+ * response body, the WWW-Authenticate header, the access log and the metrics label, so an
+ * operator can go from a user's error to a dashboard without translation (the style of
+ * jose's JOSEErrorCode and fastify's FST_ERR_*: stable codes, never branch on messages).
+ */
+
+export const REASONS = {
+  // RFC 6750 §3.1: a request without a token gets a challenge with no `error` attribute.
+  missing_token: { status: 401, error: undefined, description: 'no bearer token in the request' },
+  malformed: { status: 401, error: 'invalid_token', description: 'the token is not a well-formed compact JWS' },
+  unknown_issuer: { status: 401, error: 'invalid_token', description: 'the token issuer is not trusted' },
+  alg_not_allowed: { status: 401, error: 'invalid_token', description: 'the signing algorithm is not allowed for this issuer' },
+  unknown_kid: { status: 401, error: 'invalid_token', description: 'no key with this key id for this issuer' },
+  bad_signature: { status: 401, error: 'invalid_token', description: 'the signature does not verify' },
+  expired: { status: 401, error: 'invalid_token', description: 'the token has expired' },
+  not_yet_valid: { status: 401, error: 'invalid_token', description: 'the token is not valid yet' },
+  bad_audience: { status: 401, error: 'invalid_token', description: 'the token is not meant for this audience' },
+  missing_claim: { status: 401, error: 'invalid_token', description: 'a required claim is missing or has the wrong type' },
+  // RFC 6750 §3.1 `invalid_request`: the request itself is ambiguous.
+  invalid_request: { status: 400, error: 'invalid_request', description: 'the request carries its credentials ambiguously' },
+  // Authorization, not authentication: no route rule admits the request.
+  no_route: { status: 403, error: 'access_denied', description: 'no route rule admits this request' },
+  // The sidecar's own fault, not the client's: 503 with Retry-After (RFC 9110 §15.6.4).
+  keys_unavailable: { status: 503, error: 'temporarily_unavailable', description: 'the issuer keys are not available' },
+  internal_error: { status: 500, error: 'server_error', description: 'internal error' },
+  // Proxy outcomes after a request was admitted.
+  upstream_unavailable: { status: 502, error: 'bad_gateway', description: 'the upstream could not be reached' },
+  upstream_timeout: { status: 504, error: 'gateway_timeout', description: 'the upstream did not answer in time' },
+} as const satisfies Record<string, { status: number; error: string | undefined; description: string }>
+
+export type Reason = keyof typeof REASONS
+
+/** Reasons that describe a bad or missing token (401 with a Bearer challenge). */
+export type TokenReason = {
+  [R in Reason]: (typeof REASONS)[R]['status'] extends 401 ? R : never
+}[Reason]
+
+export const REASON_CODES = Object.keys(REASONS) as readonly Reason[]

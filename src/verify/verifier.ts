@@ -1,0 +1,127 @@
+/**
+ * issuer by `iss` → key by `kid` from that issuer only → signature → claims.
+ * Free of fastify and prom-client: it returns a result; proxy/ and observe/ adapt it.
+ */
+import { SUPPORTED_ALGORITHMS } from '../config/types.ts'
+import type { Algorithm, IssuerConfig } from '../config/types.ts'
+import type { KeyResult, KeyStore } from '../keys/types.ts'
+import type { TokenReason } from './reasons.ts'
+import { parseCompactJws } from './token.ts'
+import type { ParsedToken } from './token.ts'
+import { verifySignature } from './signature.ts'
+
+export type Claims = Readonly<Record<string, unknown>>
+
+export type VerifyResult =
+  | { readonly ok: true; readonly issuer: IssuerConfig; readonly claims: Claims; readonly kid: string | undefined }
+  | {
+      readonly ok: false
+      readonly reason: TokenReason | 'keys_unavailable'
+      /** Configured issuer name once `iss` matched one; a closed-set label. */
+      readonly issuer: string | undefined
+      /** For logs only: never contains token material beyond header field names. */
+      readonly detail: string
+    }
+
+export interface VerifierOptions {
+  readonly issuers: readonly IssuerConfig[]
+  /** ms */
+  readonly clockSkew: number
+  /** bytes */
+  readonly maxBytes: number
+}
+
+export interface VerifierDeps {
+  readonly keys: KeyStore
+  /** epoch ms */
+  readonly now?: () => number
+}
+
+export interface Verifier {
+  /** Synchronous when the key is cached (the common case); a promise only while an unknown-kid refetch runs. */
+  verify(token: string): VerifyResult | Promise<VerifyResult>
+}
+
+const SUPPORTED = new Set<string>(SUPPORTED_ALGORITHMS)
+
+interface IssuerEntry {
+  readonly config: IssuerConfig
+  readonly allowed: ReadonlySet<string>
+  readonly audiences: ReadonlySet<string>
+  readonly keys: NonNullable<ReturnType<KeyStore['issuer']>>
+}
+
+/**
+ * @example
+ * const verifier = createVerifier({ issuers: config.issuers, clockSkew: 60_000, maxBytes: 8192 }, { keys })
+ * const r = await verifier.verify(token)
+ * if (!r.ok) reply.code(401) // r.reason is one of REASONS
+ */
+export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Verifier {
+  const now = deps.now ?? Date.now
+  const skewSec = options.clockSkew / 1000
+  const byIss = new Map<string, IssuerEntry>()
+  for (const config of options.issuers) {
+    const keys = deps.keys.issuer(config.name)
+    if (keys === undefined) throw new Error(`key store has no issuer named ${config.name}`)
+    byIss.set(config.issuer, { config, keys, allowed: new Set(config.algorithms), audiences: new Set(config.audiences) })
+  }
+
+  function fail(reason: TokenReason | 'keys_unavailable', issuer: string | undefined, detail: string): VerifyResult {
+    return { ok: false, reason, issuer, detail }
+  }
+
+  function finish(entry: IssuerEntry, token: ParsedToken, alg: Algorithm, lookup: KeyResult): VerifyResult {
+    const name = entry.config.name
+    if (!lookup.ok) return fail(lookup.reason, name, `key lookup: ${lookup.reason}`)
+    if (!verifySignature(alg, lookup.key.key, token.signingInput, token.signature)) {
+      return fail('bad_signature', name, 'signature does not verify')
+    }
+    return checkClaims(entry, token)
+  }
+
+  // RFC 7519 §4.1: after the signature holds, the registered claims.
+  function checkClaims(entry: IssuerEntry, token: ParsedToken): VerifyResult {
+    const name = entry.config.name
+    const { exp, nbf, iat, aud } = token.payload
+    // exp is required: a token that never expires cannot be revoked by time.
+    if (exp === undefined) return fail('missing_claim', name, '"exp" is missing')
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) return fail('malformed', name, '"exp" is not a NumericDate')
+    if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) return fail('malformed', name, '"nbf" is not a NumericDate')
+    if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat))) return fail('malformed', name, '"iat" is not a NumericDate')
+    const t = now() / 1000
+    // RFC 7519 §4.1.4: the current time must be before exp; skew widens the window.
+    if (t >= exp + skewSec) return fail('expired', name, 'exp is in the past')
+    if (nbf !== undefined && t + skewSec < nbf) return fail('not_yet_valid', name, 'nbf is in the future')
+    if (!audienceMatches(entry.audiences, aud)) return fail('bad_audience', name, 'aud matches no configured audience')
+    return { ok: true, issuer: entry.config, claims: token.payload, kid: token.header.kid }
+  }
+
+  return {
+    verify(raw) {
+      const parsed = parseCompactJws(raw, options.maxBytes)
+      if (!parsed.ok) return fail(parsed.reason, undefined, parsed.detail)
+      const token = parsed.token
+      const iss = token.payload.iss
+      if (typeof iss !== 'string') return fail('unknown_issuer', undefined, '"iss" is missing or not a string')
+      // Exact match (RFC 7519 §4.1.1 is case-sensitive); an unknown iss never causes a fetch.
+      const entry = byIss.get(iss)
+      if (entry === undefined) return fail('unknown_issuer', undefined, 'iss matches no configured issuer')
+      const alg = token.header.alg
+      // The allowlist is checked before any key is touched: alg confusion (HS256 signed with
+      // an RSA public key, `none`) never reaches a verification primitive.
+      if (!SUPPORTED.has(alg) || !entry.allowed.has(alg)) return fail('alg_not_allowed', entry.config.name, 'alg is not in the allowlist')
+      const lookup = entry.keys.getKey(token.header.kid, alg as Algorithm)
+      if (lookup instanceof Promise) return lookup.then((r) => finish(entry, token, alg as Algorithm, r))
+      return finish(entry, token, alg as Algorithm, lookup)
+    },
+  }
+}
+
+function audienceMatches(allowed: ReadonlySet<string>, aud: unknown): boolean {
+  // RFC 7519 §4.1.3: aud is a string or an array of strings; one match is enough.
+  if (typeof aud === 'string') return allowed.has(aud)
+  if (!Array.isArray(aud)) return false
+  for (const a of aud) if (typeof a === 'string' && allowed.has(a)) return true
+  return false
+}

@@ -1,0 +1,128 @@
+/**
+ * The CLI as a user runs it: real processes from the built dist/ (npm test builds first).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const cli = join(root, 'dist', 'src', 'cli.js')
+const run = promisify(execFile)
+
+function requireBuild(): void {
+  assert.ok(existsSync(cli), `${cli} is missing: run \`npm run build\` (npm test does it first)`)
+}
+
+async function cliRun(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { cwd: root, env: { PATH: process.env.PATH ?? '', ...env } })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+test('check-config: a valid file exits 0 with a one-line summary', async () => {
+  requireBuild()
+  const r = await cliRun(['check-config', '--config', 'config/sidecar.yaml'])
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout, /^config\/sidecar\.yaml: OK: 1 issuer\(s\) \(corp\), \d+ route\(s\), listen .+ -> http.+\n$/)
+})
+
+test('check-config: every error is printed with file:line path, exit 1', async () => {
+  requireBuild()
+  const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-cli-'))
+  const file = join(dir, 'bad.yaml')
+  writeFileSync(file, [
+    'listen: 0.0.0.0:8080',
+    'upstream:',
+    '  url: http://127.0.0.1:3000',
+    'issuers:',
+    '  - name: corp',
+    '    issuer: https://idp.example.com',
+    '    jwksUri: https://idp.example.com/certs',
+    '    audiences: []',
+    'tokens:',
+    '  clockSkew: 60',
+    'routes:',
+    '  - name: default',
+    '    path: /**',
+    '    auht: required',
+    '',
+  ].join('\n'))
+  const r = await cliRun(['check-config', '--config', file])
+  assert.equal(r.code, 1)
+  assert.equal(r.stdout, '')
+  assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:8 issuers\\[0\\]\\.audiences: `))
+  assert.match(r.stderr, /:10 tokens\.clockSkew: /)
+  assert.match(r.stderr, /:14 routes\[0\]\.auht: unknown key/)
+  assert.match(r.stderr, /3 error\(s\) in /)
+})
+
+test('check-config: the config file comes from JWT_SIDECAR_CONFIG when --config is absent', async () => {
+  requireBuild()
+  const r = await cliRun(['check-config'], { JWT_SIDECAR_CONFIG: 'config/does-not-exist.yaml' })
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /config\/does-not-exist\.yaml: cannot read the file/)
+})
+
+test('usage errors exit 2', async () => {
+  requireBuild()
+  const r = await cliRun(['frobnicate'])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /unknown command: frobnicate/)
+})
+
+test('demo: prints three curl commands that give 200 (with identity headers), 401 and 401; SIGTERM stops it', { timeout: 60_000 }, async () => {
+  requireBuild()
+  const child = spawn(process.execPath, [cli, 'demo'], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', DEMO_PORT: '0', DEMO_ADMIN_PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`demo did not start:\n${out}\n${err}`)), 30_000)
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString()
+        if (out.includes('Stop the demo')) {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      child.on('exit', (code) => reject(new Error(`demo exited ${code}:\n${out}\n${err}`)))
+    })
+    const curls = out.split('\n').filter((l) => l.startsWith('curl '))
+    assert.equal(curls.length, 3, out)
+    const results: Array<{ status: string; body: string }> = []
+    for (const cmd of curls) {
+      // Run each command exactly as printed, as a shell would, adding only a status trailer.
+      const { stdout } = await run('bash', ['-c', `${cmd} -o - -w '\\n%{http_code}'`])
+      const i = stdout.lastIndexOf('\n')
+      results.push({ body: stdout.slice(0, i), status: stdout.slice(i + 1) })
+    }
+    assert.deepEqual(results.map((r) => r.status), ['200', '401', '401'])
+    const echoed = JSON.parse(results[0]!.body) as { headers: Record<string, string> }
+    assert.equal(echoed.headers['x-auth-subject'], 'alice')
+    assert.match(echoed.headers['x-auth-issuer']!, /^http:\/\/127\.0\.0\.1:\d+$/)
+    assert.equal(echoed.headers.authorization, undefined, 'the demo config does not forward the token')
+    assert.match(results[1]!.body, /WWW-Authenticate: Bearer realm="jwt-sidecar"\r?\n/i)
+    assert.match(results[2]!.body, /"reason":"bad_signature"/)
+  } finally {
+    child.kill('SIGTERM')
+  }
+  const code = await new Promise<number | null>((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode)
+    else child.on('exit', (c) => resolve(c))
+  })
+  assert.equal(code, 0, err)
+})

@@ -1,0 +1,707 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
+import { interpolateString } from '../../src/config/interpolate.ts'
+import { ConfigError, loadConfig, parseConfig, resolveConfigPath, type ConfigIssue } from '../../src/config/load.ts'
+import type { SidecarConfig } from '../../src/config/types.ts'
+import { MAX_DURATION_MS, parseDuration, parseListen, parseSize, UnitError } from '../../src/config/units.ts'
+
+const EXAMPLE = fileURLToPath(new URL('../../config/sidecar.yaml', import.meta.url))
+
+/** Lines 1..10; tests append to it, so line numbers below count from here. */
+const MINIMAL = `upstream:
+  url: http://127.0.0.1:3000
+issuers:
+  - name: corp
+    issuer: https://idp.example.com/realms/corp
+    jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs
+    audiences: [orders-api]
+routes:
+  - name: default
+    path: /**
+`
+
+function configError(text: string, env: Record<string, string> = {}): ConfigError {
+  try {
+    parseConfig(text, 'test.yaml', env)
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`)
+    return err
+  }
+  assert.fail('expected the config to be rejected')
+}
+
+/** The formatted lines of the error, which is what an operator sees. */
+function lines(text: string, env: Record<string, string> = {}): string[] {
+  return configError(text, env).message.split('\n')
+}
+
+function assertDeepFrozen(value: unknown, path = 'config'): void {
+  if (typeof value !== 'object' || value === null) return
+  assert.ok(Object.isFrozen(value), `${path} is not frozen`)
+  for (const [key, child] of Object.entries(value)) assertDeepFrozen(child, `${path}.${key}`)
+}
+
+void describe('parseConfig: a valid file', () => {
+  void it('fills every default and converts units', () => {
+    const config = parseConfig(MINIMAL, 'minimal.yaml', {})
+    const expected: SidecarConfig = {
+      source: 'minimal.yaml',
+      listen: { host: '0.0.0.0', port: 8080 },
+      upstream: { url: 'http://127.0.0.1:3000', timeout: 30_000, xForwarded: 'append' },
+      admin: { listen: { host: '0.0.0.0', port: 9901 } },
+      issuers: [
+        {
+          name: 'corp',
+          issuer: 'https://idp.example.com/realms/corp',
+          jwksUri: 'https://idp.example.com/realms/corp/protocol/openid-connect/certs',
+          audiences: ['orders-api'],
+          algorithms: ['RS256'],
+          allowInsecureHttp: false,
+          fetch: { timeout: 5000, maxBytes: 1024 * 1024 },
+          refresh: { interval: 300_000, unknownKidCooldown: 30_000, unknownKidWait: 2000 },
+        },
+      ],
+      tokens: { from: [{ header: 'Authorization', prefix: 'Bearer ' }], clockSkew: 60_000, maxBytes: 8192 },
+      identity: { headers: {}, strip: [], forwardToken: true },
+      routes: [{ name: 'default', path: '/**', methods: [], auth: 'required' }],
+      log: { level: 'info', access: true },
+    }
+    assert.deepEqual(config, expected)
+  })
+
+  void it('resolves a full file with every key set', () => {
+    const text = `listen: "[::1]:8443"
+upstream:
+  url: https://app.internal:8443/base
+  timeout: 1m30s
+  xForwarded: replace
+admin:
+  listen: 127.0.0.1:0
+issuers:
+  - name: corp
+    issuer: https://idp.example.com/realms/corp
+    jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs
+    audiences: [orders-api, billing]
+    algorithms: [RS256, ES256, EdDSA]
+    allowInsecureHttp: true
+    fetch:
+      timeout: 2500ms
+      maxBytes: 512KiB
+    refresh:
+      interval: 1h
+      unknownKidCooldown: 10s
+      unknownKidWait: 500ms
+tokens:
+  from:
+    - header: Authorization
+      prefix: "Bearer "
+    - header: X-Token
+  clockSkew: 30s
+  maxBytes: 16KB
+identity:
+  headers:
+    X-Auth-Subject: sub
+    X-Auth-Scopes: scope
+  strip: ["X-Auth-*", X-User]
+  forwardToken: false
+routes:
+  - name: health
+    path: /healthz
+    methods: [get, HEAD]
+    auth: none
+  - name: default
+    path: /**
+    auth: optional
+log:
+  level: debug
+  access: false
+`
+    const config = parseConfig(text, 'full.yaml', {})
+    assert.deepEqual(config.listen, { host: '::1', port: 8443 })
+    assert.deepEqual(config.upstream, { url: 'https://app.internal:8443/base', timeout: 90_000, xForwarded: 'replace' })
+    assert.deepEqual(config.admin, { listen: { host: '127.0.0.1', port: 0 } })
+    assert.deepEqual(config.issuers[0], {
+      name: 'corp',
+      issuer: 'https://idp.example.com/realms/corp',
+      jwksUri: 'https://idp.example.com/realms/corp/protocol/openid-connect/certs',
+      audiences: ['orders-api', 'billing'],
+      algorithms: ['RS256', 'ES256', 'EdDSA'],
+      allowInsecureHttp: true,
+      fetch: { timeout: 2500, maxBytes: 512 * 1024 },
+      refresh: { interval: 3_600_000, unknownKidCooldown: 10_000, unknownKidWait: 500 },
+    })
+    assert.deepEqual(config.tokens, {
+      from: [
+        { header: 'Authorization', prefix: 'Bearer ' },
+        { header: 'X-Token', prefix: '' },
+      ],
+      clockSkew: 30_000,
+      maxBytes: 16_000,
+    })
+    assert.deepEqual(config.identity, {
+      headers: { 'X-Auth-Subject': 'sub', 'X-Auth-Scopes': 'scope' },
+      strip: ['X-Auth-*', 'X-User'],
+      forwardToken: false,
+    })
+    assert.deepEqual(config.routes, [
+      { name: 'health', path: '/healthz', methods: ['GET', 'HEAD'], auth: 'none' },
+      { name: 'default', path: '/**', methods: [], auth: 'optional' },
+    ])
+    assert.deepEqual(config.log, { level: 'debug', access: false })
+  })
+
+  void it('is deeply frozen', () => {
+    const config = parseConfig(MINIMAL, 'minimal.yaml', {})
+    assertDeepFrozen(config)
+    // ESM is strict mode: writing to a frozen object throws instead of being ignored.
+    assert.throws(() => {
+      ;(config.issuers[0]!.fetch as { timeout: number }).timeout = 1
+    }, TypeError)
+    assert.throws(() => {
+      ;(config.routes as unknown[]).push({})
+    }, TypeError)
+  })
+
+  void it('accepts YAML anchors, aliases and merge keys', () => {
+    const text = `upstream:
+  url: http://127.0.0.1:3000
+x-defaults: &defaults
+  jwksUri: https://idp.example.com/certs
+  audiences: [orders-api]
+issuers:
+  - <<: *defaults
+    name: a
+    issuer: https://idp.example.com/a
+  - <<: *defaults
+    name: b
+    issuer: https://idp.example.com/b
+    audiences: [other]
+routes:
+  - name: default
+    path: /**
+`
+    // x-defaults is not a setting: the schema rejects it like any unknown key (line 3).
+    assert.deepEqual(lines(text), [
+      'test.yaml:3 x-defaults: unknown key (expected one of: listen, upstream, admin, issuers, tokens, identity, routes, log)',
+    ])
+    const anchored = `upstream:
+  url: http://127.0.0.1:3000
+issuers:
+  - &corp
+    name: a
+    issuer: https://idp.example.com/a
+    jwksUri: https://idp.example.com/certs
+    audiences: &auds [orders-api]
+  - <<: *corp
+    name: b
+    issuer: https://idp.example.com/b
+    audiences: *auds
+routes:
+  - name: default
+    path: /**
+`
+    const config = parseConfig(anchored, 'test.yaml', {})
+    assert.deepEqual(
+      config.issuers.map((i) => [i.name, i.issuer, i.jwksUri, i.audiences]),
+      [
+        ['a', 'https://idp.example.com/a', 'https://idp.example.com/certs', ['orders-api']],
+        ['b', 'https://idp.example.com/b', 'https://idp.example.com/certs', ['orders-api']],
+      ],
+    )
+  })
+
+  void it('accepts a plain-http jwksUri on loopback hosts', () => {
+    for (const host of ['127.0.0.1', '127.8.9.10', 'localhost', '[::1]']) {
+      const text = MINIMAL.replace(
+        'jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs',
+        `jwksUri: http://${host}:8081/certs`,
+      )
+      assert.equal(parseConfig(text, 'test.yaml', {}).issuers[0]!.jwksUri, `http://${host}:8081/certs`)
+    }
+  })
+
+  void it('accepts a non-loopback plain-http jwksUri with allowInsecureHttp: true', () => {
+    const text = MINIMAL.replace(
+      'jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs',
+      'jwksUri: http://idp.example.com/certs\n    allowInsecureHttp: true',
+    )
+    assert.equal(parseConfig(text, 'test.yaml', {}).issuers[0]!.allowInsecureHttp, true)
+  })
+})
+
+void describe('parseConfig: errors carry file, line and path', () => {
+  void it('rejects an unknown key at the key\'s own line, listing the known keys', () => {
+    const text = MINIMAL.replace('    audiences: [orders-api]', '    audiences: [orders-api]\n    audience: orders-api')
+    const err = configError(text)
+    assert.equal(
+      err.message,
+      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, jwksUri, audiences, algorithms, allowInsecureHttp, fetch, refresh)',
+    )
+    assert.deepEqual(err.issues, [
+      {
+        file: 'test.yaml',
+        line: 8,
+        path: 'issuers[0].audience',
+        message: 'unknown key (expected one of: name, issuer, jwksUri, audiences, algorithms, allowInsecureHttp, fetch, refresh)',
+      } satisfies ConfigIssue,
+    ])
+  })
+
+  void it('rejects a duration without a unit, saying units are mandatory', () => {
+    assert.deepEqual(lines(`${MINIMAL}tokens:\n  clockSkew: 60\n`), [
+      'test.yaml:12 tokens.clockSkew: expected a duration like 30s, 10m or 24h (a bare number has no unit; units are mandatory to avoid confusing milliseconds and seconds: write 60s or 60ms)',
+    ])
+  })
+
+  void it('rejects a duration with an unknown unit', () => {
+    assert.deepEqual(lines(`${MINIMAL}tokens:\n  clockSkew: 1 fortnight\n`), [
+      'test.yaml:12 tokens.clockSkew: expected a duration like 30s, 10m or 24h (unknown unit "fortnight"; use ms, s, m, h or d)',
+    ])
+  })
+
+  void it('rejects a size without a unit', () => {
+    assert.deepEqual(lines(`${MINIMAL}tokens:\n  maxBytes: 8192\n`), [
+      'test.yaml:12 tokens.maxBytes: expected a size like 512KiB or 1MiB (a bare number has no unit; units are mandatory: write 8192B for bytes, or use KiB or MiB)',
+    ])
+  })
+
+  void it('rejects a missing issuer list and an empty one', () => {
+    const withoutIssuers = `upstream:\n  url: http://127.0.0.1:3000\nroutes:\n  - name: default\n    path: /**\n`
+    assert.deepEqual(lines(withoutIssuers), ['test.yaml:1 issuers: required key is missing (expected at least one issuer)'])
+    const emptyIssuers = `upstream:\n  url: http://127.0.0.1:3000\nissuers: []\nroutes:\n  - name: default\n    path: /**\n`
+    assert.deepEqual(lines(emptyIssuers), ['test.yaml:3 issuers: expected at least one issuer'])
+    const nullIssuers = `upstream:\n  url: http://127.0.0.1:3000\nissuers:\nroutes:\n  - name: default\n    path: /**\n`
+    assert.deepEqual(lines(nullIssuers), ['test.yaml:3 issuers: expected at least one issuer'])
+  })
+
+  void it('rejects a missing required key in an issuer at the issuer\'s line', () => {
+    const text = MINIMAL.replace(
+      '    jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs\n',
+      '',
+    )
+    assert.deepEqual(lines(text), ['test.yaml:4 issuers[0].jwksUri: required key is missing (expected a URL)'])
+  })
+
+  void it('uses the x-expected phrase, not ajv\'s English', () => {
+    const text = MINIMAL.replace('audiences: [orders-api]', 'audiences: []')
+    assert.deepEqual(lines(text), ['test.yaml:7 issuers[0].audiences: expected a non-empty list of strings'])
+    const algs = MINIMAL.replace('audiences: [orders-api]', 'audiences: [a]\n    algorithms: [RS256, HS256, RS256]')
+    assert.deepEqual(lines(algs), [
+      'test.yaml:8 issuers[0].algorithms[1]: expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA',
+      'test.yaml:8 issuers[0].algorithms[2]: duplicate of item [0] (expected a non-empty list of distinct algorithms)',
+    ])
+  })
+
+  void it('rejects an empty file as a whole', () => {
+    assert.deepEqual(lines(''), [
+      'test.yaml (root): expected a map of settings (listen, upstream, admin, issuers, tokens, identity, routes, log)',
+    ])
+  })
+
+  void it('reports several errors at once, each with its line, top to bottom', () => {
+    const text = `listen: 8080
+upstream:
+  url: http://127.0.0.1:3000
+  timeout: 30
+issuers:
+  - name: Corp
+    issuer: https://idp.example.com/realms/corp
+    jwksUri: https://idp.example.com/certs
+    audiences: [orders-api]
+    fetch:
+      maxBytes: 1 MiB
+routes:
+  - name: default
+    path: /**
+    auth: maybe
+log:
+  level: verbose
+`
+    const err = configError(text)
+    assert.equal(err.issues.length, 6)
+    assert.deepEqual(
+      err.issues.map((i) => [i.line, i.path]),
+      [
+        [1, 'listen'],
+        [4, 'upstream.timeout'],
+        [6, 'issuers[0].name'],
+        [11, 'issuers[0].fetch.maxBytes'],
+        [15, 'routes[0].auth'],
+        [17, 'log.level'],
+      ],
+    )
+    assert.deepEqual(err.message.split('\n'), [
+      'test.yaml:1 listen: expected a listen address like 0.0.0.0:8080 or [::1]:8080 (a bare port is not enough: write 0.0.0.0:8080 for every interface or 127.0.0.1:8080 for loopback only)',
+      'test.yaml:4 upstream.timeout: expected a duration like 30s, 10m or 24h (a bare number has no unit; units are mandatory to avoid confusing milliseconds and seconds: write 30s or 30ms)',
+      'test.yaml:6 issuers[0].name: expected a name of lower-case letters, digits, _ and - (like corp)',
+      'test.yaml:11 issuers[0].fetch.maxBytes: expected a size like 512KiB or 1MiB (remove the space: write 1MiB)',
+      'test.yaml:15 routes[0].auth: expected one of required, optional, none',
+      'test.yaml:17 log.level: expected one of fatal, error, warn, info, debug, trace, silent',
+    ])
+  })
+
+  void it('reports YAML syntax errors with their lines and nothing else', () => {
+    assert.deepEqual(lines('upstream:\n  url: [http://127.0.0.1:3000\nissuers: 1\n'), [
+      'test.yaml:3 (yaml): Flow sequence in block collection must be sufficiently indented and end with a ]',
+    ])
+    assert.deepEqual(lines('upstream:\n  url: x\n  url: y\nlog: {level: info}\nlog: {}\n'), [
+      'test.yaml:3 (yaml): Map keys must be unique',
+      'test.yaml:5 (yaml): Map keys must be unique',
+    ])
+  })
+
+  void it('refuses an alias bomb instead of expanding it', () => {
+    const text = `a: &a [x, x, x, x, x, x, x, x, x, x]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+`
+    assert.deepEqual(lines(text), ['test.yaml (yaml): Excessive alias count indicates a resource exhaustion attack'])
+  })
+
+  void it('rejects duplicate keys as a YAML error', () => {
+    const text = MINIMAL.replace('    audiences: [orders-api]', '    audiences: [orders-api]\n    audiences: [other]')
+    assert.deepEqual(lines(text), ['test.yaml:8 (yaml): Map keys must be unique'])
+  })
+
+  void it('rejects a duplicate issuer name and a duplicate iss', () => {
+    const text = `${MINIMAL.replace('routes:\n  - name: default\n    path: /**\n', '')}  - name: corp
+    issuer: https://idp.example.com/realms/corp
+    jwksUri: https://other.example.com/certs
+    audiences: [orders-api]
+routes:
+  - name: default
+    path: /**
+`
+    assert.deepEqual(lines(text), [
+      'test.yaml:8 issuers[1].name: duplicate issuer name "corp" (also issuers[0].name)',
+      'test.yaml:9 issuers[1].issuer: issuer "https://idp.example.com/realms/corp" is also issuers[0].issuer; tokens with this iss would be ambiguous',
+    ])
+  })
+
+  void it('rejects a plain-http jwksUri on a non-loopback host', () => {
+    const text = MINIMAL.replace(
+      'jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs',
+      'jwksUri: http://idp.example.com/realms/corp/protocol/openid-connect/certs',
+    )
+    assert.deepEqual(lines(text), [
+      'test.yaml:6 issuers[0].jwksUri: https is required unless the host is loopback (127.0.0.0/8, ::1, localhost); set allowInsecureHttp: true to override',
+    ])
+    const notHttp = MINIMAL.replace(
+      'jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs',
+      'jwksUri: file:///etc/jwks.json',
+    )
+    assert.deepEqual(lines(notHttp), ['test.yaml:6 issuers[0].jwksUri: expected an http:// or https:// URL'])
+  })
+
+  void it('checks routes: path shape, methods, names and unreachable rules', () => {
+    const text = MINIMAL.replace(
+      'routes:\n  - name: default\n    path: /**\n',
+      `routes:
+  - name: api
+    path: /api/**/items
+  - name: glob
+    path: /api**
+  - name: rel
+    path: api
+  - name: verbs
+    path: /x
+    methods: [GET, fetch, get]
+  - name: default
+    path: /**
+  - name: default
+    path: /late
+`,
+    )
+    assert.deepEqual(lines(text), [
+      'test.yaml:10 routes[0].path: ** is only allowed as the whole last segment, like /api/**',
+      'test.yaml:12 routes[1].path: ** is only allowed as the whole last segment, like /api/**',
+      'test.yaml:14 routes[2].path: must start with /',
+      'test.yaml:17 routes[3].methods[1]: "fetch" is not an HTTP method (expected one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH)',
+      'test.yaml:17 routes[3].methods[2]: GET is listed twice',
+      'test.yaml:20 routes[5].name: duplicate route name "default" (also routes[4].name)',
+      'test.yaml:20 routes[5]: unreachable: routes[4] (default) matches all of its requests first (the first matching route wins)',
+    ])
+  })
+
+  void it('a catch-all limited to some methods does not shadow later routes', () => {
+    const text = MINIMAL.replace(
+      'routes:\n  - name: default\n    path: /**\n',
+      'routes:\n  - name: items\n    path: /api/v*/items/*\n  - name: reads\n    path: /**\n    methods: [GET]\n    auth: optional\n  - name: writes\n    path: /**\n',
+    )
+    assert.deepEqual(
+      parseConfig(text, 'test.yaml', {}).routes.map((r) => [r.name, r.path]),
+      [
+        ['items', '/api/v*/items/*'],
+        ['reads', '/**'],
+        ['writes', '/**'],
+      ],
+    )
+    const shadowed = MINIMAL.replace(
+      'routes:\n  - name: default\n    path: /**\n',
+      'routes:\n  - name: reads\n    path: /**\n    methods: [GET, HEAD]\n  - name: head\n    path: /x\n    methods: [HEAD]\n',
+    )
+    assert.deepEqual(lines(shadowed), [
+      'test.yaml:12 routes[1]: unreachable: routes[0] (reads) matches all of its requests first (the first matching route wins)',
+    ])
+  })
+
+  void it('checks identity headers and strip patterns against the token sources', () => {
+    const text = `${MINIMAL}identity:
+  headers:
+    X-Auth-Subject: sub
+    x-auth-subject: sub
+    Host: iss
+    "X Bad": sub
+    Authorization: sub
+  strip: ["X-Auth-*", "Auth*", "bad pattern"]
+`
+    assert.deepEqual(lines(text), [
+      'test.yaml:14 identity.headers.x-auth-subject: "x-auth-subject" is the same header as "X-Auth-Subject" (header names are case-insensitive)',
+      'test.yaml:15 identity.headers.Host: "Host" cannot be used: hop-by-hop and framing headers (Connection, Host, Content-Length, Transfer-Encoding, ...) are not forwarded as set',
+      'test.yaml:16 identity.headers["X Bad"]: "X Bad" is not a valid HTTP header name (RFC 9110 §5.6.2: letters, digits and !#$%&\'*+-.^_`|~)',
+      'test.yaml:17 identity.headers.Authorization: "Authorization" is a token source in tokens.from and would overwrite the token',
+      'test.yaml:18 identity.strip[1]: "Auth*" would remove the token header Authorization before it is read',
+      'test.yaml:18 identity.strip[2]: "bad pattern" is not a header name or a pattern with * (RFC 9110 §5.6.2)',
+    ])
+  })
+
+  void it('checks the limits an operator would expect', () => {
+    const text = `listen: 0.0.0.0:9000
+${MINIMAL.replace('url: http://127.0.0.1:3000', 'url: http://127.0.0.1:3000/?debug=1').replace(
+  '    audiences: [orders-api]\n',
+  '    audiences: [orders-api]\n    refresh:\n      interval: 500ms\n',
+)}admin:
+  listen: 127.0.0.1:9000
+tokens:
+  clockSkew: 6m
+  from: []
+`
+    assert.deepEqual(lines(text), [
+      'test.yaml:3 upstream.url: must not have a query or fragment: request paths and queries are appended to it',
+      'test.yaml:10 issuers[0].refresh.interval: must be at least 1s; refreshing faster would hammer the identity provider',
+      'test.yaml:15 admin.listen: port 9000 is already used by listen',
+      'test.yaml:17 tokens.clockSkew: must be at most 5m; a larger skew keeps expired tokens valid and is almost certainly a mistake',
+      'test.yaml:18 tokens.from: expected a non-empty list of token sources',
+    ])
+  })
+})
+
+void describe('parseConfig: ${VAR} interpolation', () => {
+  void it('reports an unset variable at its line, and nothing else about that value', () => {
+    const text = MINIMAL.replace('url: http://127.0.0.1:3000', 'url: ${UPSTREAM_URL}')
+    assert.deepEqual(lines(text), [
+      'test.yaml:2 upstream.url: environment variable UPSTREAM_URL is not set (write ${UPSTREAM_URL:-value} to give a default)',
+    ])
+  })
+
+  void it('reports malformed references', () => {
+    const text = MINIMAL.replace('url: http://127.0.0.1:3000', 'url: http://${1X}:3000').replace(
+      'audiences: [orders-api]',
+      'audiences: ["${AUD"]',
+    )
+    assert.deepEqual(lines(text), [
+      'test.yaml:2 upstream.url: malformed variable reference "${1X}" (expected ${NAME} or ${NAME:-default}; write $${ for a literal ${)',
+      'test.yaml:7 issuers[0].audiences[0]: unterminated variable reference "${AUD" (expected ${NAME} or ${NAME:-default}; write $${ for a literal ${)',
+    ])
+  })
+
+  void it('uses ${VAR:-default} when the variable is unset or empty, and the variable otherwise', () => {
+    const text = MINIMAL.replace('url: http://127.0.0.1:3000', 'url: ${UPSTREAM_URL:-http://127.0.0.1:3000}')
+    assert.equal(parseConfig(text, 'test.yaml', {}).upstream.url, 'http://127.0.0.1:3000')
+    assert.equal(parseConfig(text, 'test.yaml', { UPSTREAM_URL: '' }).upstream.url, 'http://127.0.0.1:3000')
+    assert.equal(parseConfig(text, 'test.yaml', { UPSTREAM_URL: 'http://app:80' }).upstream.url, 'http://app:80')
+  })
+
+  void it('unescapes $${ to a literal ${ and leaves other $ alone', () => {
+    // A replacer function: in a replacement string, String#replace itself treats $$ as $.
+    const text = MINIMAL.replace('audiences: [orders-api]', () => 'audiences: ["$${NOT_A_VAR}", "a$b", "$$x"]')
+    assert.deepEqual(parseConfig(text, 'test.yaml', {}).issuers[0]!.audiences, ['${NOT_A_VAR}', 'a$b', '$$x'])
+  })
+
+  void it('turns a plain scalar that interpolates to true/false into a boolean', () => {
+    const text = MINIMAL.replace(
+      'jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs',
+      'jwksUri: http://idp.example.com/certs\n    allowInsecureHttp: ${INSECURE:-false}',
+    )
+    assert.equal(parseConfig(text, 'test.yaml', { INSECURE: 'true' }).issuers[0]!.allowInsecureHttp, true)
+    assert.deepEqual(lines(text), [
+      'test.yaml:6 issuers[0].jwksUri: https is required unless the host is loopback (127.0.0.0/8, ::1, localhost); set allowInsecureHttp: true to override',
+    ])
+  })
+
+  void it('never interpolates keys', () => {
+    assert.deepEqual(lines(`${MINIMAL}\${X}: 1\n`, { X: 'log' }), [
+      'test.yaml:11 ["${X}"]: unknown key (expected one of: listen, upstream, admin, issuers, tokens, identity, routes, log)',
+    ])
+  })
+
+  void it('interpolateString reports every problem in one value', () => {
+    assert.deepEqual(interpolateString('${A}-${B:-b}-${C}', { A: 'a' }), {
+      ok: false,
+      messages: [
+        'environment variable C is not set (write ${C:-value} to give a default)',
+      ],
+    })
+    assert.deepEqual(interpolateString('${A}${B:-}${C:-x:-y}', { A: '', B: 'ignored' }), { ok: true, value: 'ignoredx:-y' })
+    assert.equal(interpolateString('${A:-${B}}', {}).ok, false)
+    assert.equal(interpolateString('${}', {}).ok, false)
+    assert.equal(interpolateString('${X-y}', {}).ok, false)
+    assert.equal(interpolateString('${X:?y}', {}).ok, false)
+  })
+})
+
+void describe('loadConfig and resolveConfigPath', () => {
+  void it('loads the shipped config/sidecar.yaml', () => {
+    const config = loadConfig(EXAMPLE, {})
+    assert.equal(config.source, EXAMPLE)
+    assert.equal(config.upstream.url, 'http://127.0.0.1:3000')
+    assert.deepEqual(config.issuers.map((i) => i.name), ['corp'])
+    assert.equal(config.issuers[0]!.issuer, 'https://idp.example.com/realms/corp')
+    assert.deepEqual(config.issuers[0]!.algorithms, ['RS256', 'ES256'])
+    assert.deepEqual(config.routes.map((r) => [r.name, r.auth]), [
+      ['health', 'none'],
+      ['default', 'required'],
+    ])
+    assert.equal(config.log.level, 'info')
+    assertDeepFrozen(config)
+    assert.equal(loadConfig(EXAMPLE, { UPSTREAM_URL: 'http://app:8000' }).upstream.url, 'http://app:8000')
+  })
+
+  void it('reports an unreadable file as one issue', () => {
+    const err = (() => {
+      try {
+        loadConfig('config/does-not-exist.yaml', {})
+      } catch (e) {
+        return e
+      }
+      return undefined
+    })()
+    assert.ok(err instanceof ConfigError)
+    assert.equal(err.message, 'config/does-not-exist.yaml: cannot read the file (ENOENT)')
+    assert.deepEqual(err.issues, [
+      { file: 'config/does-not-exist.yaml', line: undefined, path: '', message: 'cannot read the file (ENOENT)' },
+    ])
+  })
+
+  void it('resolveConfigPath: --config, then JWT_SIDECAR_CONFIG, then config/sidecar.yaml', () => {
+    const env = { JWT_SIDECAR_CONFIG: '/etc/from-env.yaml' }
+    assert.equal(resolveConfigPath('cli.yaml', env), 'cli.yaml')
+    assert.equal(resolveConfigPath(undefined, env), '/etc/from-env.yaml')
+    assert.equal(resolveConfigPath(undefined, {}), 'config/sidecar.yaml')
+    assert.equal(resolveConfigPath('', { JWT_SIDECAR_CONFIG: '' }), 'config/sidecar.yaml')
+  })
+})
+
+void describe('units', () => {
+  void it('parseDuration: single and compound units', () => {
+    const cases: [string, number][] = [
+      ['500ms', 500],
+      ['0s', 0],
+      ['30s', 30_000],
+      ['10m', 600_000],
+      ['24h', 86_400_000],
+      ['1d', 86_400_000],
+      ['1h30m', 5_400_000],
+      ['1m30s500ms', 90_500],
+      ['1.5s', 1500],
+      ['1.1s', 1100],
+      ['0.25h', 900_000],
+    ]
+    for (const [input, ms] of cases) assert.equal(parseDuration(input), ms, input)
+  })
+
+  void it('parseDuration: errors say what to write instead', () => {
+    const reasons: [string, string][] = [
+      ['60', 'a bare number has no unit; units are mandatory to avoid confusing milliseconds and seconds: write 60s or 60ms'],
+      ['1 fortnight', 'unknown unit "fortnight"; use ms, s, m, h or d'],
+      ['30 s', 'remove the spaces: write 30s'],
+      ['1h 30m', 'remove the spaces: write 1h30m'],
+      ['-5s', 'a duration cannot be negative'],
+      ['30m1h', 'in a compound duration the units must go from largest to smallest, each at most once, like 1h30m'],
+      ['1h1h', 'in a compound duration the units must go from largest to smallest, each at most once, like 1h30m'],
+      ['1h30', '30 has no unit; units are mandatory: write 30s or 30ms'],
+      ['0.5ms', 'durations are whole milliseconds; a finer fraction cannot be represented'],
+      ['25d', 'longer than about 24.8 days (2^31-1 ms), the longest timer Node.js supports'],
+      ['30S', 'unknown unit "S"; use ms, s, m, h or d'],
+      ['', 'expected a number followed by a unit (ms, s, m, h or d), like 30s'],
+      ['ms', 'expected a number followed by a unit (ms, s, m, h or d), like 30s or 1h30m'],
+    ]
+    for (const [input, reason] of reasons) {
+      assert.throws(() => parseDuration(input), (err: unknown) => {
+        assert.ok(err instanceof UnitError)
+        assert.equal(err.reason, reason, input)
+        assert.equal(err.message, `invalid duration ${JSON.stringify(input)}: ${reason}`)
+        return true
+      })
+    }
+    assert.equal(parseDuration(`${MAX_DURATION_MS}ms`), MAX_DURATION_MS)
+  })
+
+  void it('parseSize: binary and decimal units', () => {
+    const cases: [string, number][] = [
+      ['100B', 100],
+      ['0B', 0],
+      ['1KB', 1000],
+      ['1MB', 1_000_000],
+      ['1GB', 1_000_000_000],
+      ['8KiB', 8192],
+      ['512KiB', 524_288],
+      ['1MiB', 1_048_576],
+      ['1GiB', 1_073_741_824],
+      ['1.5KiB', 1536],
+    ]
+    for (const [input, bytes] of cases) assert.equal(parseSize(input), bytes, input)
+  })
+
+  void it('parseSize: errors', () => {
+    const reasons: [string, string][] = [
+      ['1024', 'a bare number has no unit; units are mandatory: write 1024B for bytes, or use KiB or MiB'],
+      ['1kb', 'unknown unit "kb"; use B, KB, MB, GB, KiB, MiB or GiB (units are case-sensitive)'],
+      ['1K', 'unknown unit "K"; use B, KB, MB, GB, KiB, MiB or GiB (units are case-sensitive)'],
+      ['1 MiB', 'remove the space: write 1MiB'],
+      ['0.5B', 'a size must be a whole number of bytes'],
+      ['-1B', 'a size cannot be negative'],
+      ['MiB', 'expected a number followed by a unit (B, KB, MB, GB, KiB, MiB or GiB), like 512KiB'],
+    ]
+    for (const [input, reason] of reasons) {
+      assert.throws(() => parseSize(input), (err: unknown) => err instanceof UnitError && err.reason === reason, input)
+    }
+  })
+
+  void it('parseListen: IPv4, IPv6 in brackets, host names, port 0', () => {
+    assert.deepEqual(parseListen('0.0.0.0:8080'), { host: '0.0.0.0', port: 8080 })
+    assert.deepEqual(parseListen('[::1]:8080'), { host: '::1', port: 8080 })
+    assert.deepEqual(parseListen('[::]:65535'), { host: '::', port: 65535 })
+    assert.deepEqual(parseListen('127.0.0.1:0'), { host: '127.0.0.1', port: 0 })
+    assert.deepEqual(parseListen('localhost:80'), { host: 'localhost', port: 80 })
+  })
+
+  void it('parseListen: errors', () => {
+    const reasons: [string, string][] = [
+      ['8080', 'a bare port is not enough: write 0.0.0.0:8080 for every interface or 127.0.0.1:8080 for loopback only'],
+      ['::1:8080', 'an IPv6 address must be in brackets, like [::1]:8080'],
+      ['[::1]', 'missing the port after the address, like [::1]:8080'],
+      ['[::1:8080', 'missing "]" after the IPv6 address, like [::1]:8080'],
+      ['[1.2.3.4]:80', '"1.2.3.4" is not an IPv6 address'],
+      ['1.2.3.4:65536', 'the port must be a number from 0 to 65535, got "65536"'],
+      ['1.2.3.4:', 'the port must be a number from 0 to 65535, got ""'],
+      ['1.2.3.4:-1', 'the port must be a number from 0 to 65535, got "-1"'],
+      ['300.1.1.1:80', '"300.1.1.1" is not an IPv4 address or host name'],
+      ['bad_host:80', '"bad_host" is not an IPv4 address or host name'],
+      [':80', 'missing the host; use 0.0.0.0 for every interface, like 0.0.0.0:8080'],
+      ['localhost', 'missing the port, like localhost:8080'],
+    ]
+    for (const [input, reason] of reasons) {
+      assert.throws(
+        () => parseListen(input),
+        (err: unknown) => {
+          assert.ok(err instanceof UnitError)
+          assert.equal(err.reason, reason, input)
+          return true
+        },
+      )
+    }
+  })
+})
