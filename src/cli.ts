@@ -8,10 +8,10 @@ import { createApp } from './app.ts'
 import type { App } from './app.ts'
 import { ConfigError, loadConfig, resolveConfigPath } from './config/load.ts'
 import type { SidecarConfig } from './config/types.ts'
-import { DEMO_CONFIG, runDemo } from './demo/run.ts'
-import { VERSION } from './package-root.ts'
+import { demoConfigPath, runDemo } from './demo/run.ts'
+import { packageVersion } from './package-root.ts'
 
-const USAGE = `jwt-sidecar ${VERSION}: verifies JWTs and forwards verified identity to the app behind it
+const usage = (): string => `jwt-sidecar ${packageVersion()}: verifies JWTs and forwards verified identity to the app behind it
 
 Usage:
   jwt-sidecar run [--config FILE]            serve (the default command)
@@ -69,21 +69,21 @@ async function main(argv: string[]): Promise<number> {
       },
     })
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`)
+    process.stderr.write(`${(err as Error).message}\n\n${usage()}`)
     return 2
   }
   const { values, positionals } = parsed
   if (values.help === true) {
-    process.stdout.write(USAGE)
+    process.stdout.write(usage())
     return 0
   }
   if (values.version === true) {
-    process.stdout.write(`${VERSION}\n`)
+    process.stdout.write(`${packageVersion()}\n`)
     return 0
   }
   const [command = 'run', ...rest] = positionals
   if (rest.length > 0) {
-    process.stderr.write(`unexpected argument: ${rest.join(' ')}\n\n${USAGE}`)
+    process.stderr.write(`unexpected argument: ${rest.join(' ')}\n\n${usage()}`)
     return 2
   }
   const env = process.env
@@ -111,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
     case 'demo': {
       let handle
       try {
-        handle = await runDemo(values.config ?? DEMO_CONFIG, env, (line) => process.stdout.write(`${line}\n`))
+        handle = await runDemo(values.config ?? demoConfigPath(), env, (line) => process.stdout.write(`${line}\n`))
       } catch (err) {
         if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`)
         else process.stderr.write(`demo failed: ${(err as Error).message}\n`)
@@ -121,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
       return -1
     }
     default:
-      process.stderr.write(`unknown command: ${command}\n\n${USAGE}`)
+      process.stderr.write(`unknown command: ${command}\n\n${usage()}`)
       return 2
   }
 }

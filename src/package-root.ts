@@ -1,25 +1,29 @@
 /**
- * The installed package's root (where package.json and config/ live). The same code runs
- * from src/ (tests, via tsx) and from dist/src/ (the shipped build), so walk up to it.
+ * The installed package's root (where package.json and config/ live) and its version. The
+ * same code runs from src/ (tests, via tsx) and from dist/src/ (the shipped build), so walk up
+ * from this file to the package.json named jwt-sidecar. Read once, on first use, never at
+ * import time.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-function find(): { root: string; version: string } {
+let found: { readonly root: string; readonly version: string } | undefined
+
+function find(): { readonly root: string; readonly version: string } {
+  if (found !== undefined) return found
   let dir = dirname(fileURLToPath(import.meta.url))
   for (;;) {
     const file = join(dir, 'package.json')
     if (existsSync(file)) {
-      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string }
-      if (pkg.name === 'jwt-sidecar') return { root: dir, version: pkg.version ?? '0.0.0' }
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown; version?: unknown }
+      if (pkg.name === 'jwt-sidecar' && typeof pkg.version === 'string') return (found = { root: dir, version: pkg.version })
     }
     const up = dirname(dir)
-    if (up === dir) return { root: process.cwd(), version: '0.0.0' }
+    if (up === dir) return (found = { root: process.cwd(), version: '0.0.0' })
     dir = up
   }
 }
 
-const found = find()
-export const PACKAGE_ROOT = found.root
-export const VERSION = found.version
+export const packageRoot = (): string => find().root
+export const packageVersion = (): string => find().version

@@ -6,11 +6,11 @@ import { join } from 'node:path'
 import { createApp } from '../app.ts'
 import type { App } from '../app.ts'
 import { loadConfig } from '../config/load.ts'
-import { PACKAGE_ROOT } from '../package-root.ts'
+import { packageRoot } from '../package-root.ts'
 import { startEchoUpstream } from './echo.ts'
 import { startDemoIssuer } from './issuer.ts'
 
-export const DEMO_CONFIG = join(PACKAGE_ROOT, 'config', 'demo.yaml')
+export const demoConfigPath = (): string => join(packageRoot(), 'config', 'demo.yaml')
 
 export interface DemoHandle {
   readonly app: App

@@ -11,11 +11,9 @@
  * freshness, backoff, last-known-good with maxStale, discovery, static keys) behind the same
  * `KeyStore` contract.
  */
-import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import type { Algorithm, IssuerConfig } from '../config/types.ts'
+import { packageVersion } from '../package-root.ts'
 import { createJwksFetcher } from './fetcher.ts'
 import type { FetchJwks } from './fetcher.ts'
 import { diffKeySets, parseJwks } from './key-set.ts'
@@ -86,7 +84,7 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
       /* ignored on purpose */
     }
   }
-  const fetchJwks = deps.fetchJwks ?? defaultFetchJwks(deps.version ?? ownVersion())
+  const fetchJwks = deps.fetchJwks ?? defaultFetchJwks(deps.version ?? packageVersion())
 
   const byName = new Map<string, IssuerRuntime>()
   for (const cfg of issuers) byName.set(cfg.name, createIssuerRuntime(cfg, { now, schedule, emit, fetchJwks }))
@@ -342,32 +340,4 @@ function defaultFetchJwks(version: string): (url: string, issuer: IssuerConfig, 
     }
     return f(url, signal)
   }
-}
-
-let cachedVersion: string | undefined
-
-/**
- * Our version from the nearest package.json named jwt-sidecar above this file. Walking up
- * works both from src/keys/ (tsx) and dist/src/keys/ (compiled); read once, at first use,
- * never at import time.
- */
-function ownVersion(): string {
-  if (cachedVersion !== undefined) return cachedVersion
-  cachedVersion = '0.0.0'
-  let dir = dirname(fileURLToPath(import.meta.url))
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown }
-      if (pkg.name === 'jwt-sidecar' && typeof pkg.version === 'string') {
-        cachedVersion = pkg.version
-        break
-      }
-    } catch {
-      /* no (readable) package.json here: keep walking */
-    }
-    const parent = dirname(dir)
-    if (parent === dir) break
-    dir = parent
-  }
-  return cachedVersion
 }

@@ -17,9 +17,22 @@ const HASH: Record<Algorithm, string | null> = {
 // RFC 7518 §3.4: ECDSA signatures are R || S, each exactly the curve's byte length.
 const ECDSA_SIG_BYTES: Partial<Record<Algorithm, number>> = { ES256: 64, ES384: 96, ES512: 132 }
 
+/**
+ * The key type each algorithm needs. Checked on every call, not only at import: with a null
+ * digest, crypto.verify falls back to SHA-256 for an RSA key, so an RS256 signature would pass
+ * as "EdDSA" if a key ever reached here with the wrong algorithm (test/unit/verify-signature).
+ */
+const KEY_TYPE: Record<Algorithm, string> = {
+  RS256: 'rsa', RS384: 'rsa', RS512: 'rsa',
+  PS256: 'rsa', PS384: 'rsa', PS512: 'rsa',
+  ES256: 'ec', ES384: 'ec', ES512: 'ec',
+  EdDSA: 'ed25519',
+}
+
 /** True when `signature` is a valid `alg` signature of `data` under `key`. Never throws. */
 export function verifySignature(alg: Algorithm, key: KeyObject, data: Buffer, signature: Buffer): boolean {
   try {
+    if (key.asymmetricKeyType !== KEY_TYPE[alg]) return false
     const hash = HASH[alg]
     const first = alg.charCodeAt(0)
     if (first === 82 /* R */) return verify(hash, data, key, signature)

@@ -1,0 +1,51 @@
+/**
+ * Verification cost per token, our verifier (node:crypto.verify with KeyObjects imported once
+ * per fetch) against jose's jwtVerify (WebCrypto) on the same key and token.
+ */
+import { performance } from 'node:perf_hooks'
+import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify } from 'jose'
+import type { Algorithm, IssuerConfig } from '../src/config/types.ts'
+import { createKeyStore } from '../src/keys/store.ts'
+import { createVerifier } from '../src/verify/verifier.ts'
+
+export interface VerifyBenchResult {
+  readonly alg: Algorithm
+  readonly oursPerSec: number
+  readonly josePerSec: number
+}
+
+const ISS = 'https://bench.example'
+
+async function measure(n: number, fn: () => unknown): Promise<number> {
+  for (let i = 0; i < Math.min(500, n); i++) await fn() // warm-up
+  const t0 = performance.now()
+  for (let i = 0; i < n; i++) {
+    const r = fn()
+    if (r instanceof Promise) await r
+  }
+  return (n / (performance.now() - t0)) * 1000
+}
+
+export async function benchVerify(alg: Algorithm, n: number): Promise<VerifyBenchResult> {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true })
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg, use: 'sig' }
+  const token = await new SignJWT({ sub: 'alice', scope: 'a b' })
+    .setProtectedHeader({ alg, kid: 'k1' }).setIssuer(ISS).setAudience('api').setIssuedAt().setExpirationTime('1h')
+    .sign(privateKey)
+  const issuer: IssuerConfig = {
+    name: 'bench', issuer: ISS, jwksUri: 'https://bench.example/jwks', audiences: ['api'], algorithms: [alg],
+    allowInsecureHttp: false, fetch: { timeout: 5000, maxBytes: 1 << 20 },
+    refresh: { interval: 3_600_000, unknownKidCooldown: 30_000, unknownKidWait: 2000 },
+  }
+  const keys = createKeyStore([issuer], { fetchJwks: () => Promise.resolve({ keys: [jwk] }) })
+  keys.start()
+  while (!keys.ready()) await new Promise((r) => setTimeout(r, 5))
+  const verifier = createVerifier({ issuers: [issuer], clockSkew: 60_000, maxBytes: 8192 }, { keys })
+  const check = verifier.verify(token)
+  if (check instanceof Promise || !check.ok) throw new Error(`bench token does not verify: ${JSON.stringify(check)}`)
+  const oursPerSec = await measure(n, () => verifier.verify(token))
+  const joseKey = await importJWK(jwk, alg)
+  const josePerSec = await measure(Math.ceil(n / 2), () => jwtVerify(token, joseKey, { issuer: ISS, audience: 'api', algorithms: [alg] }))
+  await keys.stop()
+  return { alg, oursPerSec, josePerSec }
+}
