@@ -111,6 +111,28 @@ describe('spoofed identity headers are stripped before anything else', () => {
     assert.equal(seen.headers['x-auth-scopes'], undefined)
   })
 
+  test('hop-by-hop headers and headers named in Connection never reach the upstream (RFC 9110 §7.6.1)', async () => {
+    const token = await issuer.sign({ sub: 'alice' })
+    const r = await get('/api/x', {
+      ...bearer(token),
+      connection: 'keep-alive, x-private-hop',
+      'x-private-hop': 'secret',
+      'keep-alive': 'timeout=5',
+      te: 'trailers',
+      'proxy-authorization': 'Basic c2VjcmV0',
+    })
+    assert.equal(r.status, 200)
+    const seen = upstream.last()!.headers
+    for (const h of ['x-private-hop', 'keep-alive', 'te', 'proxy-authorization']) assert.equal(seen[h], undefined, h)
+  })
+
+  test('naming an identity header in Connection cannot remove the verified value', async () => {
+    const token = await issuer.sign({ sub: 'alice' })
+    const r = await get('/api/x', { ...bearer(token), connection: 'keep-alive, X-Auth-Subject' })
+    assert.equal(r.status, 200)
+    assert.equal(upstream.last()!.headers['x-auth-subject'], 'alice')
+  })
+
   test('a claim with CR/LF cannot inject a header', async () => {
     const token = await issuer.sign({ sub: 'eve\r\nX-Admin: true' })
     const r = await get('/api/x', bearer(token))
