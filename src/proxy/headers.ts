@@ -63,8 +63,8 @@ export function createHeaderPolicy(identity: IdentityConfig): HeaderPolicy {
 /**
  * Claim value → header value. Strings as they are, numbers and booleans as text, arrays
  * joined with ",", objects as JSON. A value that is not plain printable ASCII (CR, LF, NUL,
- * non-ASCII…) is sent as an RFC 8187 ext-value, `UTF-8''` + percent-encoded UTF-8, so it
- * can neither split the header nor be read two ways.
+ * non-ASCII…), or that itself starts like an ext-value, is sent as an RFC 8187 ext-value,
+ * `UTF-8''` + percent-encoded UTF-8, so it can neither split the header nor be read two ways.
  */
 export function formatClaim(value: unknown): string | undefined {
   let s: string
@@ -77,8 +77,13 @@ export function formatClaim(value: unknown): string | undefined {
     const c = s.charCodeAt(i)
     if (c < 0x20 || c > 0x7e) return encodeExtValue(s)
   }
+  // A raw value that already looks like an ext-value would be decoded by the app as one, so
+  // a user-controlled claim ("UTF-8''%0D%0A…") could smuggle what we refuse to send raw.
+  if (EXT_VALUE_MARKER.test(s)) return encodeExtValue(s)
   return s
 }
+
+const EXT_VALUE_MARKER = /^utf-8'/i
 
 // RFC 8187 §3.2.1 attr-char: ALPHA / DIGIT / "!" "#" "$" "&" "+" "-" "." "^" "_" "`" "|" "~"
 const ATTR_CHAR = /[A-Za-z0-9!#$&+\-.^_`|~]/

@@ -109,9 +109,9 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       headerPolicy.stripInbound(request.headers)
       const url = request.url
       const q = url.indexOf('?')
-      const path = q < 0 ? url : url.slice(0, q)
-      if (checkPath(path) !== undefined) return deny(request, reply, UNMATCHED_ROUTE, 'invalid_request')
-      const route = routes.match(request.method, path)
+      const checked = checkPath(q < 0 ? url : url.slice(0, q))
+      if (!checked.ok) return deny(request, reply, UNMATCHED_ROUTE, 'invalid_request')
+      const route = routes.match(request.method, checked.path)
       if (route === undefined) return deny(request, reply, UNMATCHED_ROUTE, 'no_route')
       if (route.auth === 'none') {
         admit(request, route.name, 'anonymous', undefined, undefined)
@@ -129,16 +129,16 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       const started = performance.now()
       const result = verifier.verify(found.token)
       if (result instanceof Promise) {
-        result.then(
-          (r) => {
+        result
+          .then((r) => {
             settle(request, reply, route.name, r, started)
             if (r.ok) done()
-          },
-          (err: unknown) => {
+          })
+          .catch((err: unknown) => {
+            // Fail closed, and never leave the request hanging.
             log.error({ event: 'auth.error', err }, 'verification failed internally')
-            deny(request, reply, route.name, 'internal_error')
-          },
-        )
+            if (!reply.sent) deny(request, reply, route.name, 'internal_error')
+          })
         return undefined
       }
       settle(request, reply, route.name, result, started)
@@ -184,6 +184,12 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     const host = append && inbound['x-forwarded-host'] !== undefined ? inbound['x-forwarded-host'] : inbound.host
     if (host !== undefined) out['x-forwarded-host'] = host
     else delete out['x-forwarded-host']
+    if (!append) {
+      // `replace`: the upstream learns the sidecar's view only; the client's own claims about
+      // the path it took (RFC 7239 Forwarded, X-Real-IP) would contradict it.
+      delete out.forwarded
+      delete out['x-real-ip']
+    }
   }
 
   function identityHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {

@@ -63,6 +63,7 @@ export function sidecarYaml(o: {
   routes?: string
   identity?: string
   upstreamTimeout?: string
+  xForwarded?: 'append' | 'replace'
 }): string {
   const issuers = o.issuers.map((i) => `
   - name: ${i.name}
@@ -80,6 +81,7 @@ admin:
 upstream:
   url: ${o.upstream}
   timeout: ${o.upstreamTimeout ?? '5s'}
+  xForwarded: ${o.xForwarded ?? 'append'}
 issuers:${issuers}
 tokens:
   from:

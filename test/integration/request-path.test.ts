@@ -126,6 +126,31 @@ describe('spoofed identity headers are stripped before anything else', () => {
     for (const h of ['x-private-hop', 'keep-alive', 'te', 'proxy-authorization']) assert.equal(seen[h], undefined, h)
   })
 
+  test('X-Forwarded-*: append keeps the client chain; replace keeps only the sidecar view and drops Forwarded/X-Real-IP', async () => {
+    const token = await issuer.sign({ sub: 'alice' })
+    const claimed = { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.example', forwarded: 'for=203.0.113.7', 'x-real-ip': '203.0.113.7' }
+    const r = await get('/api/x', { ...bearer(token), ...claimed })
+    assert.equal(r.status, 200)
+    const appended = upstream.last()!.headers
+    assert.equal(appended['x-forwarded-for'], '203.0.113.7, 127.0.0.1')
+    assert.equal(appended['x-forwarded-proto'], 'https')
+    assert.equal(appended['x-forwarded-host'], 'shop.example')
+    const sc = await startSidecar(sidecarYaml({ upstream: upstream.url, xForwarded: 'replace', issuers: [{ name: 'corp', issuer: issuer.issuer, jwksUri: issuer.jwksUri }] }))
+    try {
+      const res = await request(`${sc.proxyUrl}/api/x`, { headers: { ...bearer(token), ...claimed } })
+      assert.equal(res.statusCode, 200)
+      await res.body.dump()
+      const replaced = upstream.last()!.headers
+      assert.equal(replaced['x-forwarded-for'], '127.0.0.1')
+      assert.equal(replaced['x-forwarded-proto'], 'http')
+      assert.equal(replaced['x-forwarded-host'], new URL(sc.proxyUrl).host)
+      assert.equal(replaced.forwarded, undefined)
+      assert.equal(replaced['x-real-ip'], undefined)
+    } finally {
+      await sc.close()
+    }
+  })
+
   test('naming an identity header in Connection cannot remove the verified value', async () => {
     const token = await issuer.sign({ sub: 'alice' })
     const r = await get('/api/x', { ...bearer(token), connection: 'keep-alive, X-Auth-Subject' })

@@ -39,9 +39,22 @@ test('first match wins, methods filter, no match is undefined (deny)', () => {
 })
 
 test('ambiguous paths are refused rather than guessed', () => {
-  assert.equal(checkPath('/api/orders/1'), undefined)
-  assert.equal(checkPath('/a.b/c..d/.well-known'), undefined, 'dots inside segments are fine')
-  for (const p of ['/public/../admin', '/public/./x', '/public/%2e%2e/admin', '/a%2Fb', '/a%5cb', '/a\\b', '//admin', '/a//b', 'relative']) {
-    assert.notEqual(checkPath(p), undefined, p)
+  assert.deepEqual(checkPath('/api/orders/1'), { ok: true, path: '/api/orders/1' })
+  assert.deepEqual(checkPath('/a.b/c..d/.well-known'), { ok: true, path: '/a.b/c..d/.well-known' }, 'dots inside segments are fine')
+  for (const p of ['/public/../admin', '/public/./x', '/public/%2e%2e/admin', '/public/%2E./admin', '/a%2Fb', '/a%5cb', '/a\\b', '//admin', '/a//b', '/a/%2F/b', 'relative', '/bad%zzescape', '/trailing%4']) {
+    assert.equal(checkPath(p).ok, false, p)
   }
+})
+
+test('encoded unreserved characters are decoded for matching, so a rule cannot be dodged (RFC 3986 §6.2.2.2)', () => {
+  assert.deepEqual(checkPath('/%61dmin/%7Eusers/a%2Db'), { ok: true, path: '/admin/~users/a-b' })
+  assert.deepEqual(checkPath('/files/a%20b%3f'), { ok: true, path: '/files/a%20b%3F' }, 'reserved and other escapes stay encoded')
+  const m = createRouteMatcher([
+    { name: 'admin', path: '/admin/**', methods: [], auth: 'required' },
+    { name: 'open', path: '/**', methods: [], auth: 'none' },
+  ])
+  const checked = checkPath('/%61dmin/users')
+  assert.ok(checked.ok)
+  assert.equal(m.match('GET', checked.path)?.name, 'admin')
+  assert.equal(checkPath('/%2F%2Fadmin').ok, false)
 })

@@ -39,3 +39,12 @@ test('formatClaim: CR/LF, NUL and non-ASCII become an RFC 8187 ext-value, never 
   assert.equal(formatClaim('Jürgen'), "UTF-8''J%C3%BCrgen")
   assert.equal(decodeURIComponent(formatClaim('Jürgen €')!.slice(7)), 'Jürgen €')
 })
+
+test("formatClaim: a raw value that poses as an ext-value is encoded too, so it decodes to itself", () => {
+  const smuggled = "UTF-8''%0D%0AX-Admin: true"
+  const sent = formatClaim(smuggled)!
+  assert.equal(sent, "UTF-8''UTF-8%27%27%250D%250AX-Admin%3A%20true")
+  assert.equal(decodeURIComponent(sent.slice(7)), smuggled)
+  assert.equal(formatClaim("utf-8'x"), "UTF-8''utf-8%27x")
+  assert.equal(formatClaim("it's fine"), "it's fine")
+})
