@@ -28,10 +28,29 @@ export function createLogger(config: Pick<LogConfig, 'level'>, destination?: Des
       base: { service: 'jwt-sidecar' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // fastify's own error logs pass `req` and `res`: keep only what is safe, never the
+      // headers (tokens, cookies) or the query string (a token may ride in it).
+      serializers: { req: serializeRequest, res: serializeResponse, err: pino.stdSerializers.err },
       formatters: { level: (label) => ({ level: label }) },
     },
     destination,
   )
+}
+
+interface RequestLike {
+  readonly id?: unknown
+  readonly method?: unknown
+  readonly url?: unknown
+}
+
+function serializeRequest(req: RequestLike): Record<string, unknown> {
+  const url = typeof req.url === 'string' ? req.url : ''
+  const q = url.indexOf('?')
+  return { id: req.id, method: req.method, path: q < 0 ? url : url.slice(0, q) }
+}
+
+function serializeResponse(res: { readonly statusCode?: unknown }): Record<string, unknown> {
+  return { statusCode: res.statusCode }
 }
 
 /** Key-set changes are security events: a stable `event` name and no key material beyond the kid and thumbprint. */
