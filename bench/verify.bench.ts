@@ -33,11 +33,18 @@ export async function benchVerify(alg: Algorithm, n: number): Promise<VerifyBenc
     .setProtectedHeader({ alg, kid: 'k1' }).setIssuer(ISS).setAudience('api').setIssuedAt().setExpirationTime('1h')
     .sign(privateKey)
   const issuer: IssuerConfig = {
-    name: 'bench', issuer: ISS, jwksUri: 'https://bench.example/jwks', audiences: ['api'], algorithms: [alg],
-    allowInsecureHttp: false, fetch: { timeout: 5000, maxBytes: 1 << 20 },
-    refresh: { interval: 3_600_000, unknownKidCooldown: 30_000, unknownKidWait: 2000 },
+    name: 'bench', issuer: ISS, jwksUri: 'https://bench.example/jwks', discovery: false, keys: [], audiences: ['api'], algorithms: [alg],
+    allowInsecureHttp: false,
+    fetch: { timeout: 5000, maxBytes: 1 << 20, headers: {}, bearerTokenFile: undefined, caFile: undefined },
+    refresh: {
+      interval: 3_600_000, minInterval: 60_000, maxInterval: 3_600_000, unknownKidCooldown: 30_000,
+      unknownKidWait: 2000, maxStale: 86_400_000, discoveryInterval: 86_400_000,
+    },
   }
-  const keys = createKeyStore([issuer], { fetchJwks: () => Promise.resolve({ keys: [jwk] }) })
+  // The key set comes from memory: this measures verification, not fetching.
+  const keys = createKeyStore([issuer], {
+    fetcherFor: () => () => Promise.resolve({ status: 'ok', body: { keys: [jwk] }, validators: { etag: undefined, lastModified: undefined }, maxAgeMs: undefined }),
+  })
   keys.start()
   while (!keys.ready()) await new Promise((r) => setTimeout(r, 5))
   const verifier = createVerifier({ issuers: [issuer], clockSkew: 60_000, maxBytes: 8192 }, { keys })

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { createAdminServer } from './admin/server.ts'
 import type { SidecarConfig } from './config/types.ts'
 import { createKeyStore } from './keys/store.ts'
+import type { KeyStoreDeps } from './keys/store.ts'
 import type { KeyEvent, KeyStore } from './keys/types.ts'
 import { createLogger, logKeyEvent } from './observe/log.ts'
 import type { Logger } from './observe/log.ts'
@@ -22,6 +23,8 @@ export interface AppDeps {
   readonly log?: Logger
   /** epoch ms; tests move time. */
   readonly now?: () => number
+  /** Key store dependencies (tests shorten file polling, inject schedules). */
+  readonly keyStore?: Omit<KeyStoreDeps, 'onEvent' | 'now'>
 }
 
 export interface App {
@@ -44,12 +47,13 @@ export interface App {
  */
 export function createApp(config: SidecarConfig, deps: AppDeps = {}): App {
   const log = deps.log ?? createLogger(config.log)
-  const metrics = createMetrics()
+  // The metrics read key-store state at scrape time; the store reports events to the metrics.
+  const metrics = createMetrics({ keyStatus: () => keys.status(), ...(deps.now === undefined ? {} : { now: deps.now }) })
   const onEvent = (e: KeyEvent): void => {
     logKeyEvent(log, e)
     metrics.keyEvent(e)
   }
-  const keys = createKeyStore(config.issuers, deps.now === undefined ? { onEvent } : { onEvent, now: deps.now })
+  const keys: KeyStore = createKeyStore(config.issuers, { onEvent, ...(deps.now === undefined ? {} : { now: deps.now }), ...deps.keyStore })
   const verifier = createVerifier(
     { issuers: config.issuers, clockSkew: config.tokens.clockSkew, maxBytes: config.tokens.maxBytes },
     deps.now === undefined ? { keys } : { keys, now: deps.now },

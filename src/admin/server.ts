@@ -15,7 +15,8 @@ export interface AdminServerDeps {
 
 /**
  * /healthz: the process is alive. /readyz: 200 only when every issuer has usable keys and
- * the sidecar is not shutting down (`?verbose` lists each issuer). /metrics: Prometheus text.
+ * the sidecar is not shutting down (`?verbose` lists each issuer). /keys: each issuer's key
+ * set state and its keys' public metadata. /metrics: Prometheus text.
  *
  * @example
  * const admin = createAdminServer({ keys, metrics, serving: () => true })
@@ -29,13 +30,37 @@ export function createAdminServer(deps: AdminServerDeps): FastifyInstance {
     reply.code(ready ? 200 : 503)
     const body: Record<string, unknown> = { status: ready ? 'ready' : 'not_ready' }
     if (!deps.serving()) body.shuttingDown = true
-    if ('verbose' in (request.query as object)) body.issuers = deps.keys.status()
+    if ('verbose' in (request.query as object)) {
+      body.issuers = deps.keys.status().map((st) => ({
+        issuer: st.issuer, ready: st.ready, state: st.state, keys: st.keys,
+        lastSuccess: iso(st.lastSuccess), lastError: st.lastError,
+      }))
+    }
     else if (!ready) body.issuers = deps.keys.status().filter((s) => !s.ready).map((s) => s.issuer)
     return reply.send(body)
   })
+  // Public data only: what an operator needs to see a rotation or an outage, never key material.
+  app.get('/keys', (_request, reply) =>
+    reply.send({
+      issuers: deps.keys.status().map((st) => ({
+        issuer: st.issuer,
+        state: st.state,
+        ready: st.ready,
+        jwksUri: st.jwksUri,
+        lastSuccess: iso(st.lastSuccess),
+        nextRefresh: iso(st.nextRefresh),
+        lastError: st.lastError,
+        keys: st.keyList,
+      })),
+    }),
+  )
   app.get('/metrics', async (_request, reply) => {
     void reply.type('text/plain; version=0.0.4; charset=utf-8')
     return deps.metrics.expose()
   })
   return app
+}
+
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString()
 }

@@ -15,6 +15,7 @@
  * reported once (an unset `${VAR}` is not also reported as "expected a URL").
  */
 import { readFileSync } from 'node:fs'
+import { dirname, resolve as resolvePath } from 'node:path'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Pair } from 'yaml'
 import { interpolateDocument, type Env, type PathSegment } from './interpolate.ts'
@@ -475,12 +476,50 @@ function semanticIssues(data: unknown): Found[] {
         )
       }
     }
+    // Key sources: remote (jwksUri or discovery), static files, or both; never none.
+    const discovery = field(item, 'discovery') === true
+    const staticKeys = list(item, 'keys')
+    if (jwksUri !== undefined && discovery) {
+      add(['issuers', i, 'discovery'], 'cannot be combined with jwksUri: choose one remote key source')
+    } else if (jwksUri === undefined && !discovery && staticKeys.length === 0) {
+      add(['issuers', i], 'expected a key source: jwksUri, discovery: true, or keys (static files)')
+    }
+    if (discovery && iss !== undefined) {
+      // OIDC Discovery 1.0 §4: the document lives at {issuer}/.well-known/openid-configuration.
+      const url = parseUrl(iss)
+      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+        add(['issuers', i, 'issuer'], 'with discovery: true, expected an http:// or https:// issuer URL')
+      } else if (url.protocol === 'http:' && !isLoopback(url.hostname) && field(item, 'allowInsecureHttp') !== true) {
+        add(['issuers', i, 'issuer'], 'with discovery: true, https is required unless the host is loopback; set allowInsecureHttp: true to override')
+      }
+    }
     const fetch = field(item, 'fetch')
     if (ms(fetch, 'timeout') === 0) add(['issuers', i, 'fetch', 'timeout'], 'must be greater than 0s')
     if (bytes(fetch, 'maxBytes') === 0) add(['issuers', i, 'fetch', 'maxBytes'], 'must be greater than 0B')
-    const interval = ms(field(item, 'refresh'), 'interval')
-    if (interval !== undefined && interval < MIN_REFRESH_INTERVAL_MS) {
-      add(['issuers', i, 'refresh', 'interval'], 'must be at least 1s; refreshing faster would hammer the identity provider')
+    const extra = field(fetch, 'headers')
+    if (isRecord(extra)) {
+      for (const h of Object.keys(extra)) {
+        const problem = headerNameProblem(h)
+        if (problem !== undefined) add(['issuers', i, 'fetch', 'headers', h], problem)
+      }
+    }
+    const refresh = field(item, 'refresh')
+    const interval = ms(refresh, 'interval')
+    const minInterval = ms(refresh, 'minInterval')
+    const maxInterval = ms(refresh, 'maxInterval')
+    const maxStale = ms(refresh, 'maxStale')
+    for (const [key, value] of [['interval', interval], ['minInterval', minInterval]] as const) {
+      if (value !== undefined && value < MIN_REFRESH_INTERVAL_MS) {
+        add(['issuers', i, 'refresh', key], 'must be at least 1s; refreshing faster would hammer the identity provider')
+      }
+    }
+    if (minInterval !== undefined && maxInterval !== undefined && minInterval > maxInterval) {
+      add(['issuers', i, 'refresh', 'minInterval'], 'must not be greater than maxInterval')
+    } else if (interval !== undefined && minInterval !== undefined && maxInterval !== undefined && (interval < minInterval || interval > maxInterval)) {
+      add(['issuers', i, 'refresh', 'interval'], 'must lie between minInterval and maxInterval')
+    }
+    if (maxStale !== undefined && maxInterval !== undefined && maxStale < maxInterval) {
+      add(['issuers', i, 'refresh', 'maxStale'], 'must be at least maxInterval, or keys would expire between two scheduled refreshes')
     }
   })
 
@@ -602,12 +641,20 @@ interface RawConfig {
   readonly issuers: readonly {
     readonly name: string
     readonly issuer: string
-    readonly jwksUri: string
+    readonly jwksUri?: string
+    readonly discovery: boolean
+    readonly keys: readonly { readonly file: string; readonly alg?: string; readonly kid?: string }[]
     readonly audiences: readonly string[]
     readonly algorithms: readonly string[]
     readonly allowInsecureHttp: boolean
-    readonly fetch: { readonly timeout: string; readonly maxBytes: string }
-    readonly refresh: { readonly interval: string; readonly unknownKidCooldown: string; readonly unknownKidWait: string }
+    readonly fetch: {
+      readonly timeout: string
+      readonly maxBytes: string
+      readonly headers: Readonly<Record<string, string>>
+      readonly bearerTokenFile?: string
+      readonly caFile?: string
+    }
+    readonly refresh: Readonly<Record<'interval' | 'minInterval' | 'maxInterval' | 'unknownKidCooldown' | 'unknownKidWait' | 'maxStale' | 'discoveryInterval', string>>
   }[]
   readonly tokens: {
     readonly from: readonly { readonly header: string; readonly prefix: string }[]
@@ -634,14 +681,31 @@ function convert(raw: RawConfig, source: string): SidecarConfig {
       name: i.name,
       issuer: i.issuer,
       jwksUri: i.jwksUri,
+      discovery: i.discovery,
+      // Relative key files are relative to the config file, not to the working directory.
+      keys: i.keys.map((k) => ({
+        file: resolvePath(dirname(source), k.file),
+        alg: k.alg !== undefined && isAlgorithm(k.alg) ? k.alg : undefined,
+        kid: k.kid,
+      })),
       audiences: [...i.audiences],
       algorithms: i.algorithms.filter(isAlgorithm),
       allowInsecureHttp: i.allowInsecureHttp,
-      fetch: { timeout: parseDuration(i.fetch.timeout), maxBytes: parseSize(i.fetch.maxBytes) },
+      fetch: {
+        timeout: parseDuration(i.fetch.timeout),
+        maxBytes: parseSize(i.fetch.maxBytes),
+        headers: Object.fromEntries(Object.entries(i.fetch.headers)),
+        bearerTokenFile: i.fetch.bearerTokenFile === undefined ? undefined : resolvePath(dirname(source), i.fetch.bearerTokenFile),
+        caFile: i.fetch.caFile === undefined ? undefined : resolvePath(dirname(source), i.fetch.caFile),
+      },
       refresh: {
         interval: parseDuration(i.refresh.interval),
+        minInterval: parseDuration(i.refresh.minInterval),
+        maxInterval: parseDuration(i.refresh.maxInterval),
         unknownKidCooldown: parseDuration(i.refresh.unknownKidCooldown),
         unknownKidWait: parseDuration(i.refresh.unknownKidWait),
+        maxStale: parseDuration(i.refresh.maxStale),
+        discoveryInterval: parseDuration(i.refresh.discoveryInterval),
       },
     })),
     tokens: {

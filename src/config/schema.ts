@@ -85,14 +85,29 @@ const URL_STRING: SchemaNode = { type: 'string', minLength: 1, [EXPECTED]: 'a UR
 const NON_EMPTY_STRING: SchemaNode = { type: 'string', minLength: 1, [EXPECTED]: 'a non-empty string' }
 const HEADER_NAME: SchemaNode = { type: 'string', minLength: 1, [EXPECTED]: 'an HTTP header name' }
 
+const staticKey: SchemaNode = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['file'],
+  properties: {
+    file: { ...NON_EMPTY_STRING, [EXPECTED]: 'a file path (absolute, or relative to this config file)' },
+    // Required for PEM at load time: the algorithm is never inferred from key text (CVE-2023-48223).
+    alg: oneOf(SUPPORTED_ALGORITHMS),
+    kid: NON_EMPTY_STRING,
+  },
+  [EXPECTED]: 'a static key like {file: /keys/signing.pem, alg: RS256}',
+}
+
 const issuer: SchemaNode = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'issuer', 'jwksUri', 'audiences'],
+  required: ['name', 'issuer', 'audiences'],
   properties: {
     name: NAME,
     issuer: { ...NON_EMPTY_STRING, [EXPECTED]: "the exact iss value of the issuer's tokens" },
     jwksUri: URL_STRING,
+    discovery: boolean(false),
+    keys: { type: 'array', items: staticKey, default: [], [EXPECTED]: 'a list of static key files' },
     audiences: {
       type: 'array',
       minItems: 1,
@@ -109,17 +124,29 @@ const issuer: SchemaNode = {
       [EXPECTED]: 'a non-empty list of distinct algorithms',
     },
     allowInsecureHttp: boolean(false),
-    fetch: settings('a map with timeout and maxBytes', {
+    fetch: settings('a map with timeout, maxBytes, headers, bearerTokenFile and caFile', {
       timeout: duration('5s'),
       maxBytes: size('1MiB'),
+      headers: {
+        type: 'object',
+        additionalProperties: { type: 'string', pattern: '^[^\\r\\n]*$', [EXPECTED]: 'a header value on one line' },
+        default: {},
+        [EXPECTED]: 'a map of header name: value',
+      },
+      bearerTokenFile: { ...NON_EMPTY_STRING, [EXPECTED]: 'a file path' },
+      caFile: { ...NON_EMPTY_STRING, [EXPECTED]: 'a PEM file path' },
     }),
-    refresh: settings('a map with interval, unknownKidCooldown and unknownKidWait', {
+    refresh: settings('a map with interval, minInterval, maxInterval, unknownKidCooldown, unknownKidWait, maxStale and discoveryInterval', {
       interval: duration('5m'),
+      minInterval: duration('1m'),
+      maxInterval: duration('1h'),
       unknownKidCooldown: duration('30s'),
       unknownKidWait: duration('2s'),
+      maxStale: duration('24h'),
+      discoveryInterval: duration('24h'),
     }),
   },
-  [EXPECTED]: 'an issuer (a map with name, issuer, jwksUri, audiences, ...)',
+  [EXPECTED]: 'an issuer (a map with name, issuer, audiences and a key source: jwksUri, discovery or keys)',
 }
 
 const tokenSource: SchemaNode = {

@@ -21,19 +21,43 @@ export interface ListenAddress {
 }
 
 export interface FetchSettings {
-  /** ms; one JWKS GET, connect to last byte. */
+  /** ms; one GET (JWKS or discovery), connect to last byte. */
   readonly timeout: number
   /** bytes; a larger response body is refused. */
   readonly maxBytes: number
+  /** Extra request headers sent on every fetch (values may use ${VAR}). */
+  readonly headers: Readonly<Record<string, string>>
+  /** A bearer token read from this file on EVERY fetch (Kubernetes service-account tokens rotate). */
+  readonly bearerTokenFile: string | undefined
+  /** PEM CA bundle trusted for this issuer's TLS, instead of the system roots. */
+  readonly caFile: string | undefined
 }
 
 export interface RefreshSettings {
-  /** ms; fixed interval between background refreshes. */
+  /** ms; refresh period when the response has no usable Cache-Control/Expires. */
   readonly interval: number
+  /** ms; lower clamp for cache lifetimes, and the ceiling of the failure backoff. */
+  readonly minInterval: number
+  /** ms; upper clamp for cache lifetimes: a withdrawn key is noticed within this time. */
+  readonly maxInterval: number
   /** ms; at most one unknown-kid refetch per issuer within this window. */
   readonly unknownKidCooldown: number
   /** ms; how long a request waits for an unknown-kid refetch before failing with unknown_kid. */
   readonly unknownKidWait: number
+  /** ms after the last successful refresh during which the last-known-good set stays usable. */
+  readonly maxStale: number
+  /** ms between refreshes of the OIDC discovery document. */
+  readonly discoveryInterval: number
+}
+
+/** A static key file: PEM SPKI, PEM X.509 certificate, JWK or JWKS. */
+export interface StaticKeyConfig {
+  /** Absolute, or relative to the config file's directory (resolved by the loader). */
+  readonly file: string
+  /** Required for PEM (never inferred from the key text: CVE-2023-48223); optional for JWK/JWKS. */
+  readonly alg: Algorithm | undefined
+  /** Defaults to the key's RFC 7638 thumbprint. */
+  readonly kid: string | undefined
 }
 
 export interface IssuerConfig {
@@ -41,7 +65,12 @@ export interface IssuerConfig {
   readonly name: string
   /** Exact `iss` value. */
   readonly issuer: string
-  readonly jwksUri: string
+  /** Remote keys from this JWKS URL (exclusive with `discovery`). */
+  readonly jwksUri: string | undefined
+  /** Remote keys from `{issuer}/.well-known/openid-configuration`'s `jwks_uri`. */
+  readonly discovery: boolean
+  /** Static key files; an issuer may have remote keys, static keys, or both. */
+  readonly keys: readonly StaticKeyConfig[]
   /** The token's `aud` must contain at least one of these. */
   readonly audiences: readonly string[]
   readonly algorithms: readonly Algorithm[]

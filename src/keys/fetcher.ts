@@ -1,143 +1,419 @@
 /**
- * One HTTP GET of a JWKS document: a total timeout, a running size cap, no redirects.
+ * One HTTP GET of a JSON document (a JWKS, or an OIDC discovery document): a total timeout,
+ * a running size cap, conditional requests, same-origin redirects only, per-issuer TLS trust
+ * and a rotating bearer token.
  *
- * The JWKS endpoint is the one place where the sidecar reads bytes it did not configure, so
- * this unit is deliberately paranoid: the body is counted while it streams and the request is
- * aborted the moment it exceeds `maxBytes` (a hostile or broken provider cannot make us buffer
- * an unbounded body), and a redirect is an error rather than a hop to wherever the provider
- * points (undici's `request` does not follow redirects unless asked; we never ask).
+ * The key endpoints are the one place where the sidecar reads bytes it did not configure, so
+ * this unit is deliberately paranoid:
+ * - one AbortSignal bounds the whole exchange (token file read, every redirect hop, the last
+ *   body byte), so a slow-drip server cannot outlive `timeout`;
+ * - the body is counted while it streams and the request is aborted the moment it exceeds
+ *   `maxBytes` (a hostile or broken provider cannot make us buffer an unbounded body);
+ * - keys come only from where the operator said (RFC 8725 §3.10, and the reason jose's
+ *   remote JWKS does not follow redirects): a redirect is followed only within the same
+ *   origin, at most {@link MAX_REDIRECTS} times, and every URL must be https: unless it is
+ *   loopback or the operator opted out with `allowInsecureHttp`;
+ * - error messages are short, carry a stable code, never quote more than ~100 characters of
+ *   provider text, and never contain the bearer token.
  *
- * Issue #3 adds ETag / Cache-Control here; callers keep calling `fetchJwks(url)`.
+ * Caching policy (when to fetch again) is not decided here: the fetcher reports the
+ * response's lifetime (`maxAgeMs`, see freshness.ts) and its validators, and the key store
+ * schedules.
  */
-import { request } from 'undici'
+import { X509Certificate } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { Agent, request } from 'undici'
 import type { Dispatcher } from 'undici'
+import { cacheLifetimeMs } from './freshness.ts'
 
-/** The closed set of reasons a JWKS fetch fails. Branch on these, never on the message. */
-export type JwksFetchErrorCode = 'network' | 'timeout' | 'status' | 'too_large' | 'invalid_json'
+/** The closed set of reasons a fetch fails. Branch on these, never on the message. */
+export type FetchErrorCode =
+  /** Connection refused/reset, DNS, TLS (an untrusted certificate included), caller abort. */
+  | 'network'
+  /** No complete response within `timeout`. */
+  | 'timeout'
+  /** An HTTP status other than 200 (or 304 to a conditional request); see `status`. */
+  | 'status'
+  /** The body exceeds `maxBytes`. */
+  | 'too_large'
+  /** The body is not JSON. */
+  | 'invalid_json'
+  /** A redirect to another origin, too many redirects, or a redirect without a usable Location. */
+  | 'redirect'
+  /** A plain http: URL to a non-loopback host while `allowInsecureHttp` is false. No connection was made. */
+  | 'insecure'
+  /** Local setup: bad URL, unreadable or invalid bearerTokenFile / caFile, invalid extra header. */
+  | 'config'
+
+/** Redirect hops followed after the first request (RFC 9110 §15.4 leaves the limit to us). */
+export const MAX_REDIRECTS = 3
 
 /** Longest slice of provider-controlled text we repeat in a message (logs stay short and clean). */
 const MAX_DETAIL = 100
 
-/** A failed JWKS fetch. `message` is short and never carries more than ~100 chars of the body. */
+/** A bearer token file larger than this is a misconfiguration (a Kubernetes token is ~1 KiB). */
+const MAX_TOKEN_BYTES = 16 * 1024
+
+/** A failed fetch. `message` is short, never carries more than ~100 chars of the body, and never the token. */
 export class JwksFetchError extends Error {
   override readonly name = 'JwksFetchError'
-  readonly code: JwksFetchErrorCode
-  /** The HTTP status for `code: 'status'`; undefined otherwise. */
+  readonly code: FetchErrorCode
+  /** The HTTP status for `status` and `redirect` errors; undefined otherwise. */
   readonly status: number | undefined
 
-  constructor(code: JwksFetchErrorCode, message: string, options: { status?: number; cause?: unknown } = {}) {
+  constructor(code: FetchErrorCode, message: string, options: { status?: number; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.status = options.status
   }
 }
 
-export interface JwksFetcherOptions {
-  /** ms; the whole exchange, connect to last body byte. */
+/** RFC 9110 §8.8: what a 200 carried, to make the next request conditional (§13.1). */
+export interface Validators {
+  readonly etag: string | undefined
+  readonly lastModified: string | undefined
+}
+
+/**
+ * - `ok`: a 200 with a JSON body, its validators, and its cache lifetime (undefined when the
+ *   response did not say; see `cacheLifetimeMs`).
+ * - `not_modified`: a 304 to a conditional request: the caller's copy is still current and,
+ *   per RFC 9111 §4.3.4, freshened by the 304's own headers (`maxAgeMs`).
+ */
+export type FetchOutcome =
+  | { readonly status: 'ok'; readonly body: unknown; readonly validators: Validators; readonly maxAgeMs: number | undefined }
+  | { readonly status: 'not_modified'; readonly maxAgeMs: number | undefined }
+
+export interface JsonFetcherOptions {
+  /** ms; the whole exchange, token file read and redirect hops included, to the last body byte. */
   readonly timeout: number
   /** bytes; a body larger than this is refused (and its download aborted). */
   readonly maxBytes: number
   readonly userAgent: string
+  /**
+   * Extra request headers. They can never replace the ones this unit owns (Accept, User-Agent,
+   * Host, the conditional headers, framing and hop-by-hop headers): those names are dropped.
+   */
+  readonly headers: Readonly<Record<string, string>>
+  /**
+   * Read on EVERY fetch (Kubernetes rotates projected service-account tokens) and sent as
+   * `Authorization: Bearer <trimmed content>`, replacing an `authorization` extra header.
+   */
+  readonly bearerTokenFile: string | undefined
+  /** PEM CA bundle: this issuer's TLS is verified against it INSTEAD of the system roots. */
+  readonly caFile: string | undefined
+  /** Allow plain http: to non-loopback hosts. */
+  readonly allowInsecureHttp: boolean
 }
 
-export interface JwksFetcherDeps {
-  /** undici dispatcher (an Agent, a MockAgent in tests); the global dispatcher by default. */
+export interface JsonFetcherDeps {
+  /**
+   * undici dispatcher; the global dispatcher by default. Cannot be combined with `caFile`,
+   * which needs a dispatcher of its own (createJsonFetcher throws a TypeError).
+   */
   readonly dispatcher?: Dispatcher
+  /** Clock for `Expires` without `Date`; `Date.now` by default. */
+  readonly now?: () => number
 }
 
 /**
- * Fetch and JSON-parse one JWKS document. `signal` lets the owner cancel (the key store
- * does on `stop()`); a cancelled fetch rejects with code `network`.
+ * GET one JSON document. `validators` (from a previous `ok`) make the request conditional;
+ * `signal` lets the owner cancel (the key store does on `stop()`): a cancelled fetch rejects
+ * with code `network`. Rejects only with {@link JwksFetchError}.
  */
-export type FetchJwks = (url: string, signal?: AbortSignal) => Promise<unknown>
+export type FetchJson = (
+  url: string,
+  options?: { readonly validators?: Validators; readonly signal?: AbortSignal },
+) => Promise<FetchOutcome>
+
+/** RFC 9110 §15.4: the redirects we may follow. 300, 304 and 305 are not redirects to follow. */
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
 
 /**
- * Create a JWKS fetcher: one GET per call, no caching, no retries (the key store schedules).
+ * Request headers this unit owns: extra headers with these names are dropped. Framing and
+ * hop-by-hop headers (RFC 9110 §7.6.1) would corrupt the exchange; the rest are ours by design.
+ */
+const OWNED_HEADERS: ReadonlySet<string> = new Set([
+  'accept', 'user-agent', 'host', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range',
+  'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'trailer', 'expect',
+])
+
+/** RFC 9110 §5.6.2 token: a valid field name. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/** RFC 6750 §2.1 b64token: what may follow `Bearer ` (a JWT is one). */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
+/** RFC 9110 §8.8.3 entity-tag, weak or strong. Anything else is not echoed back in If-None-Match. */
+const ENTITY_TAG = /^(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"$/
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
+
+/**
+ * Create a fetcher for one issuer: one GET per call (plus same-origin redirect hops), no
+ * caching, no retries: the key store decides when to call again.
  *
  * @example
  * ```ts
- * const fetchJwks = createJwksFetcher({ timeout: 5_000, maxBytes: 512 * 1024, userAgent: 'jwt-sidecar/0.1.0' })
- * try {
- *   const doc = await fetchJwks('https://idp.example.com/.well-known/jwks.json')
- * } catch (err) {
- *   if (err instanceof JwksFetchError && err.code === 'timeout') { ... }
+ * const fetchJson = createJsonFetcher({
+ *   timeout: 5_000, maxBytes: 512 * 1024, userAgent: 'jwt-sidecar/0.1.0',
+ *   headers: {}, bearerTokenFile: undefined, caFile: undefined, allowInsecureHttp: false,
+ * })
+ * const first = await fetchJson('https://idp.example.com/.well-known/jwks.json')
+ * if (first.status === 'ok') {
+ *   // later: a 304 costs the provider nothing and renews our copy's freshness
+ *   const next = await fetchJson('https://idp.example.com/.well-known/jwks.json', { validators: first.validators })
  * }
  * ```
  */
-export function createJwksFetcher(opts: JwksFetcherOptions, deps: JwksFetcherDeps = {}): FetchJwks {
-  const { timeout, maxBytes, userAgent } = opts
-  const headers = { accept: 'application/json', 'user-agent': userAgent }
+export function createJsonFetcher(opts: JsonFetcherOptions, deps: JsonFetcherDeps = {}): FetchJson {
+  const { timeout, maxBytes, userAgent, bearerTokenFile, caFile, allowInsecureHttp } = opts
+  if (caFile !== undefined && deps.dispatcher !== undefined) {
+    throw new TypeError('createJsonFetcher: caFile needs its own dispatcher; do not pass deps.dispatcher with it')
+  }
+  const now = deps.now ?? Date.now
+  const extra = extraHeaders(opts.headers)
 
-  return async function fetchJwks(url: string, signal?: AbortSignal): Promise<unknown> {
+  // caFile is read once, on first use; a failed read is not cached, so a CA bundle mounted
+  // late (a Secret that appears after the pod starts) is picked up by the next fetch.
+  let caDispatcher: Promise<Dispatcher> | undefined
+  async function dispatcher(): Promise<Dispatcher | undefined> {
+    if (deps.dispatcher !== undefined) return deps.dispatcher
+    if (caFile === undefined) return undefined
+    caDispatcher ??= loadCa(caFile).then((ca) => new Agent({ connect: { ca } }))
+    try {
+      return await caDispatcher
+    } catch (err) {
+      caDispatcher = undefined
+      throw err
+    }
+  }
+
+  async function requestHeaders(validators: Validators | undefined, signal: AbortSignal): Promise<Record<string, string>> {
+    if (extra instanceof JwksFetchError) throw extra
+    const headers: Record<string, string> = { ...extra, accept: 'application/json', 'user-agent': userAgent }
+    if (bearerTokenFile !== undefined) headers['authorization'] = `Bearer ${await readToken(bearerTokenFile, signal)}`
+    // RFC 9110 §13.1.1 / §13.1.3: send both; a server that knows ETags ignores If-Modified-Since.
+    if (validators?.etag !== undefined) headers['if-none-match'] = validators.etag
+    if (validators?.lastModified !== undefined) headers['if-modified-since'] = validators.lastModified
+    return headers
+  }
+
+  async function exchange(url: string, validators: Validators | undefined, signal: AbortSignal): Promise<FetchOutcome> {
+    // Checked before the token is read or a socket opened: a refused URL costs nothing.
+    let current = checkUrl(url, allowInsecureHttp, 'config')
+    const headers = await requestHeaders(validators, signal)
+    const conditional = 'if-none-match' in headers || 'if-modified-since' in headers
+    const via = await dispatcher()
+
+    for (let hop = 0; ; hop++) {
+      const res = await request(current.href, {
+        method: 'GET',
+        headers,
+        signal,
+        ...(via === undefined ? {} : { dispatcher: via }),
+      })
+      const { statusCode, body } = res
+      // undici's body emits 'error' when we destroy it early; the for-await below still sees
+      // every error, this listener only keeps a deliberate destroy from becoming uncaught.
+      body.on('error', ignore)
+
+      if (statusCode === 200) {
+        return {
+          status: 'ok',
+          body: await readJson(res, maxBytes),
+          validators: validatorsOf(res.headers),
+          maxAgeMs: cacheLifetimeMs(res.headers, now()),
+        }
+      }
+      // Nothing else is read from a non-200 body: destroying it frees us without a byte more.
+      body.destroy()
+
+      if (statusCode === 304) {
+        // RFC 9110 §15.4.5: 304 answers a conditional GET; to an unconditional one it is a
+        // broken server, and we have no copy it could refer to.
+        if (!conditional) throw new JwksFetchError('status', 'HTTP 304 to an unconditional request', { status: 304 })
+        return { status: 'not_modified', maxAgeMs: cacheLifetimeMs(res.headers, now()) }
+      }
+      if (!REDIRECT_STATUSES.has(statusCode)) {
+        throw new JwksFetchError('status', `HTTP ${statusCode}: expected 200`, { status: statusCode })
+      }
+
+      const location = first(res.headers['location'])
+      if (location === undefined || location.trim() === '') {
+        throw new JwksFetchError('redirect', `HTTP ${statusCode} without a Location header`, { status: statusCode })
+      }
+      let target: URL
+      try {
+        target = new URL(location.trim(), current)
+      } catch {
+        throw new JwksFetchError('redirect', `HTTP ${statusCode} with an invalid Location`, { status: statusCode })
+      }
+      // RFC 8725 §3.10 (and RFC 6454 for "origin"): a provider, or whoever sits in front of it,
+      // must not be able to move key retrieval to a host the operator did not configure.
+      if (target.origin !== current.origin) {
+        throw new JwksFetchError(
+          'redirect',
+          `HTTP ${statusCode} to another origin ${clip(target.origin, MAX_DETAIL)} refused: keys are only fetched from ${current.origin}`,
+          { status: statusCode },
+        )
+      }
+      if (hop >= MAX_REDIRECTS) {
+        throw new JwksFetchError('redirect', `more than ${MAX_REDIRECTS} redirects`, { status: statusCode })
+      }
+      current = checkUrl(target, allowInsecureHttp, 'redirect')
+    }
+  }
+
+  return async function fetchJson(url, options = {}) {
     // One signal bounds the whole exchange: undici destroys the body stream with the
     // signal's reason if it fires mid-body, so a slow-drip body cannot outlive `timeout`.
     const timer = AbortSignal.timeout(timeout)
-    const combined = signal === undefined ? timer : AbortSignal.any([timer, signal])
-    const fail = (err: unknown): JwksFetchError => classify(err, timer, timeout)
-
-    let res: Dispatcher.ResponseData
+    const signal = options.signal === undefined ? timer : AbortSignal.any([timer, options.signal])
     try {
-      res = await request(url, {
-        method: 'GET',
-        headers,
-        signal: combined,
-        ...(deps.dispatcher === undefined ? {} : { dispatcher: deps.dispatcher }),
-      })
+      return await exchange(url, options.validators, signal)
     } catch (err) {
-      throw fail(err)
-    }
-
-    const { statusCode, body } = res
-    // undici's body emits 'error' when we destroy it early; the for-await below still sees
-    // every error, this listener only keeps a deliberate destroy from becoming uncaught.
-    body.on('error', ignore)
-    if (statusCode !== 200) {
-      // We do not need the body; destroying it frees the socket without reading a byte more.
-      body.destroy()
-      if (statusCode >= 300 && statusCode < 400) {
-        throw new JwksFetchError('status', `HTTP ${statusCode}: redirects are not followed`, { status: statusCode })
-      }
-      throw new JwksFetchError('status', `HTTP ${statusCode}: expected 200`, { status: statusCode })
-    }
-
-    // Refuse early when the server announces too much; the running count below is what
-    // actually protects us (Content-Length may be absent or wrong).
-    const declared = Number(res.headers['content-length'])
-    if (Number.isFinite(declared) && declared > maxBytes) {
-      body.destroy()
-      throw tooLarge(maxBytes)
-    }
-
-    const chunks: Buffer[] = []
-    let total = 0
-    try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        total += chunk.length
-        // Throwing here ends the loop, and for-await's return() destroys the stream: the
-        // connection is dropped instead of drained.
-        if (total > maxBytes) throw tooLarge(maxBytes)
-        chunks.push(chunk)
-      }
-    } catch (err) {
-      if (err instanceof JwksFetchError) throw err
-      throw fail(err)
-    }
-
-    const text = Buffer.concat(chunks, total).toString('utf8')
-    try {
-      return JSON.parse(text) as unknown
-    } catch (err) {
-      // Build our own message: newer V8 quotes a slice of the input in SyntaxError messages.
-      const kind = text.trim() === '' ? 'empty body' : `not JSON (starts ${JSON.stringify(clip(text, 40))})`
-      throw new JwksFetchError('invalid_json', `response is ${kind}`, { cause: err })
+      throw classify(err, timer, timeout)
     }
   }
+}
+
+/**
+ * True for hosts that cannot leave the machine: `localhost`, 127.0.0.0/8 and ::1 (as a
+ * WHATWG URL's `hostname` spells them: lower case, IPv6 in brackets, IPv4 normalised).
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase()
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
+
+/** Parse and vet one URL we are about to request: http(s), no credentials, https unless loopback/allowed. */
+function checkUrl(input: string | URL, allowInsecureHttp: boolean, badUrlCode: 'config' | 'redirect'): URL {
+  let url: URL
+  try {
+    url = new URL(input)
+  } catch {
+    throw new JwksFetchError(badUrlCode, `not an absolute URL: ${JSON.stringify(clip(String(input), MAX_DETAIL))}`)
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new JwksFetchError(badUrlCode, `unsupported URL scheme ${JSON.stringify(clip(url.protocol, 20))}: only https: (or http: to loopback)`)
+  }
+  // Credentials in a URL leak into logs, metrics labels and /keys; the supported ways to
+  // authenticate are `headers` and `bearerTokenFile`.
+  if (url.username !== '' || url.password !== '') {
+    throw new JwksFetchError(badUrlCode, `URL for ${url.host} carries credentials; use fetch.headers or fetch.bearerTokenFile`)
+  }
+  if (url.protocol === 'http:' && !allowInsecureHttp && !isLoopbackHost(url.hostname)) {
+    throw new JwksFetchError('insecure', `refusing plain http: to non-loopback host ${clip(url.host, MAX_DETAIL)} (allowInsecureHttp is false)`)
+  }
+  url.hash = ''
+  return url
+}
+
+/** Validate the configured extra headers once; a problem becomes a `config` error on every fetch. */
+function extraHeaders(configured: Readonly<Record<string, string>>): Readonly<Record<string, string>> | JwksFetchError {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(configured)) {
+    if (!TOKEN.test(name)) return new JwksFetchError('config', `fetch header name ${JSON.stringify(clip(name, 40))} is not an HTTP token`)
+    // RFC 9110 §5.5: CR, LF and NUL are never valid in a field value (header injection).
+    // The value itself is not quoted: it may be a secret.
+    if (/[\r\n\0]/.test(value)) return new JwksFetchError('config', `fetch header ${name}: value contains CR, LF or NUL`)
+    const lower = name.toLowerCase()
+    if (!OWNED_HEADERS.has(lower)) out[lower] = value
+  }
+  return out
+}
+
+/** The bearer token, re-read on every fetch. Messages name the file and errno, never the content. */
+async function readToken(file: string, signal: AbortSignal): Promise<string> {
+  let raw: string
+  try {
+    raw = await readFile(file, { encoding: 'utf8', signal })
+  } catch (err) {
+    if ((err as { name?: unknown } | null)?.name === 'AbortError') throw err
+    throw new JwksFetchError('config', `bearerTokenFile ${file}: ${errnoOf(err)}`, { cause: err })
+  }
+  const token = raw.trim()
+  if (token === '') throw new JwksFetchError('config', `bearerTokenFile ${file} is empty`)
+  if (Buffer.byteLength(token) > MAX_TOKEN_BYTES) {
+    throw new JwksFetchError('config', `bearerTokenFile ${file} is larger than ${MAX_TOKEN_BYTES} bytes`)
+  }
+  // Also the guard against header injection: a token with CR/LF inside never reaches the wire.
+  if (!B64TOKEN.test(token)) throw new JwksFetchError('config', `bearerTokenFile ${file} does not hold one RFC 6750 bearer token`)
+  return token
+}
+
+/** The PEM certificates of a CA bundle, each checked to parse (Node silently ignores garbage in `ca`). */
+async function loadCa(file: string): Promise<string[]> {
+  let pem: string
+  try {
+    pem = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new JwksFetchError('config', `caFile ${file}: ${errnoOf(err)}`, { cause: err })
+  }
+  const certs = pem.match(PEM_CERTIFICATE) ?? []
+  if (certs.length === 0) throw new JwksFetchError('config', `caFile ${file} holds no PEM certificate`)
+  certs.forEach((cert, i) => {
+    try {
+      new X509Certificate(cert)
+    } catch (err) {
+      throw new JwksFetchError('config', `caFile ${file}: certificate #${i + 1} does not parse`, { cause: err })
+    }
+  })
+  return certs
+}
+
+async function readJson(res: Dispatcher.ResponseData, maxBytes: number): Promise<unknown> {
+  const { body } = res
+  // Refuse early when the server announces too much; the running count below is what
+  // actually protects us (Content-Length may be absent or wrong).
+  const declared = Number(first(res.headers['content-length']))
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    body.destroy()
+    throw tooLarge(maxBytes)
+  }
+
+  const chunks: Buffer[] = []
+  let total = 0
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    total += chunk.length
+    // Throwing here ends the loop, and for-await's return() destroys the stream: the
+    // connection is dropped instead of drained.
+    if (total > maxBytes) throw tooLarge(maxBytes)
+    chunks.push(chunk)
+  }
+
+  const text = Buffer.concat(chunks, total).toString('utf8')
+  try {
+    return JSON.parse(text) as unknown
+  } catch (err) {
+    // Build our own message: newer V8 quotes a slice of the input in SyntaxError messages.
+    const kind = text.trim() === '' ? 'empty body' : `not JSON (starts ${JSON.stringify(clip(text, 40))})`
+    throw new JwksFetchError('invalid_json', `response is ${kind}`, { cause: err })
+  }
+}
+
+function validatorsOf(headers: Dispatcher.ResponseData['headers']): Validators {
+  const etag = first(headers['etag'])?.trim()
+  const lastModified = first(headers['last-modified'])?.trim()
+  return {
+    // A malformed ETag is dropped rather than echoed: it could make every later request invalid.
+    etag: etag !== undefined && ENTITY_TAG.test(etag) ? etag : undefined,
+    // RFC 9110 §13.1.3: If-Modified-Since carries the Last-Modified value exactly as received.
+    lastModified: lastModified !== undefined && lastModified !== '' && !/[\r\n\0]/.test(lastModified) ? lastModified : undefined,
+  }
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
 }
 
 function ignore(): void {}
 
 function tooLarge(maxBytes: number): JwksFetchError {
   return new JwksFetchError('too_large', `response body exceeds ${maxBytes} bytes`)
+}
+
+function errnoOf(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : 'unreadable'
 }
 
 function classify(err: unknown, timer: AbortSignal, timeout: number): JwksFetchError {

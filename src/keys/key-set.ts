@@ -13,7 +13,7 @@ import { calculateJwkThumbprint } from 'jose'
 import { SUPPORTED_ALGORITHMS } from '../config/types.ts'
 import type { Algorithm } from '../config/types.ts'
 import { rsaKeyProblem } from './rsa-hygiene.ts'
-import type { VerificationKey } from './types.ts'
+import type { KeySource, VerificationKey } from './types.ts'
 
 /** A JWK that was skipped, and why (for the `jwks.key_rejected` event). */
 export interface RejectedKey {
@@ -75,7 +75,15 @@ const SUPPORTED: ReadonlySet<string> = new Set(SUPPORTED_ALGORITHMS)
  * for (const r of set.rejected) log.warn({ kid: r.kid, why: r.why }, 'JWK rejected')
  * ```
  */
-export async function parseJwks(json: unknown, allowedAlgorithms: readonly Algorithm[]): Promise<KeySet> {
+export interface ParseOptions {
+  /** Recorded on every key (default `jwks`). */
+  readonly source?: KeySource
+  /** Static keys: a key without kid gets its RFC 7638 thumbprint as kid. */
+  readonly kidFromThumbprint?: boolean
+}
+
+export async function parseJwks(json: unknown, allowedAlgorithms: readonly Algorithm[], options: ParseOptions = {}): Promise<KeySet> {
+  const source: KeySource = options.source ?? 'jwks'
   if (!isObject(json)) throw new InvalidJwksError('JWKS is not a JSON object')
   const list = json['keys']
   if (!Array.isArray(list)) throw new InvalidJwksError('JWKS has no "keys" array')
@@ -91,7 +99,11 @@ export async function parseJwks(json: unknown, allowedAlgorithms: readonly Algor
       rejected.push(Object.freeze(checked))
       continue
     }
-    const { kid, publicJwk, algorithms } = checked
+    const { publicJwk, algorithms, alg } = checked
+    // RFC 7638: the thumbprint covers only the required public members, so it is the key's
+    // identity regardless of kid, alg or decoration.
+    const thumbprint = await calculateJwkThumbprint(publicJwk, 'sha256')
+    const kid = checked.kid ?? (options.kidFromThumbprint === true ? thumbprint : undefined)
     // Duplicate kids are ambiguous; the first usable key wins (a `use: enc` key sharing the
     // kid of a signing key does not shadow it, because it was never usable).
     if (kid !== undefined && byKid.has(kid)) {
@@ -111,10 +123,8 @@ export async function parseJwks(json: unknown, allowedAlgorithms: readonly Algor
       rejected.push(Object.freeze({ kid, why: `RSA modulus of ${bits ?? 'unknown'} bits is below ${MIN_RSA_BITS}` }))
       continue
     }
-    // RFC 7638: the thumbprint covers only the required public members, so it is the key's
-    // identity regardless of kid, alg or decoration.
-    const thumbprint = await calculateJwkThumbprint(publicJwk, 'sha256')
-    const vk: VerificationKey = Object.freeze({ kid, thumbprint, algorithms, key })
+    const kty = publicJwk.kty as VerificationKey['kty']
+    const vk: VerificationKey = Object.freeze({ kid, thumbprint, kty, alg, algorithms, key, source })
     keys.push(vk)
     if (kid !== undefined) byKid.set(kid, vk)
   }
@@ -122,40 +132,64 @@ export async function parseJwks(json: unknown, allowedAlgorithms: readonly Algor
   return Object.freeze({ keys: Object.freeze(keys), byKid, rejected: Object.freeze(rejected) })
 }
 
-/** Keys present in only one of two sets, by thumbprint and kid (a key replaced under the same kid is both). */
+/**
+ * What changed between two key sets (RFC 7638 thumbprint + kid is a key's identity):
+ * - `changed`: the same kid now names different key material (a rotation done in place, or a
+ *   substitution: a warning either way);
+ * - `added` / `removed`: every other key present in only one set;
+ * - `replaced`: both sets have keys and none in common (a wholesale swap: a warning).
+ */
 export interface KeySetDiff {
   readonly added: readonly VerificationKey[]
   readonly removed: readonly VerificationKey[]
+  readonly changed: readonly { readonly key: VerificationKey; readonly previous: VerificationKey }[]
+  readonly replaced: boolean
 }
 
 /**
- * Compare two key sets. `prev` undefined (the first load) makes every key "added".
+ * Compare two key sets. `prev` undefined or empty (the first load) makes every key "added".
  *
  * @example
  * ```ts
- * const { added, removed } = diffKeySets(current, next)
- * for (const k of removed) emit({ event: 'jwks.key_removed', issuer, kid: k.kid, thumbprint: k.thumbprint })
+ * const { added, removed, changed, replaced } = diffKeySets(current, next)
+ * for (const c of changed) emit({ event: 'jwks.key_changed', kid: c.key.kid, previousThumbprint: c.previous.thumbprint, ... })
  * ```
  */
 export function diffKeySets(
   prev: { readonly keys: readonly VerificationKey[] } | undefined,
   next: { readonly keys: readonly VerificationKey[] },
 ): KeySetDiff {
-  const before = new Map((prev?.keys ?? []).map((k) => [identity(k), k]))
-  const after = new Map(next.keys.map((k) => [identity(k), k]))
-  const added = next.keys.filter((k) => !before.has(identity(k)))
-  const removed = (prev?.keys ?? []).filter((k) => !after.has(identity(k)))
-  return { added, removed }
+  const before = prev?.keys ?? []
+  const beforeIds = new Set(before.map(identity))
+  const afterIds = new Set(next.keys.map(identity))
+  const newKeys = next.keys.filter((k) => !beforeIds.has(identity(k)))
+  const goneKeys = before.filter((k) => !afterIds.has(identity(k)))
+  // A kid that disappears with one key and reappears with another is a change, not two events.
+  const goneByKid = new Map(goneKeys.filter((k) => k.kid !== undefined).map((k) => [k.kid, k]))
+  const changed: { key: VerificationKey; previous: VerificationKey }[] = []
+  const added: VerificationKey[] = []
+  for (const k of newKeys) {
+    const previous = k.kid === undefined ? undefined : goneByKid.get(k.kid)
+    if (previous === undefined) added.push(k)
+    else {
+      changed.push({ key: k, previous })
+      goneByKid.delete(k.kid)
+    }
+  }
+  const changedPrev = new Set(changed.map((c) => c.previous))
+  const removed = goneKeys.filter((k) => !changedPrev.has(k))
+  const common = next.keys.length - newKeys.length
+  return { added, removed, changed, replaced: before.length > 0 && next.keys.length > 0 && common === 0 }
 }
 
-function identity(k: VerificationKey): string {
-  // kid undefined and kid "" are different identities; the prefix keeps them apart.
+/** A key's identity across sets: thumbprint and kid (kid undefined and "" kept apart). */
+export function identity(k: VerificationKey): string {
   return `${k.thumbprint} ${k.kid === undefined ? '-' : `=${k.kid}`}`
 }
 
 type Checked =
   | RejectedKey
-  | { readonly kid: string | undefined; readonly publicJwk: JsonWebKey; readonly algorithms: ReadonlySet<Algorithm> }
+  | { readonly kid: string | undefined; readonly publicJwk: JsonWebKey; readonly algorithms: ReadonlySet<Algorithm>; readonly alg: Algorithm | undefined }
 
 /** Every rule that needs no import, in the order a reader would check them. */
 function check(entry: unknown, allowed: ReadonlySet<Algorithm>): Checked {
@@ -216,7 +250,7 @@ function check(entry: unknown, allowed: ReadonlySet<Algorithm>): Checked {
   const algorithms = own.filter((a) => allowed.has(a))
   if (algorithms.length === 0) return reject(`no allowed algorithm (key: ${own.join(', ')})`)
 
-  return { kid, publicJwk, algorithms: new Set(algorithms) }
+  return { kid, publicJwk, algorithms: new Set(algorithms), alg: alg as Algorithm | undefined }
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -1,18 +1,25 @@
 /**
- * The key store's contract with the verifier. Issue #3 (key lifecycle) replaces the
- * internals behind it; callers only ever see these types.
+ * The key store's contract with the verifier, the admin port and observe/. Internals (fetch,
+ * freshness, static files) may change; callers only ever see these types.
  */
 import type { KeyObject } from 'node:crypto'
 import type { Algorithm } from '../config/types.ts'
 
-/** One usable verification key, imported once per fetch (never per request). */
+/** Where a key came from: the remote JWKS, or a static file (its absolute path). */
+export type KeySource = 'jwks' | `file:${string}`
+
+/** One usable verification key, imported once per fetch or file load (never per request). */
 export interface VerificationKey {
   readonly kid: string | undefined
   /** RFC 7638 JWK thumbprint (SHA-256, base64url): stable identity for logs and diffs. */
   readonly thumbprint: string
-  /** The algorithms this key may verify: its `alg` if the JWK names one, else every algorithm its type supports. */
+  readonly kty: 'RSA' | 'EC' | 'OKP'
+  /** The `alg` the key declares, if any (RFC 7517 §4.4): then only that alg may use it. */
+  readonly alg: Algorithm | undefined
+  /** The algorithms this key may verify: its `alg` if declared, else every algorithm its type supports, within the allowlist. */
   readonly algorithms: ReadonlySet<Algorithm>
   readonly key: KeyObject
+  readonly source: KeySource
 }
 
 export type KeyResult =
@@ -20,24 +27,54 @@ export type KeyResult =
   | { readonly ok: false; readonly reason: 'unknown_kid' | 'keys_unavailable' | 'bad_signature' }
 
 /**
+ * The state of an issuer's key set, one closed set for /keys, /readyz and the
+ * `jwt_sidecar_jwks_state` metric:
+ * - `loading`: no usable key yet (start-up, or every source failing since start);
+ * - `fresh`: the last remote refresh succeeded;
+ * - `stale`: refreshes are failing; the last-known-good set is used, for at most `maxStale`;
+ * - `expired`: past `maxStale` the remote keys are dropped until a refresh succeeds;
+ * - `static`: keys come from files only.
+ */
+export type KeySetState = 'loading' | 'fresh' | 'stale' | 'expired' | 'static'
+export const KEY_SET_STATES: readonly KeySetState[] = ['loading', 'fresh', 'stale', 'expired', 'static']
+
+/**
  * Per-issuer key access. `getKey` answers synchronously when it can (the hot path allocates
- * nothing but the result); it returns a promise only when a bounded unknown-kid refetch runs.
+ * nothing); it returns a promise only while a bounded unknown-kid refetch runs.
  */
 export interface IssuerKeys {
   readonly name: string
   getKey(kid: string | undefined, alg: Algorithm): KeyResult | Promise<KeyResult>
-  /** True when the issuer has a usable key set. */
+  /** True when the issuer has at least one usable key. */
   ready(): boolean
   status(): IssuerKeyStatus
+}
+
+/** Public data only: what /keys and /readyz?verbose show. */
+export interface KeyInfo {
+  readonly kid: string | undefined
+  readonly kty: VerificationKey['kty']
+  readonly alg: Algorithm | undefined
+  readonly thumbprint: string
+  readonly source: KeySource
+  /** ISO time this key (thumbprint + kid) was first seen by this process. */
+  readonly firstSeen: string
 }
 
 export interface IssuerKeyStatus {
   readonly issuer: string
   readonly ready: boolean
+  readonly state: KeySetState
+  /** Usable keys now. */
   readonly keys: number
-  /** epoch ms of the last successful fetch, or undefined. */
+  /** epoch ms of the last successful remote refresh (or static load), or undefined. */
   readonly lastSuccess: number | undefined
+  /** epoch ms of the next scheduled remote refresh, or undefined. */
+  readonly nextRefresh: number | undefined
   readonly lastError: string | undefined
+  /** The JWKS URL in use (configured or discovered), if any. */
+  readonly jwksUri: string | undefined
+  readonly keyList: readonly KeyInfo[]
 }
 
 export interface KeyStore {
@@ -46,17 +83,41 @@ export interface KeyStore {
   /** Every issuer has usable keys. */
   ready(): boolean
   status(): readonly IssuerKeyStatus[]
-  /** Start fetching (all issuers concurrently) and the background schedule. Never throws for a provider outage. */
+  /** Start fetching (all issuers concurrently), watching files and the background schedule. Never throws for a provider outage. */
   start(): void
-  /** Cancel timers and in-flight fetches. */
+  /** Cancel timers, watchers and in-flight fetches. */
   stop(): Promise<void>
 }
 
-/** Security and health events the key store emits; observe/ turns them into logs and metrics. */
+/** What caused a refresh: the first load, the schedule (incl. retries), an unknown kid, a key file change. */
+export type RefreshTrigger = 'startup' | 'schedule' | 'unknown_kid' | 'file'
+export type UnknownKidAction = 'refreshed' | 'cooldown' | 'known_unknown'
+
+interface KeyFields {
+  readonly issuer: string
+  readonly kid: string | undefined
+  readonly kty: VerificationKey['kty']
+  readonly alg: Algorithm | undefined
+  readonly thumbprint: string
+  readonly source: KeySource
+}
+
+/**
+ * Security and health events; observe/ turns them into logs (the `event` field) and metrics.
+ * Never token material; key material only as kid, kty, alg and thumbprint.
+ */
 export type KeyEvent =
-  | { readonly event: 'jwks.fetch'; readonly issuer: string; readonly result: 'success' | 'error'; readonly trigger: 'startup' | 'interval' | 'unknown_kid'; readonly durationMs: number; readonly keys?: number; readonly error?: string }
-  | { readonly event: 'jwks.key_added'; readonly issuer: string; readonly kid: string | undefined; readonly thumbprint: string }
-  | { readonly event: 'jwks.key_removed'; readonly issuer: string; readonly kid: string | undefined; readonly thumbprint: string }
-  | { readonly event: 'jwks.key_rejected'; readonly issuer: string; readonly kid: string | undefined; readonly why: string }
+  | { readonly event: 'jwks.refreshed'; readonly issuer: string; readonly trigger: RefreshTrigger; readonly result: 'updated' | 'not_modified'; readonly durationMs: number; readonly keys: number; readonly nextRefreshMs: number | undefined }
+  | { readonly event: 'jwks.refresh_failed'; readonly issuer: string; readonly trigger: RefreshTrigger; readonly durationMs: number; readonly error: string; readonly failures: number; readonly retryInMs: number | undefined }
+  | ({ readonly event: 'jwks.key_added' } & KeyFields)
+  | ({ readonly event: 'jwks.key_removed' } & KeyFields)
+  | ({ readonly event: 'jwks.key_changed'; readonly previousThumbprint: string } & KeyFields)
+  | { readonly event: 'jwks.keyset_replaced'; readonly issuer: string; readonly added: number; readonly removed: number }
+  | { readonly event: 'jwks.key_rejected'; readonly issuer: string; readonly kid: string | undefined; readonly why: string; readonly source: KeySource }
+  | { readonly event: 'jwks.stale'; readonly issuer: string; readonly lastSuccess: number; readonly error: string }
+  | { readonly event: 'jwks.expired'; readonly issuer: string; readonly lastSuccess: number | undefined }
+  | { readonly event: 'jwks.recovered'; readonly issuer: string; readonly from: 'stale' | 'expired' | 'loading' }
+  | { readonly event: 'jwks.discovered'; readonly issuer: string; readonly jwksUri: string }
+  | { readonly event: 'jwks.unknown_kid'; readonly issuer: string; readonly action: UnknownKidAction }
 
 export type KeyEventSink = (event: KeyEvent) => void

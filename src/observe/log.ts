@@ -53,21 +53,28 @@ function serializeResponse(res: { readonly statusCode?: unknown }): Record<strin
   return { statusCode: res.statusCode }
 }
 
-/** Key-set changes are security events: a stable `event` name and no key material beyond the kid and thumbprint. */
+/**
+ * Key-set changes are security events: a stable `event` name, issuer, kid, kty, alg and
+ * thumbprint, never key material. What an operator must look at is warn or error. The
+ * Record type makes every event name choose a level: a new event cannot go unlogged by accident.
+ */
+const KEY_EVENT_LOG: Readonly<Record<KeyEvent['event'], readonly ['debug' | 'info' | 'warn' | 'error', string] | undefined>> = {
+  'jwks.refreshed': ['debug', 'jwks refreshed'],
+  // Counted in jwt_sidecar_unknown_kid_total; a line per request would let a flood flood the logs.
+  'jwks.unknown_kid': undefined,
+  'jwks.key_added': ['info', 'key added to issuer key set'],
+  'jwks.key_removed': ['info', 'key removed from issuer key set'],
+  'jwks.discovered': ['info', 'jwks_uri discovered'],
+  'jwks.recovered': ['info', 'issuer keys recovered'],
+  'jwks.key_changed': ['warn', 'key material changed under the same kid'],
+  'jwks.keyset_replaced': ['warn', 'key set replaced: no key in common with the previous set'],
+  'jwks.key_rejected': ['warn', 'key rejected'],
+  'jwks.refresh_failed': ['warn', 'key refresh failed'],
+  'jwks.stale': ['warn', 'issuer keys are stale: serving the last-known-good set'],
+  'jwks.expired': ['error', 'issuer keys expired (maxStale): tokens of this issuer get 503 keys_unavailable'],
+}
+
 export function logKeyEvent(log: Logger, e: KeyEvent): void {
-  switch (e.event) {
-    case 'jwks.fetch':
-      if (e.result === 'success') log.debug(e, 'jwks fetched')
-      else log.warn(e, 'jwks fetch failed')
-      break
-    case 'jwks.key_added':
-      log.info(e, 'key added to issuer key set')
-      break
-    case 'jwks.key_removed':
-      log.info(e, 'key removed from issuer key set')
-      break
-    case 'jwks.key_rejected':
-      log.warn(e, 'key rejected')
-      break
-  }
+  const how = KEY_EVENT_LOG[e.event]
+  if (how !== undefined) log[how[0]](e, how[1])
 }

@@ -3,7 +3,8 @@
  * and route names, the reason codes, fixed outcome/result words. Never a path, sub, kid or IP.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { KeyEvent } from '../keys/types.ts'
+import { KEY_SET_STATES } from '../keys/types.ts'
+import type { IssuerKeyStatus, KeyEvent } from '../keys/types.ts'
 import type { Reason } from '../verify/reasons.ts'
 
 export type Outcome = 'allowed' | 'denied' | 'anonymous' | 'error'
@@ -32,7 +33,15 @@ const PREFIX = 'jwt_sidecar_'
  * const metrics = createMetrics()
  * metrics.request('default', 'denied', 'expired')
  */
-export function createMetrics(): Metrics {
+export interface MetricsOptions {
+  /** The key store's view, read at scrape time for the state, keys and staleness gauges. */
+  readonly keyStatus?: () => readonly IssuerKeyStatus[]
+  /** epoch ms */
+  readonly now?: () => number
+}
+
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const now = options.now ?? Date.now
   const registry = new Registry()
   const processRegistry = new Registry()
   collectDefaultMetrics({ register: processRegistry, prefix: PREFIX })
@@ -56,29 +65,75 @@ export function createMetrics(): Metrics {
     labelNames: ['kind'] as const,
     registers: [registry],
   })
-  const jwksFetches = new Counter({
-    name: `${PREFIX}jwks_fetches_total`,
-    help: 'JWKS fetch attempts by issuer, result (success, error) and trigger (startup, interval, unknown_kid).',
-    labelNames: ['issuer', 'result', 'trigger'] as const,
+  const refreshes = new Counter({
+    name: `${PREFIX}jwks_refresh_total`,
+    help: 'Key refreshes by issuer, trigger (startup, schedule, unknown_kid, file) and result (updated, not_modified, error).',
+    labelNames: ['issuer', 'trigger', 'result'] as const,
     registers: [registry],
   })
-  const jwksLastSuccess = new Gauge({
-    name: `${PREFIX}jwks_last_success_timestamp_seconds`,
-    help: 'Unix time of the last successful JWKS fetch, by issuer.',
+  const refreshDuration = new Histogram({
+    name: `${PREFIX}jwks_refresh_duration_seconds`,
+    help: 'Duration of key refreshes (discovery, fetch, import), by issuer.',
     labelNames: ['issuer'] as const,
-    registers: [registry],
-  })
-  const jwksKeys = new Gauge({
-    name: `${PREFIX}jwks_keys`,
-    help: 'Usable keys in the current set, by issuer.',
-    labelNames: ['issuer'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   })
   const keyChanges = new Counter({
     name: `${PREFIX}jwks_key_changes_total`,
-    help: 'Keys added to, removed from or rejected for an issuer key set.',
+    help: 'Key set changes by issuer and change (added, removed, changed: same kid with new material, replaced: no key in common).',
     labelNames: ['issuer', 'change'] as const,
     registers: [registry],
+  })
+  const keyRejections = new Counter({
+    name: `${PREFIX}jwks_key_rejections_total`,
+    help: 'Keys refused at import (private, symmetric, weak, wrong use or alg, duplicate kid), by issuer; reported once per distinct key.',
+    labelNames: ['issuer'] as const,
+    registers: [registry],
+  })
+  const unknownKid = new Counter({
+    name: `${PREFIX}unknown_kid_total`,
+    help: 'Tokens naming a kid not in their issuer key set, by action (refreshed: waited for a refresh, cooldown: refused without one, known_unknown: proven unknown by the last refresh).',
+    labelNames: ['issuer', 'action'] as const,
+    registers: [registry],
+  })
+  // Read from the key store at scrape time, so they are never out of date.
+  const status = (): readonly IssuerKeyStatus[] => options.keyStatus?.() ?? []
+  new Gauge({
+    name: `${PREFIX}jwks_keys`,
+    help: 'Usable keys in the current set, by issuer.',
+    labelNames: ['issuer'] as const,
+    registers: [registry],
+    collect() {
+      for (const s of status()) this.labels(s.issuer).set(s.keys)
+    },
+  })
+  new Gauge({
+    name: `${PREFIX}jwks_state`,
+    help: 'Key set state by issuer: 1 for the current state (loading, fresh, stale, expired, static), 0 for the others.',
+    labelNames: ['issuer', 'state'] as const,
+    registers: [registry],
+    collect() {
+      for (const s of status()) for (const state of KEY_SET_STATES) this.labels(s.issuer, state).set(s.state === state ? 1 : 0)
+    },
+  })
+  new Gauge({
+    name: `${PREFIX}jwks_last_success_timestamp_seconds`,
+    help: 'Unix time of the last successful key refresh (remote) or load (static), by issuer; absent before the first.',
+    labelNames: ['issuer'] as const,
+    registers: [registry],
+    collect() {
+      for (const s of status()) if (s.lastSuccess !== undefined) this.labels(s.issuer).set(s.lastSuccess / 1000)
+    },
+  })
+  new Gauge({
+    name: `${PREFIX}jwks_staleness_seconds`,
+    help: 'Seconds since the last successful key refresh, by issuer; absent before the first.',
+    labelNames: ['issuer'] as const,
+    registers: [registry],
+    collect() {
+      const t = now()
+      for (const s of status()) if (s.lastSuccess !== undefined) this.labels(s.issuer).set(Math.max(0, (t - s.lastSuccess) / 1000))
+    },
   })
 
   return {
@@ -95,12 +150,13 @@ export function createMetrics(): Metrics {
     },
     keyEvent(e) {
       switch (e.event) {
-        case 'jwks.fetch':
-          jwksFetches.labels(e.issuer, e.result, e.trigger).inc()
-          if (e.result === 'success') {
-            jwksLastSuccess.labels(e.issuer).set(Date.now() / 1000)
-            if (e.keys !== undefined) jwksKeys.labels(e.issuer).set(e.keys)
-          }
+        case 'jwks.refreshed':
+          refreshes.labels(e.issuer, e.trigger, e.result).inc()
+          refreshDuration.labels(e.issuer).observe(e.durationMs / 1000)
+          break
+        case 'jwks.refresh_failed':
+          refreshes.labels(e.issuer, e.trigger, 'error').inc()
+          refreshDuration.labels(e.issuer).observe(e.durationMs / 1000)
           break
         case 'jwks.key_added':
           keyChanges.labels(e.issuer, 'added').inc()
@@ -108,8 +164,20 @@ export function createMetrics(): Metrics {
         case 'jwks.key_removed':
           keyChanges.labels(e.issuer, 'removed').inc()
           break
+        case 'jwks.key_changed':
+          keyChanges.labels(e.issuer, 'changed').inc()
+          break
+        case 'jwks.keyset_replaced':
+          keyChanges.labels(e.issuer, 'replaced').inc()
+          break
         case 'jwks.key_rejected':
-          keyChanges.labels(e.issuer, 'rejected').inc()
+          keyRejections.labels(e.issuer).inc()
+          break
+        case 'jwks.unknown_kid':
+          unknownKid.labels(e.issuer, e.action).inc()
+          break
+        default:
+          // stale / expired / recovered / discovered: states, read from the store at scrape time.
           break
       }
     },

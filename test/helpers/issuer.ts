@@ -80,6 +80,13 @@ export interface TestIssuerOptions {
   readonly kids?: readonly string[]
   /** The `iss` the tokens carry. Default: the server's base URL. */
   readonly issuer?: string
+  /**
+   * Opt-in HTTP validators for `/jwks`: a 200 carries `ETag` (a hash of the body) and
+   * `Last-Modified` (when that body was first served), and a request whose `If-None-Match`
+   * matches the current ETag gets a bodiless `304` (still counted in `fetchCount`, and in
+   * `notModifiedCount`). Default false: no validators, never a 304.
+   */
+  readonly conditional?: boolean
 }
 
 export interface SignOptions {
@@ -132,6 +139,16 @@ export interface TestIssuer {
   fetchCount(): number
   /** The last JWKS request (method, url, headers), to check what a client sent. */
   lastRequest(): RecordedRequest | undefined
+  /** JWKS requests answered with 304 so far (only with `conditional: true`); included in `fetchCount`. */
+  notModifiedCount(): number
+  /** Discovery-document requests (`/.well-known/openid-configuration`) served so far. */
+  discoveryCount(): number
+  /** Serve this raw body (status 200) as the discovery document instead of `{issuer, jwks_uri}`. `undefined` restores. */
+  setDiscoveryBody(raw: string | undefined): void
+  /** Make the discovery document answer with this status. `200` restores. */
+  setDiscoveryStatus(code: number): void
+  /** The Location a 3xx from `/jwks` carries. `undefined` restores the default, `<url>/elsewhere/jwks`. */
+  setLocation(url: string | undefined): void
   /**
    * Sign a JWT. Fills `iss` (this issuer), `aud: 'test-api'`, `iat: now`, `exp: now + 300`
    * unless `claims` has that member; a member set to `undefined` is left out of the token
@@ -187,13 +204,23 @@ export async function startTestIssuer(opts: TestIssuerOptions = {}): Promise<Tes
   let rawBody: string | undefined
   let extraHeaders: Readonly<Record<string, string>> = {}
   const pending = new Set<NodeJS.Timeout>()
+  let notModified = 0
+  let discoveries = 0
+  let discoveryBody: string | undefined
+  let discoveryStatus = 200
+  let location: string | undefined
+  // conditional: the ETag last served, and the HTTP-date it was first served at.
+  let servedEtag: string | undefined
+  let servedSince = new Date().toUTCString()
 
   const jwks = (): { keys: JWK[] } => ({ keys: [...keys.values()].filter((k) => k.published).map((k) => ({ ...k.jwk })) })
 
   const srv = await startHttpServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname
     if (path === '/.well-known/openid-configuration') {
-      send(res, 200, JSON.stringify({ issuer, jwks_uri: jwksUri }))
+      discoveries++
+      if (discoveryStatus !== 200) send(res, discoveryStatus, JSON.stringify({ error: `status ${discoveryStatus}` }))
+      else send(res, 200, discoveryBody ?? JSON.stringify({ issuer, jwks_uri: jwksUri }))
       return
     }
     if (path !== '/jwks') {
@@ -205,8 +232,25 @@ export async function startTestIssuer(opts: TestIssuerOptions = {}): Promise<Tes
     const respond = (): void => {
       if (res.destroyed) return
       const headers: Record<string, string> = { ...extraHeaders }
-      if (status >= 300 && status < 400) headers['location'] = `${srv.url}/elsewhere/jwks`
+      if (status >= 300 && status < 400) headers['location'] = location ?? `${srv.url}/elsewhere/jwks`
       const body = rawBody ?? (status === 200 ? JSON.stringify(jwks()) : JSON.stringify({ error: `status ${status}` }))
+      if (opts.conditional === true && status === 200) {
+        const etag = `"${createHash('sha256').update(body).digest('base64url')}"`
+        if (etag !== servedEtag) {
+          servedEtag = etag
+          servedSince = new Date().toUTCString()
+        }
+        const validators = { etag, 'last-modified': servedSince }
+        if (etagMatches(req.headers['if-none-match'], etag)) {
+          notModified++
+          // RFC 9110 §15.4.5: a 304 repeats the validators and caching headers a 200 would carry.
+          res.writeHead(304, { ...validators, ...extraHeaders })
+          res.end()
+          return
+        }
+        send(res, status, body, { ...validators, ...headers })
+        return
+      }
       send(res, status, body, headers)
     }
     if (delay <= 0) {
@@ -242,6 +286,17 @@ export async function startTestIssuer(opts: TestIssuerOptions = {}): Promise<Tes
     issuer,
     fetchCount: () => count,
     lastRequest: () => last,
+    notModifiedCount: () => notModified,
+    discoveryCount: () => discoveries,
+    setDiscoveryBody(raw) {
+      discoveryBody = raw
+    },
+    setDiscoveryStatus(code) {
+      discoveryStatus = code
+    },
+    setLocation(url) {
+      location = url
+    },
     async sign(claims = {}, o = {}) {
       const signerKid = o.key ?? (typeof o.kid === 'string' && keys.has(o.kid) ? o.kid : undefined)
       const signer = signerKid === undefined ? [...keys.values()][0] : keys.get(signerKid)
@@ -279,6 +334,13 @@ export async function startTestIssuer(opts: TestIssuerOptions = {}): Promise<Tes
       return srv.close()
     },
   }
+}
+
+/** RFC 9110 §13.1.2: If-None-Match uses the weak comparison; `*` matches any current representation. */
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false
+  const opaque = (t: string): string => t.trim().replace(/^W\//, '')
+  return header.split(',').some((t) => t.trim() === '*' || opaque(t) === opaque(etag))
 }
 
 function snapshot(k: MutableKey): TestKey {

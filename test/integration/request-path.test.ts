@@ -285,7 +285,9 @@ describe('admin port', () => {
     assert.match(text, /^jwt_sidecar_requests_total\{route="default",outcome="denied",reason="expired"\} [1-9]\d*$/m)
     assert.match(text, /^jwt_sidecar_requests_total\{route="default",outcome="allowed",reason="none"\} [1-9]\d*$/m)
     assert.match(text, /^jwt_sidecar_requests_total\{route="health",outcome="anonymous",reason="none"\} [1-9]\d*$/m)
-    assert.match(text, /^jwt_sidecar_jwks_fetches_total\{issuer="corp",result="success",trigger="startup"\} 1$/m)
+    assert.match(text, /^jwt_sidecar_jwks_refresh_total\{issuer="corp",trigger="startup",result="updated"\} 1$/m)
+    assert.match(text, /^jwt_sidecar_jwks_state\{issuer="corp",state="fresh"\} 1$/m)
+    assert.match(text, /^jwt_sidecar_jwks_keys\{issuer="corp"\} 1$/m)
     assert.match(text, /^jwt_sidecar_verification_duration_seconds_count\{issuer="corp"\} [1-9]\d*$/m)
     assert.match(text, /^jwt_sidecar_process_cpu_seconds_total /m, 'process metrics are exposed too')
     // Labels only from closed sets: no path, subject or kid ever becomes a label value.

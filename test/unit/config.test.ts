@@ -58,8 +58,13 @@ void describe('parseConfig: a valid file', () => {
           audiences: ['orders-api'],
           algorithms: ['RS256'],
           allowInsecureHttp: false,
-          fetch: { timeout: 5000, maxBytes: 1024 * 1024 },
-          refresh: { interval: 300_000, unknownKidCooldown: 30_000, unknownKidWait: 2000 },
+          discovery: false,
+          keys: [],
+          fetch: { timeout: 5000, maxBytes: 1024 * 1024, headers: {}, bearerTokenFile: undefined, caFile: undefined },
+          refresh: {
+            interval: 300_000, minInterval: 60_000, maxInterval: 3_600_000, unknownKidCooldown: 30_000,
+            unknownKidWait: 2000, maxStale: 86_400_000, discoveryInterval: 86_400_000,
+          },
         },
       ],
       tokens: { from: [{ header: 'Authorization', prefix: 'Bearer ' }], clockSkew: 60_000, maxBytes: 8192 },
@@ -85,13 +90,25 @@ issuers:
     audiences: [orders-api, billing]
     algorithms: [RS256, ES256, EdDSA]
     allowInsecureHttp: true
+    keys:
+      - file: keys/extra.pem
+        alg: ES256
+        kid: extra
     fetch:
       timeout: 2500ms
       maxBytes: 512KiB
+      headers:
+        X-Tenant: corp
+      bearerTokenFile: /var/run/secrets/tokens/jwks
+      caFile: ca.pem
     refresh:
       interval: 1h
+      minInterval: 30s
+      maxInterval: 6h
       unknownKidCooldown: 10s
       unknownKidWait: 500ms
+      maxStale: 12h
+      discoveryInterval: 6h
 tokens:
   from:
     - header: Authorization
@@ -117,7 +134,7 @@ log:
   level: debug
   access: false
 `
-    const config = parseConfig(text, 'full.yaml', {})
+    const config = parseConfig(text, '/etc/jwt-sidecar/full.yaml', {})
     assert.deepEqual(config.listen, { host: '::1', port: 8443 })
     assert.deepEqual(config.upstream, { url: 'https://app.internal:8443/base', timeout: 90_000, xForwarded: 'replace' })
     assert.deepEqual(config.admin, { listen: { host: '127.0.0.1', port: 0 } })
@@ -128,8 +145,17 @@ log:
       audiences: ['orders-api', 'billing'],
       algorithms: ['RS256', 'ES256', 'EdDSA'],
       allowInsecureHttp: true,
-      fetch: { timeout: 2500, maxBytes: 512 * 1024 },
-      refresh: { interval: 3_600_000, unknownKidCooldown: 10_000, unknownKidWait: 500 },
+      discovery: false,
+      // Relative files are relative to the config file's directory.
+      keys: [{ file: '/etc/jwt-sidecar/keys/extra.pem', alg: 'ES256', kid: 'extra' }],
+      fetch: {
+        timeout: 2500, maxBytes: 512 * 1024, headers: { 'X-Tenant': 'corp' },
+        bearerTokenFile: '/var/run/secrets/tokens/jwks', caFile: '/etc/jwt-sidecar/ca.pem',
+      },
+      refresh: {
+        interval: 3_600_000, minInterval: 30_000, maxInterval: 21_600_000, unknownKidCooldown: 10_000,
+        unknownKidWait: 500, maxStale: 43_200_000, discoveryInterval: 21_600_000,
+      },
     })
     assert.deepEqual(config.tokens, {
       from: [
@@ -236,14 +262,14 @@ void describe('parseConfig: errors carry file, line and path', () => {
     const err = configError(text)
     assert.equal(
       err.message,
-      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, jwksUri, audiences, algorithms, allowInsecureHttp, fetch, refresh)',
+      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, jwksUri, discovery, keys, audiences, algorithms, allowInsecureHttp, fetch, refresh)',
     )
     assert.deepEqual(err.issues, [
       {
         file: 'test.yaml',
         line: 8,
         path: 'issuers[0].audience',
-        message: 'unknown key (expected one of: name, issuer, jwksUri, audiences, algorithms, allowInsecureHttp, fetch, refresh)',
+        message: 'unknown key (expected one of: name, issuer, jwksUri, discovery, keys, audiences, algorithms, allowInsecureHttp, fetch, refresh)',
       } satisfies ConfigIssue,
     ])
   })
@@ -276,11 +302,50 @@ void describe('parseConfig: errors carry file, line and path', () => {
   })
 
   void it('rejects a missing required key in an issuer at the issuer\'s line', () => {
-    const text = MINIMAL.replace(
-      '    jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs\n',
-      '',
-    )
-    assert.deepEqual(lines(text), ['test.yaml:4 issuers[0].jwksUri: required key is missing (expected a URL)'])
+    const text = MINIMAL.replace('    audiences: [orders-api]\n', '')
+    assert.deepEqual(lines(text), ['test.yaml:4 issuers[0].audiences: required key is missing (expected a non-empty list of strings)'])
+  })
+
+  void it('an issuer needs a key source: jwksUri, discovery or static keys, and not both remote kinds', () => {
+    const none = MINIMAL.replace('    jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs\n', '')
+    assert.deepEqual(lines(none), ['test.yaml:4 issuers[0]: expected a key source: jwksUri, discovery: true, or keys (static files)'])
+    const both = MINIMAL.replace('    audiences: [orders-api]', '    audiences: [orders-api]\n    discovery: true')
+    assert.deepEqual(lines(both), ['test.yaml:8 issuers[0].discovery: cannot be combined with jwksUri: choose one remote key source'])
+    const discovery = none.replace('    audiences: [orders-api]', '    audiences: [orders-api]\n    discovery: true')
+    assert.equal(parseConfig(discovery, 'test.yaml', {}).issuers[0]!.discovery, true)
+    const staticOnly = none.replace('    audiences: [orders-api]', '    audiences: [orders-api]\n    keys:\n      - {file: /keys/a.pem, alg: RS256}')
+    const cfg = parseConfig(staticOnly, 'test.yaml', {})
+    assert.equal(cfg.issuers[0]!.jwksUri, undefined)
+    assert.deepEqual(cfg.issuers[0]!.keys, [{ file: '/keys/a.pem', alg: 'RS256', kid: undefined }])
+  })
+
+  void it('discovery needs an https issuer URL unless loopback', () => {
+    const base = MINIMAL.replace('    jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs\n', '    discovery: true\n')
+    assert.deepEqual(lines(base.replace('https://idp.example.com/realms/corp', 'http://idp.example.com/realms/corp')), [
+      'test.yaml:5 issuers[0].issuer: with discovery: true, https is required unless the host is loopback; set allowInsecureHttp: true to override',
+    ])
+    assert.doesNotThrow(() => parseConfig(base.replace('https://idp.example.com/realms/corp', 'http://127.0.0.1:8081/realms/corp'), 't.yaml', {}))
+  })
+
+  void it('refresh bounds are consistent: minInterval <= interval <= maxInterval <= maxStale', () => {
+    const withRefresh = (r: string) => MINIMAL.replace('    audiences: [orders-api]', `    audiences: [orders-api]\n    refresh:\n${r}`)
+    assert.deepEqual(lines(withRefresh('      minInterval: 10m\n      maxInterval: 5m')), [
+      'test.yaml:9 issuers[0].refresh.minInterval: must not be greater than maxInterval',
+    ])
+    assert.deepEqual(lines(withRefresh('      interval: 2h')), [
+      'test.yaml:9 issuers[0].refresh.interval: must lie between minInterval and maxInterval',
+    ])
+    assert.deepEqual(lines(withRefresh('      maxStale: 30m')), [
+      'test.yaml:9 issuers[0].refresh.maxStale: must be at least maxInterval, or keys would expire between two scheduled refreshes',
+    ])
+    assert.deepEqual(lines(withRefresh('      minInterval: 500ms')), [
+      'test.yaml:9 issuers[0].refresh.minInterval: must be at least 1s; refreshing faster would hammer the identity provider',
+    ])
+  })
+
+  void it('fetch headers must be valid names and single-line values', () => {
+    const text = MINIMAL.replace('    audiences: [orders-api]', '    audiences: [orders-api]\n    fetch:\n      headers:\n        "Bad Name": x')
+    assert.match(lines(text)[0]!, /^test\.yaml:10 issuers\[0\]\.fetch\.headers\["Bad Name"\]: /)
   })
 
   void it('uses the x-expected phrase, not ajv\'s English', () => {

@@ -197,15 +197,23 @@ void describe('diffKeySets', () => {
     assert.deepEqual(d.removed.map((k) => k.kid), ['a'])
   })
 
-  void it('shows a key replaced under the same kid as removed and added', async () => {
+  void it('reports a key replaced under the same kid as changed, and a wholesale swap as replaced', async () => {
     const prev = await parseJwks({ keys: [{ ...RSA_A.pub, kid: 'a' }] }, ALL)
     const next = await parseJwks({ keys: [{ ...RSA_B.pub, kid: 'a' }] }, ALL)
     const d = diffKeySets(prev, next)
-    assert.equal(d.added.length, 1)
-    assert.equal(d.removed.length, 1)
-    assert.equal(d.added[0]!.kid, 'a')
-    assert.equal(d.removed[0]!.kid, 'a')
-    assert.notEqual(d.added[0]!.thumbprint, d.removed[0]!.thumbprint)
+    assert.deepEqual([d.added, d.removed], [[], []])
+    assert.equal(d.changed.length, 1)
+    assert.equal(d.changed[0]!.key.kid, 'a')
+    assert.notEqual(d.changed[0]!.key.thumbprint, d.changed[0]!.previous.thumbprint)
+    assert.equal(d.replaced, true, 'no key in common with the previous set')
+  })
+
+  void it('a rotation that keeps one key in common is not a replacement', async () => {
+    const prev = await parseJwks({ keys: [{ ...RSA_A.pub, kid: 'a' }, { ...P256, kid: 'b' }] }, ALL)
+    const next = await parseJwks({ keys: [{ ...RSA_B.pub, kid: 'a' }, { ...P256, kid: 'b' }] }, ALL)
+    const d = diffKeySets(prev, next)
+    assert.equal(d.changed.length, 1)
+    assert.equal(d.replaced, false)
   })
 
   void it('shows the same key re-published under a new kid as removed and added', async () => {
@@ -213,11 +221,12 @@ void describe('diffKeySets', () => {
     const next = await parseJwks({ keys: [{ ...RSA_A.pub, kid: 'a2' }] }, ALL)
     const d = diffKeySets(prev, next)
     assert.deepEqual([d.added[0]!.kid, d.removed[0]!.kid], ['a2', 'a'])
+    assert.equal(d.changed.length, 0)
   })
 
   void it('reports nothing for an unchanged set', async () => {
     const doc = { keys: [{ ...RSA_A.pub, kid: 'a' }, { ...ED25519 }] }
     const d = diffKeySets(await parseJwks(doc, ALL), await parseJwks(doc, ALL))
-    assert.deepEqual(d, { added: [], removed: [] })
+    assert.deepEqual(d, { added: [], removed: [], changed: [], replaced: false })
   })
 })

@@ -1,0 +1,331 @@
+import { after, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createPublicKey, generateKeyPairSync } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { calculateJwkThumbprint } from 'jose'
+import { loadStaticKeys, watchStaticKeys } from '../../src/keys/static.ts'
+import type { StaticLoad } from '../../src/keys/static.ts'
+import type { Algorithm, StaticKeyConfig } from '../../src/config/types.ts'
+
+const ALL: readonly Algorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
+
+// Real keys, generated once per run (RSA generation is the slow part).
+const RSA_A = generateKeyPairSync('rsa', { modulusLength: 2048 })
+const RSA_B = generateKeyPairSync('rsa', { modulusLength: 2048 })
+const RSA_1024 = generateKeyPairSync('rsa', { modulusLength: 1024 })
+const P256 = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+const ED25519 = generateKeyPairSync('ed25519')
+
+const spki = (k: KeyObject): string => k.export({ type: 'spki', format: 'pem' }) as string
+const jwkOf = (k: KeyObject): Record<string, unknown> => ({ ...k.export({ format: 'jwk' }) })
+const thumbprint = async (k: KeyObject): Promise<string> => calculateJwkThumbprint(k.export({ format: 'jwk' }), 'sha256')
+
+const dirs: string[] = []
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'jwt-sidecar-static-'))
+  dirs.push(d)
+  return d
+}
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+/** Write `content` to a new file in a fresh temp dir; returns its absolute path. */
+function file(content: string, name = 'key'): string {
+  const path = join(tmp(), name)
+  writeFileSync(path, content)
+  return path
+}
+function spec(path: string, alg?: Algorithm, kid?: string): StaticKeyConfig {
+  return { file: path, alg, kid }
+}
+async function load1(path: string, alg?: Algorithm, kid?: string): Promise<StaticLoad> {
+  return loadStaticKeys([spec(path, alg, kid)], ALL)
+}
+function onlyError(load: StaticLoad): string {
+  assert.equal(load.keys.length, 0, 'no key may load')
+  assert.equal(load.errors.length, 1)
+  return load.errors[0]!.why
+}
+
+/** Poll `cond` every 20 ms for at most `ms`; fail with `what` on timeout. */
+async function waitFor(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+const HAS_OPENSSL = spawnSync('openssl', ['version']).error === undefined
+
+void describe('loadStaticKeys: PEM', () => {
+  void it('loads an SPKI RSA public key with the configured alg; kid defaults to the RFC 7638 thumbprint', async () => {
+    const path = file(spki(RSA_A.publicKey))
+    const load = await load1(path, 'RS256')
+    assert.deepEqual(load.errors, [])
+    assert.deepEqual(load.rejected, [])
+    assert.equal(load.keys.length, 1)
+    const k = load.keys[0]!
+    const tp = await thumbprint(RSA_A.publicKey)
+    assert.equal(k.thumbprint, tp)
+    assert.equal(k.kid, tp)
+    assert.equal(k.source, `file:${path}`)
+    assert.equal(k.kty, 'RSA')
+    assert.equal(k.alg, 'RS256')
+    assert.deepEqual([...k.algorithms], ['RS256'])
+    assert.ok(k.key.equals(RSA_A.publicKey))
+  })
+
+  void it('refuses a PEM key without a configured alg (never inferred: CVE-2023-48223)', async () => {
+    const why = onlyError(await load1(file(spki(RSA_A.publicKey))))
+    assert.match(why, /CVE-2023-48223/)
+    assert.match(why, /never inferred/)
+  })
+
+  void it('loads the public key of an X.509 certificate', { skip: HAS_OPENSSL ? false : 'openssl CLI not found: X.509 certificate test skipped' }, async () => {
+    const d = tmp()
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(d, 'k'), '-out', join(d, 'c'), '-subj', '/CN=test', '-days', '1'], { stdio: 'ignore' })
+    const load = await load1(join(d, 'c'), 'RS256')
+    assert.deepEqual(load.errors, [])
+    assert.equal(load.keys.length, 1)
+    assert.equal(load.keys[0]!.thumbprint, await thumbprint(createPublicKey(readFileSync(join(d, 'k')))))
+    // The private key openssl wrote next to it is refused, never turned into a public key.
+    assert.match(onlyError(await load1(join(d, 'k'), 'RS256')), /private key material is never loaded/)
+  })
+
+  void it('loads a PKCS#1 RSA PUBLIC KEY', async () => {
+    const pem = RSA_B.publicKey.export({ type: 'pkcs1', format: 'pem' }) as string
+    assert.match(pem, /BEGIN RSA PUBLIC KEY/)
+    const load = await load1(file(pem), 'PS256')
+    assert.deepEqual(load.errors, [])
+    assert.equal(load.keys[0]!.thumbprint, await thumbprint(RSA_B.publicKey))
+    assert.equal(load.keys[0]!.alg, 'PS256')
+  })
+
+  void it('loads EC P-256 with ES256 and Ed25519 with EdDSA', async () => {
+    const ec = await load1(file(spki(P256.publicKey)), 'ES256')
+    assert.deepEqual(ec.errors, [])
+    assert.equal(ec.keys[0]!.kty, 'EC')
+    assert.equal(ec.keys[0]!.alg, 'ES256')
+    const ed = await load1(file(spki(ED25519.publicKey)), 'EdDSA')
+    assert.deepEqual(ed.errors, [])
+    assert.equal(ed.keys[0]!.kty, 'OKP')
+    assert.equal(ed.keys[0]!.alg, 'EdDSA')
+  })
+
+  void it('refuses an alg the key cannot produce (parseJwks rule)', async () => {
+    const why = onlyError(await load1(file(spki(P256.publicKey)), 'RS256'))
+    assert.match(why, /does not fit/)
+  })
+
+  void it('refuses every kind of private key PEM', async () => {
+    const pems = [
+      RSA_A.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, // BEGIN PRIVATE KEY
+      RSA_A.privateKey.export({ type: 'pkcs1', format: 'pem' }) as string, // BEGIN RSA PRIVATE KEY
+      P256.privateKey.export({ type: 'sec1', format: 'pem' }) as string, // BEGIN EC PRIVATE KEY
+      RSA_A.privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' }) as string, // BEGIN ENCRYPTED PRIVATE KEY
+      spki(RSA_A.publicKey) + (RSA_B.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string), // hidden after a public key
+    ]
+    for (const pem of pems) {
+      assert.equal(onlyError(await load1(file(pem), 'RS256')), 'private key material is never loaded; give the public key')
+    }
+  })
+
+  void it('refuses a file with several PEM blocks (a chain would make CA keys verifiers)', async () => {
+    const why = onlyError(await load1(file(spki(RSA_A.publicKey) + spki(RSA_B.publicKey)), 'RS256'))
+    assert.match(why, /2 PEM blocks/)
+  })
+
+  void it('refuses a 1024-bit RSA key through parseJwks: no usable key, and the rejection says why', async () => {
+    const path = file(spki(RSA_1024.publicKey))
+    const load = await load1(path, 'RS256')
+    assert.match(onlyError(load), /^no usable key: RSA modulus of 1024 bits is below 2048/)
+    assert.equal(load.rejected.length, 1)
+    assert.equal(load.rejected[0]!.source, `file:${path}`)
+  })
+
+  void it('uses a configured kid instead of the thumbprint', async () => {
+    const load = await load1(file(spki(RSA_A.publicKey)), 'RS256', 'my-kid')
+    assert.equal(load.keys[0]!.kid, 'my-kid')
+    assert.equal(load.keys[0]!.thumbprint, await thumbprint(RSA_A.publicKey))
+  })
+})
+
+void describe('loadStaticKeys: JWK and JWKS', () => {
+  void it('loads a single JWK; the configured alg is set when the JWK has none', async () => {
+    const path = file(JSON.stringify(jwkOf(P256.publicKey)))
+    const plain = await load1(path)
+    assert.deepEqual(plain.errors, [])
+    assert.equal(plain.keys[0]!.alg, undefined)
+    assert.equal(plain.keys[0]!.kid, await thumbprint(P256.publicKey))
+    const withAlg = await load1(path, 'ES256', 'ec-1')
+    assert.equal(withAlg.keys[0]!.alg, 'ES256')
+    assert.equal(withAlg.keys[0]!.kid, 'ec-1')
+  })
+
+  void it('loads a JWKS with two keys, in document order', async () => {
+    const path = file(JSON.stringify({ keys: [{ ...jwkOf(RSA_A.publicKey), kid: 'a', alg: 'RS256' }, { ...jwkOf(ED25519.publicKey), kid: 'b' }] }))
+    const load = await load1(path)
+    assert.deepEqual(load.errors, [])
+    assert.deepEqual(load.keys.map((k) => k.kid), ['a', 'b'])
+    assert.deepEqual(load.keys.map((k) => k.source), [`file:${path}`, `file:${path}`])
+  })
+
+  void it('refuses a configured alg that conflicts with the JWK alg, naming both', async () => {
+    const why = onlyError(await load1(file(JSON.stringify({ ...jwkOf(RSA_A.publicKey), alg: 'RS384' })), 'RS256'))
+    assert.match(why, /"RS384"/)
+    assert.match(why, /"RS256"/)
+  })
+
+  void it('refuses a configured kid for a JWKS', async () => {
+    const why = onlyError(await load1(file(JSON.stringify({ keys: [jwkOf(RSA_A.publicKey)] })), undefined, 'k'))
+    assert.match(why, /single JWK/)
+  })
+
+  void it('refuses a private JWK (parseJwks rule) and an empty JWKS', async () => {
+    assert.match(onlyError(await load1(file(JSON.stringify(jwkOf(RSA_A.privateKey))))), /private key material/)
+    assert.match(onlyError(await load1(file('{"keys": []}'))), /no usable key/)
+  })
+
+  void it('reports unknown formats and broken JSON', async () => {
+    assert.match(onlyError(await load1(file('hello'), 'RS256')), /unknown format/)
+    assert.match(onlyError(await load1(file('{"foo": 1}'))), /unknown format/)
+    assert.match(onlyError(await load1(file('{"keys": ['))), /invalid JSON/)
+    const der = RSA_A.publicKey.export({ type: 'spki', format: 'der' })
+    const derPath = join(tmp(), 'key.der')
+    writeFileSync(derPath, der)
+    assert.match(onlyError(await load1(derPath, 'RS256')), /unknown format/)
+  })
+})
+
+void describe('loadStaticKeys: several files', () => {
+  void it('keeps the first of two keys with the same kid across files', async () => {
+    const first = file(spki(RSA_A.publicKey))
+    const second = file(JSON.stringify(jwkOf(RSA_B.publicKey)))
+    const load = await loadStaticKeys([spec(first, 'RS256', 'same'), spec(second, 'RS256', 'same')], ALL)
+    assert.deepEqual(load.errors, [])
+    assert.equal(load.keys.length, 1)
+    assert.equal(load.keys[0]!.source, `file:${first}`)
+    assert.deepEqual(load.rejected, [{ kid: 'same', why: `duplicate kid (also in ${first})`, source: `file:${second}` }])
+  })
+
+  void it('reports an unreadable file and still loads the others', async () => {
+    const good = file(spki(RSA_A.publicKey))
+    const missing = join(tmp(), 'missing.pem')
+    const dir = tmp()
+    const load = await loadStaticKeys([spec(missing, 'RS256'), spec(good, 'RS256'), spec(dir, 'RS256')], ALL)
+    assert.deepEqual(load.keys.map((k) => k.source), [`file:${good}`])
+    assert.deepEqual(load.errors, [
+      { file: missing, why: 'cannot read: ENOENT' },
+      { file: dir, why: 'not a regular file' },
+    ])
+  })
+
+  void it('digest: stable across loads, unchanged by a rewrite with the same bytes, changed by new content', async () => {
+    const path = file(spki(RSA_A.publicKey))
+    const specs = [spec(path, 'RS256'), spec(join(tmp(), 'missing'), 'RS256')]
+    const d1 = (await loadStaticKeys(specs, ALL)).digest
+    assert.match(d1, /^[0-9a-f]{64}$/)
+    assert.equal((await loadStaticKeys(specs, ALL)).digest, d1)
+    writeFileSync(path, spki(RSA_A.publicKey))
+    assert.equal((await loadStaticKeys(specs, ALL)).digest, d1)
+    writeFileSync(path, spki(RSA_B.publicKey))
+    assert.notEqual((await loadStaticKeys(specs, ALL)).digest, d1)
+    // The config is an input too: another alg gives another result, so another digest.
+    assert.notEqual((await loadStaticKeys([spec(path, 'PS256')], ALL)).digest, (await loadStaticKeys([spec(path, 'RS256')], ALL)).digest)
+  })
+})
+
+void describe('watchStaticKeys', () => {
+  void it('notices a plain rewrite of the file (directory watch)', async () => {
+    const path = file(spki(RSA_A.publicKey), 'key.pem')
+    let calls = 0
+    const w = watchStaticKeys([spec(path, 'RS256')], () => calls++, { debounceMs: 50, pollIntervalMs: 60_000 })
+    try {
+      writeFileSync(path, spki(RSA_B.publicKey))
+      await waitFor(() => calls > 0, 'onChange after a rewrite')
+    } finally {
+      w.close()
+    }
+  })
+
+  void it('follows a Kubernetes Secret update (atomic ..data symlink swap) and reloads the NEW key', async () => {
+    // The kubelet's AtomicWriter layout: key.pem -> ..data/key.pem, ..data -> ..<timestamp>/
+    const d = tmp()
+    mkdirSync(join(d, '..2026_old'))
+    writeFileSync(join(d, '..2026_old', 'key.pem'), spki(RSA_A.publicKey))
+    symlinkSync('..2026_old', join(d, '..data'))
+    symlinkSync(join('..data', 'key.pem'), join(d, 'key.pem'))
+    const path = join(d, 'key.pem')
+    const specs = [spec(path, 'RS256')]
+    const before = await loadStaticKeys(specs, ALL)
+    assert.equal(before.keys[0]!.thumbprint, await thumbprint(RSA_A.publicKey))
+
+    let calls = 0
+    // A long poll interval: only the directory watch can notice within the test's 3 s.
+    const w = watchStaticKeys(specs, () => calls++, { debounceMs: 50, pollIntervalMs: 60_000 })
+    try {
+      mkdirSync(join(d, '..2026_new'))
+      writeFileSync(join(d, '..2026_new', 'key.pem'), spki(RSA_B.publicKey))
+      symlinkSync('..2026_new', join(d, '..data_tmp'))
+      renameSync(join(d, '..data_tmp'), join(d, '..data'))
+      rmSync(join(d, '..2026_old'), { recursive: true })
+      await waitFor(() => calls > 0, 'onChange after the ..data swap')
+      const afterSwap = await loadStaticKeys(specs, ALL)
+      assert.equal(afterSwap.keys[0]!.thumbprint, await thumbprint(RSA_B.publicKey))
+      assert.notEqual(afterSwap.digest, before.digest)
+
+      // And the watch still works after the swap (a file watch would have lost track here).
+      const seen = calls
+      await sleep(100) // let the first burst's debounce settle
+      mkdirSync(join(d, '..2026_third'))
+      writeFileSync(join(d, '..2026_third', 'key.pem'), spki(P256.publicKey))
+      symlinkSync('..2026_third', join(d, '..data_tmp'))
+      renameSync(join(d, '..data_tmp'), join(d, '..data'))
+      rmSync(join(d, '..2026_new'), { recursive: true })
+      await waitFor(() => calls > seen, 'onChange after a second swap')
+    } finally {
+      w.close()
+    }
+  })
+
+  void it('falls back to polling when no directory event arrives (directory created after the watcher started)', async () => {
+    const d = join(tmp(), 'later')
+    const path = join(d, 'key.pem')
+    let calls = 0
+    // Must not throw although the directory does not exist: the poll covers it.
+    const w = watchStaticKeys([spec(path, 'RS256')], () => calls++, { debounceMs: 20, pollIntervalMs: 100 })
+    try {
+      await sleep(30)
+      mkdirSync(d)
+      writeFileSync(path, spki(RSA_A.publicKey))
+      await waitFor(() => calls > 0, 'the poll to notice the new file')
+      assert.equal((await loadStaticKeys([spec(path, 'RS256')], ALL)).keys.length, 1)
+    } finally {
+      w.close()
+    }
+  })
+
+  void it('close() stops every callback, including one already debounced', async () => {
+    const path = file(spki(RSA_A.publicKey), 'key.pem')
+    let calls = 0
+    const w = watchStaticKeys([spec(path, 'RS256')], () => calls++, { debounceMs: 150, pollIntervalMs: 50 })
+    writeFileSync(path, spki(RSA_B.publicKey))
+    await sleep(30) // the directory event is in, its debounce has not fired yet
+    w.close()
+    writeFileSync(path, spki(P256.publicKey))
+    await sleep(300) // longer than the debounce plus several poll intervals
+    assert.equal(calls, 0)
+  })
+
+  void it('rejects nonsensical timings', () => {
+    assert.throws(() => watchStaticKeys([], () => {}, { pollIntervalMs: 0 }), RangeError)
+    assert.throws(() => watchStaticKeys([], () => {}, { debounceMs: Number.NaN }), RangeError)
+  })
+})
