@@ -104,6 +104,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['issuer'] as const,
     registers: [registry],
     collect() {
+      this.reset() // mirror the store exactly: no series for an issuer that is gone
       for (const s of status()) this.labels(s.issuer).set(s.keys)
     },
   })
@@ -113,6 +114,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['issuer', 'state'] as const,
     registers: [registry],
     collect() {
+      this.reset() // mirror the store exactly: no series for an issuer that is gone
       for (const s of status()) for (const state of KEY_SET_STATES) this.labels(s.issuer, state).set(s.state === state ? 1 : 0)
     },
   })
@@ -122,6 +124,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['issuer'] as const,
     registers: [registry],
     collect() {
+      this.reset() // mirror the store exactly: no series for an issuer that is gone
       for (const s of status()) if (s.lastSuccess !== undefined) this.labels(s.issuer).set(s.lastSuccess / 1000)
     },
   })
@@ -131,6 +134,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['issuer'] as const,
     registers: [registry],
     collect() {
+      this.reset() // mirror the store exactly: no series for an issuer that is gone
       const t = now()
       for (const s of status()) if (s.lastSuccess !== undefined) this.labels(s.issuer).set(Math.max(0, (t - s.lastSuccess) / 1000))
     },
