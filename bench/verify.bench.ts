@@ -34,6 +34,7 @@ export async function benchVerify(alg: Algorithm, n: number): Promise<VerifyBenc
     .sign(privateKey)
   const issuer: IssuerConfig = {
     name: 'bench', issuer: ISS, jwksUri: 'https://bench.example/jwks', discovery: false, keys: [], audiences: ['api'], algorithms: [alg],
+    requiredClaims: ['exp'], maxLifetime: undefined, typ: undefined,
     allowInsecureHttp: false,
     fetch: { timeout: 5000, maxBytes: 1 << 20, headers: {}, bearerTokenFile: undefined, caFile: undefined },
     refresh: {

@@ -24,7 +24,9 @@ import {
   SUPPORTED_ALGORITHMS,
   type Algorithm,
   type AuthMode,
+  type ClaimValue,
   type LogConfig,
+  type TokenSource,
   type SidecarConfig,
 } from './types.ts'
 import { parseDuration, parseListen, parseSize, UnitError } from './units.ts'
@@ -244,7 +246,8 @@ function compiledSchema(): ValidateFunction {
   if (compiled === undefined) {
     // Strict mode stays on (unknown keywords or formats in schema.ts are bugs), with our
     // annotation registered. verbose: errors carry parentSchema, where x-expected lives.
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true })
+    // allowUnionTypes: a required claim value may be a string, number or boolean.
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, allowUnionTypes: true })
     ajv.addKeyword({ keyword: EXPECTED, schemaType: 'string' })
     for (const [name, parse] of Object.entries(UNIT_FORMATS)) {
       ajv.addFormat(name, { type: 'string', validate: (text: string) => unitReason(parse, text) === undefined })
@@ -493,6 +496,7 @@ function semanticIssues(data: unknown): Found[] {
         add(['issuers', i, 'issuer'], 'with discovery: true, https is required unless the host is loopback; set allowInsecureHttp: true to override')
       }
     }
+    if (ms(item, 'maxLifetime') === 0) add(['issuers', i, 'maxLifetime'], 'must be greater than 0s')
     const fetch = field(item, 'fetch')
     if (ms(fetch, 'timeout') === 0) add(['issuers', i, 'fetch', 'timeout'], 'must be greater than 0s')
     if (bytes(fetch, 'maxBytes') === 0) add(['issuers', i, 'fetch', 'maxBytes'], 'must be greater than 0B')
@@ -528,16 +532,30 @@ function semanticIssues(data: unknown): Found[] {
   const tokenHeaders: string[] = []
   const sources = new Map<string, number>()
   list(tokens, 'from').forEach((item, i) => {
-    const header = text(item, 'header')
-    if (header === undefined) return
-    // Only the name's syntax is checked: reading a token from e.g. Proxy-Authorization is legitimate.
-    if (!TOKEN.test(header)) {
-      add(['tokens', 'from', i, 'header'], `"${header}" ${INVALID_HEADER_NAME}`)
+    const kinds = (['header', 'cookie', 'query'] as const).filter((k) => field(item, k) !== undefined)
+    if (kinds.length !== 1) {
+      add(['tokens', 'from', i], `expected exactly one of header, cookie or query (found ${kinds.length === 0 ? 'none' : kinds.join(' and ')})`)
       return
     }
-    tokenHeaders.push(header)
-    // RFC 7235 §2.1: the scheme is case-insensitive, and so is the header name.
-    const key = `${header.toLowerCase()}\n${(text(item, 'prefix') ?? '').toLowerCase()}`
+    if (kinds[0] !== 'header' && field(item, 'prefix') !== undefined) {
+      add(['tokens', 'from', i, 'prefix'], 'only a header source has a prefix')
+      return
+    }
+    let key: string
+    const header = text(item, 'header')
+    if (header !== undefined) {
+      // Only the name's syntax is checked: reading a token from e.g. Proxy-Authorization is legitimate.
+      if (!TOKEN.test(header)) {
+        add(['tokens', 'from', i, 'header'], `"${header}" ${INVALID_HEADER_NAME}`)
+        return
+      }
+      tokenHeaders.push(header)
+      // RFC 7235 §2.1: the scheme is case-insensitive, and so is the header name.
+      key = `header\n${header.toLowerCase()}\n${(text(item, 'prefix') ?? '').toLowerCase()}`
+    } else {
+      const kind = kinds[0]!
+      key = `${kind}\n${text(item, kind) ?? ''}`
+    }
     const first = sources.get(key)
     if (first !== undefined) add(['tokens', 'from', i], `duplicate of tokens.from[${first}]`)
     else sources.set(key, i)
@@ -568,6 +586,17 @@ function semanticIssues(data: unknown): Found[] {
       seen.set(lower, name)
       const token = tokenHeaders.find((h) => h.toLowerCase() === lower)
       if (token !== undefined) add(['identity', 'headers', name], `"${name}" is a token source in tokens.from and would overwrite the token`)
+    }
+  }
+  const claimsHeader = text(identity, 'claimsHeader')
+  if (claimsHeader !== undefined) {
+    const problem = headerNameProblem(claimsHeader)
+    const lower = claimsHeader.toLowerCase()
+    if (problem !== undefined) add(['identity', 'claimsHeader'], `"${claimsHeader}" ${problem}`)
+    else if (isRecord(headers) && Object.keys(headers).some((h) => h.toLowerCase() === lower)) {
+      add(['identity', 'claimsHeader'], `"${claimsHeader}" is also in identity.headers`)
+    } else if (tokenHeaders.some((h) => h.toLowerCase() === lower)) {
+      add(['identity', 'claimsHeader'], `"${claimsHeader}" is a token source in tokens.from and would overwrite the token`)
     }
   }
   list(identity, 'strip').forEach((pattern, i) => {
@@ -614,6 +643,20 @@ function semanticIssues(data: unknown): Found[] {
         methods.push(upper)
       }
     })
+    list(item, 'issuers').forEach((n, j) => {
+      if (typeof n === 'string' && !names.has(n)) {
+        add(['routes', i, 'issuers', j], `"${n}" is not a configured issuer (expected one of: ${[...names.keys()].join(', ')})`)
+      }
+    })
+    const claims = field(field(item, 'require'), 'claims')
+    if (isRecord(claims)) {
+      for (const claimPath of Object.keys(claims)) {
+        if (claimPath.split('.').some((seg) => seg === '')) add(['routes', i, 'require', 'claims', claimPath], 'expected a claim path like roles or realm_access.roles')
+      }
+    }
+    if (field(item, 'auth') === 'none' && (list(item, 'issuers').length > 0 || list(field(item, 'require'), 'scopes').length > 0 || (isRecord(claims) && Object.keys(claims).length > 0))) {
+      add(['routes', i, 'auth'], 'is none, so issuers and require would never be checked; use auth: required or optional')
+    }
     if (!valid || path === undefined) return
     // A route every request of which an earlier route already takes can never match.
     const shadow = earlier.find(
@@ -646,6 +689,9 @@ interface RawConfig {
     readonly keys: readonly { readonly file: string; readonly alg?: string; readonly kid?: string }[]
     readonly audiences: readonly string[]
     readonly algorithms: readonly string[]
+    readonly requiredClaims: readonly string[]
+    readonly maxLifetime?: string
+    readonly typ?: string
     readonly allowInsecureHttp: boolean
     readonly fetch: {
       readonly timeout: string
@@ -657,12 +703,26 @@ interface RawConfig {
     readonly refresh: Readonly<Record<'interval' | 'minInterval' | 'maxInterval' | 'unknownKidCooldown' | 'unknownKidWait' | 'maxStale' | 'discoveryInterval', string>>
   }[]
   readonly tokens: {
-    readonly from: readonly { readonly header: string; readonly prefix: string }[]
+    readonly from: readonly { readonly header?: string; readonly prefix?: string; readonly cookie?: string; readonly query?: string }[]
     readonly clockSkew: string
     readonly maxBytes: string
   }
-  readonly identity: { readonly headers: Readonly<Record<string, string>>; readonly strip: readonly string[]; readonly forwardToken: boolean }
-  readonly routes: readonly { readonly name: string; readonly path: string; readonly methods: readonly string[]; readonly auth: AuthMode }[]
+  readonly identity: {
+    readonly headers: Readonly<Record<string, string>>
+    readonly strip: readonly string[]
+    readonly forwardToken: boolean
+    readonly arrays: 'join' | 'json'
+    readonly maxValueBytes: string
+    readonly claimsHeader?: string
+  }
+  readonly routes: readonly {
+    readonly name: string
+    readonly path: string
+    readonly methods: readonly string[]
+    readonly auth: AuthMode
+    readonly issuers: readonly string[]
+    readonly require: { readonly scopes: readonly string[]; readonly claims: Readonly<Record<string, readonly ClaimValue[]>> }
+  }[]
   readonly log: { readonly level: LogConfig['level']; readonly access: boolean }
 }
 
@@ -690,6 +750,9 @@ function convert(raw: RawConfig, source: string): SidecarConfig {
       })),
       audiences: [...i.audiences],
       algorithms: i.algorithms.filter(isAlgorithm),
+      requiredClaims: [...i.requiredClaims],
+      maxLifetime: i.maxLifetime === undefined ? undefined : parseDuration(i.maxLifetime),
+      typ: i.typ,
       allowInsecureHttp: i.allowInsecureHttp,
       fetch: {
         timeout: parseDuration(i.fetch.timeout),
@@ -709,7 +772,11 @@ function convert(raw: RawConfig, source: string): SidecarConfig {
       },
     })),
     tokens: {
-      from: raw.tokens.from.map((f) => ({ header: f.header, prefix: f.prefix })),
+      from: raw.tokens.from.map((f): TokenSource => {
+        if (f.cookie !== undefined) return { kind: 'cookie', cookie: f.cookie }
+        if (f.query !== undefined) return { kind: 'query', query: f.query }
+        return { kind: 'header', header: f.header ?? '', prefix: f.prefix ?? '' }
+      }),
       clockSkew: parseDuration(raw.tokens.clockSkew),
       maxBytes: parseSize(raw.tokens.maxBytes),
     },
@@ -717,12 +784,20 @@ function convert(raw: RawConfig, source: string): SidecarConfig {
       headers: Object.fromEntries(Object.entries(raw.identity.headers)),
       strip: [...raw.identity.strip],
       forwardToken: raw.identity.forwardToken,
+      arrays: raw.identity.arrays,
+      maxValueBytes: parseSize(raw.identity.maxValueBytes),
+      claimsHeader: raw.identity.claimsHeader,
     },
     routes: raw.routes.map((r) => ({
       name: r.name,
       path: r.path,
       methods: r.methods.map((m) => m.toUpperCase()),
       auth: r.auth,
+      issuers: [...r.issuers],
+      require: {
+        scopes: [...r.require.scopes],
+        claims: Object.fromEntries(Object.entries(r.require.claims).map(([k, v]) => [k, [...v]])),
+      },
     })),
     log: { level: raw.log.level, access: raw.log.access },
   }

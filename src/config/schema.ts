@@ -23,7 +23,7 @@ export const EXPECTED = 'x-expected'
  */
 export type SchemaNode = {
   readonly [EXPECTED]: string
-  readonly type: 'object' | 'array' | 'string' | 'boolean'
+  readonly type: 'object' | 'array' | 'string' | 'boolean' | readonly ('string' | 'number' | 'boolean')[]
   readonly default?: unknown
   readonly properties?: Readonly<Record<string, SchemaNode>>
   readonly required?: readonly string[]
@@ -123,6 +123,15 @@ const issuer: SchemaNode = {
       default: ['RS256'],
       [EXPECTED]: 'a non-empty list of distinct algorithms',
     },
+    requiredClaims: {
+      type: 'array',
+      items: NON_EMPTY_STRING,
+      default: ['exp'],
+      [EXPECTED]: 'a list of claim names like [sub, exp]',
+    },
+    maxLifetime: { type: 'string', format: 'duration', [EXPECTED]: DURATION },
+    // RFC 9068 §2.1 access tokens carry typ "at+jwt"; RFC 8725 §3.11 explicit typing.
+    typ: { ...NON_EMPTY_STRING, [EXPECTED]: 'a typ value like at+jwt' },
     allowInsecureHttp: boolean(false),
     fetch: settings('a map with timeout, maxBytes, headers, bearerTokenFile and caFile', {
       timeout: duration('5s'),
@@ -152,14 +161,18 @@ const issuer: SchemaNode = {
 const tokenSource: SchemaNode = {
   type: 'object',
   additionalProperties: false,
-  required: ['header'],
+  // Exactly one of header / cookie / query: checked in load.ts, with a clearer message than oneOf.
   properties: {
     header: HEADER_NAME,
     // A prefix ends up compared against a header value, which cannot hold CR or LF (RFC 9110 §5.5).
-    prefix: { type: 'string', pattern: '^[^\\r\\n]*$', default: '', [EXPECTED]: 'a prefix on one line, like "Bearer "' },
+    prefix: { type: 'string', pattern: '^[^\\r\\n]*$', [EXPECTED]: 'a prefix on one line, like "Bearer "' },
+    cookie: { type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", [EXPECTED]: 'a cookie name' },
+    query: { ...NON_EMPTY_STRING, [EXPECTED]: 'a query parameter name' },
   },
-  [EXPECTED]: 'a token source like {header: Authorization, prefix: "Bearer "}',
+  [EXPECTED]: 'a token source: {header: Authorization, prefix: "Bearer "}, {cookie: name} or {query: name}',
 }
+
+const claimValue: SchemaNode = { type: ['string', 'number', 'boolean'], [EXPECTED]: 'a string, number or boolean' }
 
 const route: SchemaNode = {
   type: 'object',
@@ -175,8 +188,28 @@ const route: SchemaNode = {
       [EXPECTED]: 'a list of HTTP methods like [GET, POST] (empty means any)',
     },
     auth: oneOf(['required', 'optional', 'none'], 'required'),
+    issuers: {
+      type: 'array',
+      items: NAME,
+      default: [],
+      [EXPECTED]: 'a list of issuer names (empty means any)',
+    },
+    require: settings('a map with scopes and claims', {
+      scopes: {
+        type: 'array',
+        items: { type: 'string', pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$', [EXPECTED]: 'a scope token (RFC 6749 §3.3)' },
+        default: [],
+        [EXPECTED]: 'a list of scopes that must all be granted',
+      },
+      claims: {
+        type: 'object',
+        additionalProperties: { type: 'array', minItems: 1, items: claimValue, [EXPECTED]: 'a non-empty list of allowed values' },
+        default: {},
+        [EXPECTED]: 'a map of claim path (like realm_access.roles) to allowed values',
+      },
+    }),
   },
-  [EXPECTED]: 'a route (a map with name, path, methods and auth)',
+  [EXPECTED]: 'a route (a map with name, path, methods, auth, issuers and require)',
 }
 
 /**
@@ -215,10 +248,10 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
       clockSkew: duration('60s'),
       maxBytes: size('8KiB'),
     }),
-    identity: settings('a map with headers, strip and forwardToken', {
+    identity: settings('a map with headers, strip, forwardToken, arrays, maxValueBytes and claimsHeader', {
       headers: {
         type: 'object',
-        additionalProperties: { type: 'string', minLength: 1, [EXPECTED]: 'a claim name like sub' },
+        additionalProperties: { type: 'string', minLength: 1, [EXPECTED]: 'a claim name like sub, or a dotted path like realm_access.roles' },
         default: {},
         [EXPECTED]: 'a map of upstream header name to claim name',
       },
@@ -229,6 +262,9 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
         [EXPECTED]: 'a list of header names or patterns with *',
       },
       forwardToken: boolean(true),
+      arrays: oneOf(['join', 'json'], 'join'),
+      maxValueBytes: size('4KiB'),
+      claimsHeader: HEADER_NAME,
     }),
     routes: { type: 'array', minItems: 1, items: route, [EXPECTED]: 'at least one route' },
     log: settings('a map with level and access', {

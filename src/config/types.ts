@@ -74,6 +74,12 @@ export interface IssuerConfig {
   /** The token's `aud` must contain at least one of these. */
   readonly audiences: readonly string[]
   readonly algorithms: readonly Algorithm[]
+  /** Claims every token must carry (default [exp]); `exp` is checked whatever this says. */
+  readonly requiredClaims: readonly string[]
+  /** ms; the longest accepted `exp - iat`; undefined = no limit. */
+  readonly maxLifetime: number | undefined
+  /** The `typ` header tokens must carry (e.g. `at+jwt`, RFC 9068), compared as RFC 8725 §3.11 says; undefined = not checked. */
+  readonly typ: string | undefined
   /** Plain http: is only allowed for loopback hosts unless this is true. */
   readonly allowInsecureHttp: boolean
   readonly fetch: FetchSettings
@@ -81,11 +87,20 @@ export interface IssuerConfig {
 }
 
 export interface HeaderTokenSource {
+  readonly kind: 'header'
   readonly header: string
   /** Compared case-insensitively (RFC 7235 §2.1: the auth-scheme is case-insensitive). */
   readonly prefix: string
 }
-export type TokenSource = HeaderTokenSource
+export interface CookieTokenSource {
+  readonly kind: 'cookie'
+  readonly cookie: string
+}
+export interface QueryTokenSource {
+  readonly kind: 'query'
+  readonly query: string
+}
+export type TokenSource = HeaderTokenSource | CookieTokenSource | QueryTokenSource
 
 export interface TokensConfig {
   readonly from: readonly TokenSource[]
@@ -100,8 +115,14 @@ export interface IdentityConfig {
   readonly headers: Readonly<Record<string, string>>
   /** Header names or `*` patterns removed from every incoming request, case-insensitively. */
   readonly strip: readonly string[]
-  /** Keep the token's header for the upstream. */
+  /** Keep the token where it came from for the upstream (a query token is always removed from the URL). */
   readonly forwardToken: boolean
+  /** Array claims as `a,b` (`join`) or as JSON (`json`). */
+  readonly arrays: 'join' | 'json'
+  /** bytes; a longer header value is dropped (and logged). */
+  readonly maxValueBytes: number
+  /** Carry the whole verified payload as base64url JSON in this header; undefined = off. */
+  readonly claimsHeader: string | undefined
 }
 
 export type AuthMode = 'required' | 'optional' | 'none'
@@ -114,7 +135,19 @@ export interface RouteConfig {
   /** Upper-case methods; empty = any. */
   readonly methods: readonly string[]
   readonly auth: AuthMode
+  /** Issuer names this route accepts; empty = any configured issuer. */
+  readonly issuers: readonly string[]
+  readonly require: RouteRequirements
 }
+
+/** Least privilege per route (checked after the token is verified; failure is 403). */
+export interface RouteRequirements {
+  /** Every one of these must be granted (`scope`, space-delimited, or `scp`, string or array). */
+  readonly scopes: readonly string[]
+  /** Dotted claim path -> allowed values; the claim (or any element of an array claim) must equal one. */
+  readonly claims: Readonly<Record<string, readonly ClaimValue[]>>
+}
+export type ClaimValue = string | number | boolean
 
 export interface UpstreamConfig {
   readonly url: string

@@ -6,7 +6,7 @@
 import type { RouteConfig } from '../config/types.ts'
 
 export interface RouteMatcher {
-  /** `path` is `checkPath(...).path`: no query string, unreserved escapes decoded. */
+  /** `path` is `normalizePath(...).path`: no query string, normalised. */
   match(method: string, path: string): RouteConfig | undefined
 }
 
@@ -48,39 +48,4 @@ export function createRouteMatcher(routes: readonly RouteConfig[]): RouteMatcher
       return undefined
     },
   }
-}
-
-// Encoded '.', '/', '\' and raw '\' can make a path mean one thing to the matcher and
-// another to the upstream (the route-bypass class seen in oauth2-proxy and Envoy).
-const AMBIGUOUS = /%2e|%2f|%5c|\\/i
-const PERCENT = /%([0-9A-Fa-f]{2})/g
-// RFC 3986 §2.3 unreserved, less '.' (an encoded dot is refused above, never decoded).
-const UNRESERVED = /^[A-Za-z0-9_~-]$/
-
-export type PathCheck = { readonly ok: true; readonly path: string } | { readonly ok: false; readonly why: string }
-
-/**
- * The path that route rules are matched against, or why the request is refused (400).
- *
- * Refused rather than guessed: encoded dot, slash or backslash, a raw backslash, a malformed
- * percent-escape, dot segments and empty segments. Percent-encoded unreserved characters are
- * decoded for matching (RFC 3986 §6.2.2.2: `/%61dmin` and `/admin` are the same resource), so
- * a rule cannot be dodged by encoding a letter; the upstream still receives the path as sent.
- */
-export function checkPath(path: string): PathCheck {
-  if (path.charCodeAt(0) !== 47 /* / */) return { ok: false, why: 'path does not start with /' }
-  if (AMBIGUOUS.test(path)) return { ok: false, why: 'path has an encoded dot, slash or backslash' }
-  let matched = path
-  if (path.includes('%')) {
-    if (/%(?![0-9A-Fa-f]{2})/.test(path)) return { ok: false, why: 'path has a malformed percent-escape' }
-    matched = path.replace(PERCENT, (escape, hex: string) => {
-      const c = String.fromCharCode(parseInt(hex, 16))
-      return UNRESERVED.test(c) ? c : escape.toUpperCase()
-    })
-  }
-  if (matched.includes('//')) return { ok: false, why: 'path has an empty segment' }
-  if (matched.includes('/.')) {
-    for (const seg of matched.split('/')) if (seg === '.' || seg === '..') return { ok: false, why: 'path has a dot segment' }
-  }
-  return { ok: true, path: matched }
 }

@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { IdentityConfig } from '../config/types.ts'
+import { claimAt } from '../verify/claims.ts'
 import type { Claims } from '../verify/verifier.ts'
 
 /** RFC 9110 §7.6.1 (was RFC 7230 §6.1) hop-by-hop headers, plus the legacy Proxy-Connection. */
@@ -16,9 +17,12 @@ export const HOP_BY_HOP = new Set([
 export interface HeaderPolicy {
   /** Deletes spoofable identity headers from the inbound request, in place. */
   stripInbound(headers: IncomingHttpHeaders): void
-  /** Sets the verified identity headers on an outbound header object (a copy). */
-  setIdentity(out: Record<string, string | string[] | undefined>, claims: Claims): void
-  /** Lower-cased upstream identity header names (always stripped). */
+  /**
+   * Sets the verified identity headers on an outbound header object (a copy). A value over
+   * `identity.maxValueBytes` is not set; `onDropped` hears of it (for a log line).
+   */
+  setIdentity(out: Record<string, string | string[] | undefined>, claims: Claims, onDropped?: (header: string, bytes: number) => void): void
+  /** Lower-cased upstream identity header names, the claims header included (always stripped). */
   readonly identityNames: readonly string[]
 }
 
@@ -33,8 +37,11 @@ function patternToRegExpSource(p: string): string {
  * h.setIdentity(outHeaders, verified)    // x-auth-subject: <sub>
  */
 export function createHeaderPolicy(identity: IdentityConfig): HeaderPolicy {
-  const mapping = Object.entries(identity.headers).map(([header, claim]) => ({ name: header.toLowerCase(), claim }))
-  const identityNames = mapping.map((m) => m.name)
+  // A dotted claim name is a path into nested claims (realm_access.roles), own properties only.
+  const mapping = Object.entries(identity.headers).map(([header, claim]) => ({ name: header.toLowerCase(), path: claim.split('.') }))
+  const claimsHeader = identity.claimsHeader?.toLowerCase()
+  const identityNames = [...mapping.map((m) => m.name), ...(claimsHeader === undefined ? [] : [claimsHeader])]
+  const { arrays, maxValueBytes } = identity
   const exact = new Set<string>(identityNames)
   const patterns: string[] = []
   for (const s of identity.strip) {
@@ -51,10 +58,19 @@ export function createHeaderPolicy(identity: IdentityConfig): HeaderPolicy {
         if (exact.has(name) || (re !== undefined && re.test(name))) delete headers[name]
       }
     },
-    setIdentity(out, claims) {
+    setIdentity(out, claims, onDropped) {
       for (const m of mapping) {
-        const v = formatClaim(claims[m.claim])
-        if (v !== undefined) out[m.name] = v
+        const v = formatClaim(claimAt(claims, m.path), arrays)
+        if (v === undefined) continue
+        // Header values are ASCII after formatClaim, so length is the byte count.
+        if (v.length > maxValueBytes) onDropped?.(m.name, v.length)
+        else out[m.name] = v
+      }
+      if (claimsHeader !== undefined) {
+        // The whole verified payload, base64url JSON: ASCII by construction.
+        const v = Buffer.from(JSON.stringify(claims)).toString('base64url')
+        if (v.length > maxValueBytes) onDropped?.(claimsHeader, v.length)
+        else out[claimsHeader] = v
       }
     },
   }
@@ -62,16 +78,16 @@ export function createHeaderPolicy(identity: IdentityConfig): HeaderPolicy {
 
 /**
  * Claim value → header value. Strings as they are, numbers and booleans as text, arrays
- * joined with ",", objects as JSON. A value that is not plain printable ASCII (CR, LF, NUL,
+ * joined with "," (or as JSON with `identity.arrays: json`), objects as JSON. A value that is not plain printable ASCII (CR, LF, NUL,
  * non-ASCII…), or that itself starts like an ext-value, is sent as an RFC 8187 ext-value,
  * `UTF-8''` + percent-encoded UTF-8, so it can neither split the header nor be read two ways.
  */
-export function formatClaim(value: unknown): string | undefined {
+export function formatClaim(value: unknown, arrays: 'join' | 'json' = 'join'): string | undefined {
   let s: string
   if (value === undefined || value === null) return undefined
   if (typeof value === 'string') s = value
   else if (typeof value === 'number' || typeof value === 'boolean') s = String(value)
-  else if (Array.isArray(value)) s = value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(',')
+  else if (Array.isArray(value) && arrays === 'join') s = value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(',')
   else s = JSON.stringify(value)
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)

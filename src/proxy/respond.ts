@@ -16,7 +16,7 @@ export const RETRY_AFTER_SECONDS = 5
 
 const REALM = 'jwt-sidecar'
 
-function build(reason: Reason): Denial {
+function build(reason: Reason, scope?: string): Denial {
   const { status, error } = REASONS[reason]
   const headers: Record<string, string> = {
     'content-type': 'application/json; charset=utf-8',
@@ -29,6 +29,10 @@ function build(reason: Reason): Denial {
       ? `Bearer realm="${REALM}"`
       : `Bearer realm="${REALM}", error="${error}", error_description="${reason}"`
   }
+  if (error === 'insufficient_scope') {
+    // RFC 6750 §3: the 403 challenge names the scopes the resource requires.
+    headers['www-authenticate'] = `Bearer realm="${REALM}", error="${error}", error_description="${reason}"${scope === undefined || scope === '' ? '' : `, scope="${scope}"`}`
+  }
   if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS)
   return { status, headers, body: JSON.stringify({ error: error ?? 'invalid_token', reason }) }
 }
@@ -37,4 +41,12 @@ const DENIALS = Object.fromEntries((Object.keys(REASONS) as Reason[]).map((r) =>
 
 export function denial(reason: Reason): Denial {
   return DENIALS[reason]
+}
+
+/**
+ * A 403 for a route, whose challenge carries the route's required scopes (space-delimited,
+ * RFC 6750 §3). Build these once per route, not per request.
+ */
+export function forbidden(reason: 'insufficient_scope' | 'claim_mismatch' | 'issuer_not_allowed', requiredScopes: readonly string[]): Denial {
+  return build(reason, requiredScopes.join(' '))
 }

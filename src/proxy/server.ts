@@ -9,18 +9,21 @@ import fastifyHttpProxy from '@fastify/http-proxy'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { SidecarConfig } from '../config/types.ts'
+import type { RouteConfig, SidecarConfig } from '../config/types.ts'
 import type { Metrics, Outcome } from '../observe/metrics.ts'
 import { UNMATCHED_ROUTE } from '../observe/metrics.ts'
 import type { Logger } from '../observe/log.ts'
-import { checkPath } from '../policy/routes.ts'
+import { createRouteAuthorizer } from '../policy/authorize.ts'
+import { normalizePath } from '../policy/normalize.ts'
 import type { RouteMatcher } from '../policy/routes.ts'
+import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
 import type { TokenExtractor } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, Verifier, VerifyResult } from '../verify/verifier.ts'
 import { HOP_BY_HOP } from './headers.ts'
 import type { HeaderPolicy } from './headers.ts'
-import { denial } from './respond.ts'
+import { denial, forbidden } from './respond.ts'
+import type { Denial } from './respond.ts'
 
 /** What the auth step decided, kept on the request for the proxy step and the access log. */
 export interface RequestAuth {
@@ -62,9 +65,26 @@ const WS_CLIENT_DROP = new Set(['host', 'content-length', 'sec-websocket-key', '
  */
 export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps): FastifyInstance {
   const { verifier, routes, headers: headerPolicy, extractor, metrics, log } = deps
-  const tokenHeaders = config.tokens.from.map((s) => s.header.toLowerCase())
   const { forwardToken } = config.identity
   const accessLog = config.log.access
+  // Where tokens may travel: removed from the forwarded request as the config says.
+  const tokenHeaders: string[] = []
+  const tokenCookies = new Set<string>()
+  const tokenQuery = new Set<string>()
+  for (const s of config.tokens.from) {
+    if (s.kind === 'header') tokenHeaders.push(s.header.toLowerCase())
+    else if (s.kind === 'cookie') tokenCookies.add(s.cookie)
+    else tokenQuery.add(s.query)
+  }
+  // Per route, built once: its authorizer and its 403 answers (their challenge names its scopes).
+  const policies = new Map(config.routes.map((r) => [r, {
+    authorizer: createRouteAuthorizer(r),
+    forbidden: {
+      issuer_not_allowed: forbidden('issuer_not_allowed', r.require.scopes),
+      insufficient_scope: forbidden('insufficient_scope', r.require.scopes),
+      claim_mismatch: forbidden('claim_mismatch', r.require.scopes),
+    },
+  }]))
 
   // Widen pino's Logger to fastify's logger type so the instance type stays the default one.
   const loggerInstance: FastifyBaseLogger = log
@@ -79,8 +99,8 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   })
   app.decorateRequest('auth', null)
 
-  function deny(request: FastifyRequest, reply: FastifyReply, route: string, reason: Reason, issuer?: string): void {
-    const d = denial(reason)
+  function deny(request: FastifyRequest, reply: FastifyReply, route: string, reason: Reason, issuer?: string, answer: Denial = denial(reason)): void {
+    const d = answer
     request.auth = { route, outcome: reason === 'internal_error' || reason === 'keys_unavailable' ? 'error' : 'denied', reason, issuer, claims: undefined }
     void reply.code(d.status).headers(d.headers).send(d.body)
   }
@@ -91,15 +111,33 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     if (request.headers.upgrade !== undefined) record(request, 101)
   }
 
-  function settle(request: FastifyRequest, reply: FastifyReply, route: string, result: VerifyResult, started: number): void {
+  /** True when the request may go on to the upstream. */
+  function settle(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, result: VerifyResult, started: number): boolean {
     if (result.issuer !== undefined || result.ok) {
       metrics.verification(result.ok ? result.issuer.name : result.issuer!, (performance.now() - started) / 1000)
     }
-    if (result.ok) admit(request, route, 'allowed', result.issuer.name, result.claims)
-    else {
-      if (log.isLevelEnabled('debug')) log.debug({ event: 'auth.denied', route, reason: result.reason, issuer: result.issuer, detail: result.detail }, 'token rejected')
-      deny(request, reply, route, result.reason, result.issuer)
+    if (!result.ok) {
+      if (log.isLevelEnabled('debug')) log.debug({ event: 'auth.denied', route: route.name, reason: result.reason, issuer: result.issuer, detail: result.detail }, 'token rejected')
+      deny(request, reply, route.name, result.reason, result.issuer)
+      return false
     }
+    const policy = policies.get(route)!
+    const refused = policy.authorizer.authorize(result.issuer.name, result.claims)
+    if (refused !== undefined) {
+      deny(request, reply, route.name, refused, result.issuer.name, policy.forbidden[refused])
+      return false
+    }
+    admit(request, route.name, 'allowed', result.issuer.name, result.claims)
+    return true
+  }
+
+  /**
+   * The request target the upstream receives: the normalised path the route matched, and the
+   * query without any token parameter (RFC 6750 §2.3: the token must not travel on in URLs).
+   */
+  function rewriteTarget(request: FastifyRequest, rawPath: string, path: string, query: string | undefined): void {
+    const kept = query === undefined || tokenQuery.size === 0 ? query : withoutQueryParams(query, tokenQuery)
+    if (path !== rawPath || kept !== query) request.raw.url = kept === undefined ? path : `${path}?${kept}`
   }
 
   // Strip → route → extract → verify. Callback style: the common path allocates no promise.
@@ -109,15 +147,18 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       headerPolicy.stripInbound(request.headers)
       const url = request.url
       const q = url.indexOf('?')
-      const checked = checkPath(q < 0 ? url : url.slice(0, q))
-      if (!checked.ok) return deny(request, reply, UNMATCHED_ROUTE, 'invalid_request')
-      const route = routes.match(request.method, checked.path)
+      const rawPath = q < 0 ? url : url.slice(0, q)
+      const query = q < 0 ? undefined : url.slice(q + 1)
+      const normalized = normalizePath(rawPath)
+      if (!normalized.ok) return deny(request, reply, UNMATCHED_ROUTE, 'invalid_request')
+      const route = routes.match(request.method, normalized.path)
       if (route === undefined) return deny(request, reply, UNMATCHED_ROUTE, 'no_route')
+      rewriteTarget(request, rawPath, normalized.path, query)
       if (route.auth === 'none') {
         admit(request, route.name, 'anonymous', undefined, undefined)
         return done()
       }
-      const found = extractor.extract(request.headers, request.raw.rawHeaders)
+      const found = extractor.extract(request.headers, request.raw.rawHeaders, query)
       if (found.kind === 'invalid') return deny(request, reply, route.name, 'invalid_request')
       if (found.kind === 'none') {
         if (route.auth === 'optional') {
@@ -131,8 +172,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       if (result instanceof Promise) {
         result
           .then((r) => {
-            settle(request, reply, route.name, r, started)
-            if (r.ok) done()
+            if (settle(request, reply, route, r, started)) done()
           })
           .catch((err: unknown) => {
             // Fail closed, and never leave the request hanging.
@@ -141,8 +181,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
           })
         return undefined
       }
-      settle(request, reply, route.name, result, started)
-      if (result.ok) done()
+      if (settle(request, reply, route, result, started)) done()
       return undefined
     } catch (err) {
       // Fail closed: an internal error never lets a request through unverified.
@@ -194,8 +233,21 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
 
   function identityHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {
     const claims = request.auth?.claims
-    if (claims !== undefined) headerPolicy.setIdentity(out, claims)
-    if (!forwardToken) for (const h of tokenHeaders) delete out[h]
+    if (claims !== undefined) {
+      headerPolicy.setIdentity(out, claims, (header, bytes) => {
+        log.warn({ event: 'identity.dropped', route: request.auth?.route, header, bytes, maxValueBytes: config.identity.maxValueBytes }, 'identity header value too long: not sent')
+      })
+    }
+    if (!forwardToken) {
+      // The token is removed from wherever it could have come (the query already is).
+      for (const h of tokenHeaders) delete out[h]
+      const cookie = out.cookie
+      if (tokenCookies.size > 0 && typeof cookie === 'string') {
+        const kept = withoutCookies(cookie, tokenCookies)
+        if (kept === undefined) delete out.cookie
+        else out.cookie = kept
+      }
+    }
   }
 
   void app.register(fastifyHttpProxy, {

@@ -1,7 +1,8 @@
 /**
- * Finds the bearer token in the configured places. Ambiguity is an error, never a guess:
- * the same header sent twice is `invalid_request` (RFC 6750 §3.1), because a proxy and the
- * app behind it could each pick a different one.
+ * Finds the bearer token in the configured places: a header with a scheme prefix, a cookie,
+ * or a query parameter (RFC 6750 §2.1–2.3). Ambiguity is an error, never a guess: the same
+ * header sent twice, or two different tokens in two places, is `invalid_request`, because a
+ * proxy and the app behind it could each pick a different one.
  */
 import type { TokenSource } from '../config/types.ts'
 
@@ -11,54 +12,138 @@ export type ExtractResult =
   | { readonly kind: 'invalid'; readonly detail: string }
 
 export interface TokenExtractor {
-  /** `rawHeaders` is Node's flat [name, value, ...] list, used to see repeated headers. */
-  extract(headers: Readonly<Record<string, string | string[] | undefined>>, rawHeaders: readonly string[]): ExtractResult
+  /**
+   * `rawHeaders` is Node's flat [name, value, ...] list, used to see repeated headers;
+   * `query` is the request target after `?` (undefined when there is none).
+   */
+  extract(headers: Readonly<Record<string, string | string[] | undefined>>, rawHeaders: readonly string[], query: string | undefined): ExtractResult
 }
 
 const NONE: ExtractResult = { kind: 'none' }
 
+type Found = string | { readonly invalid: string } | undefined
+
 /**
  * @example
- * const ex = createTokenExtractor([{ header: 'Authorization', prefix: 'Bearer ' }])
- * ex.extract(req.headers, req.rawHeaders) // { kind: 'token', token: 'eyJ…', source }
+ * const ex = createTokenExtractor([{ kind: 'header', header: 'Authorization', prefix: 'Bearer ' }])
+ * ex.extract(req.headers, req.rawHeaders, undefined) // { kind: 'token', token: 'eyJ…', source }
  */
 export function createTokenExtractor(sources: readonly TokenSource[]): TokenExtractor {
-  const compiled = sources.map((source) => ({
-    source,
-    name: source.header.toLowerCase(),
-    // RFC 7235 §2.1: the auth-scheme is case-insensitive.
-    prefix: source.prefix.toLowerCase(),
-  }))
-
-  function occurrences(rawHeaders: readonly string[], name: string): number {
-    let n = 0
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const h = rawHeaders[i]!
-      if (h.length === name.length && h.toLowerCase() === name) n++
-    }
-    return n
-  }
-
+  const readers = sources.map((source) => ({ source, read: reader(source) }))
   return {
-    extract(headers, rawHeaders) {
+    extract(headers, rawHeaders, query) {
       let found: ExtractResult = NONE
-      for (const c of compiled) {
-        const value = headers[c.name]
+      for (const { source, read } of readers) {
+        const value = read(headers, rawHeaders, query)
         if (value === undefined) continue
-        // Node keeps only the first Authorization header and joins others with ", ":
-        // count the raw occurrences so a repeated header is never silently resolved.
-        if (Array.isArray(value) || occurrences(rawHeaders, c.name) > 1) {
-          return { kind: 'invalid', detail: `header ${c.source.header} is repeated` }
-        }
-        if (value.length < c.prefix.length || value.slice(0, c.prefix.length).toLowerCase() !== c.prefix) continue
-        const token = value.slice(c.prefix.length).trim()
-        if (token.length === 0) return { kind: 'invalid', detail: `header ${c.source.header} has an empty token` }
-        if (found.kind === 'token' && found.token !== token) {
+        if (typeof value !== 'string') return { kind: 'invalid', detail: value.invalid }
+        if (found.kind === 'token' && found.token !== value) {
           return { kind: 'invalid', detail: 'different tokens in different places' }
         }
-        if (found.kind !== 'token') found = { kind: 'token', token, source: c.source }
+        if (found.kind !== 'token') found = { kind: 'token', token: value, source }
       }
       return found
     },
   }
+}
+
+type Reader = (headers: Readonly<Record<string, string | string[] | undefined>>, rawHeaders: readonly string[], query: string | undefined) => Found
+
+function reader(source: TokenSource): Reader {
+  switch (source.kind) {
+    case 'header': {
+      const name = source.header.toLowerCase()
+      // RFC 7235 §2.1: the auth-scheme is case-insensitive.
+      const prefix = source.prefix.toLowerCase()
+      return (headers, rawHeaders) => {
+        const value = headers[name]
+        if (value === undefined) return undefined
+        // Node keeps only the first Authorization header and joins others with ", ":
+        // count the raw occurrences so a repeated header is never silently resolved.
+        if (Array.isArray(value) || occurrences(rawHeaders, name) > 1) return { invalid: `header ${source.header} is repeated` }
+        if (value.length < prefix.length || value.slice(0, prefix.length).toLowerCase() !== prefix) return undefined
+        const token = value.slice(prefix.length).trim()
+        return token.length === 0 ? { invalid: `header ${source.header} has an empty token` } : token
+      }
+    }
+    case 'cookie': {
+      const name = source.cookie
+      return (headers) => {
+        const cookie = headers.cookie
+        if (cookie === undefined) return undefined
+        return single(cookieValues(Array.isArray(cookie) ? cookie.join('; ') : cookie, name), `cookie ${name}`)
+      }
+    }
+    case 'query': {
+      const name = source.query
+      return (_headers, _raw, query) => (query === undefined ? undefined : single(queryValues(query, name), `query parameter ${name}`))
+    }
+  }
+}
+
+function single(values: readonly string[] | { readonly invalid: string }, what: string): Found {
+  if (!isList(values)) return values
+  if (values.length === 0) return undefined
+  if (values.some((v) => v !== values[0])) return { invalid: `${what} carries different values` }
+  return values[0] === '' ? { invalid: `${what} is empty` } : values[0]
+}
+
+function isList(v: readonly string[] | { readonly invalid: string }): v is readonly string[] {
+  return Array.isArray(v)
+}
+
+function occurrences(rawHeaders: readonly string[], name: string): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const h = rawHeaders[i]!
+    if (h.length === name.length && h.toLowerCase() === name) n++
+  }
+  return n
+}
+
+/** RFC 6265 §4.2.1 `name=value; name2=value2`; a value may be DQUOTE-wrapped. */
+export function cookieValues(header: string, name: string): string[] {
+  const out: string[] = []
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq < 0 || part.slice(0, eq).trim() !== name) continue
+    let v = part.slice(eq + 1).trim()
+    if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1)
+    out.push(v)
+  }
+  return out
+}
+
+/** Every value of `name` in an application/x-www-form-urlencoded query, decoded. */
+export function queryValues(query: string, name: string): string[] | { readonly invalid: string } {
+  const out: string[] = []
+  for (const part of query.split('&')) {
+    const eq = part.indexOf('=')
+    const key = eq < 0 ? part : part.slice(0, eq)
+    if (key !== name) continue
+    try {
+      out.push(decodeURIComponent((eq < 0 ? '' : part.slice(eq + 1)).replace(/\+/g, ' ')))
+    } catch {
+      return { invalid: `query parameter ${name} is not valid percent-encoding` }
+    }
+  }
+  return out
+}
+
+/** The query without `names` (RFC 6750 §2.3: the token must not travel on); undefined if nothing is left. */
+export function withoutQueryParams(query: string, names: ReadonlySet<string>): string | undefined {
+  const kept = query.split('&').filter((part) => {
+    const eq = part.indexOf('=')
+    return !names.has(eq < 0 ? part : part.slice(0, eq))
+  })
+  return kept.length === 0 ? undefined : kept.join('&')
+}
+
+/** The Cookie header without the cookies `names`; undefined if nothing is left. */
+export function withoutCookies(header: string, names: ReadonlySet<string>): string | undefined {
+  const kept = header.split(';').map((p) => p.trim()).filter((part) => {
+    const eq = part.indexOf('=')
+    return part !== '' && !names.has((eq < 0 ? part : part.slice(0, eq)).trim())
+  })
+  return kept.length === 0 ? undefined : kept.join('; ')
 }

@@ -17,6 +17,13 @@ export const REASONS = {
   not_yet_valid: { status: 401, error: 'invalid_token', description: 'the token is not valid yet' },
   bad_audience: { status: 401, error: 'invalid_token', description: 'the token is not meant for this audience' },
   missing_claim: { status: 401, error: 'invalid_token', description: 'a required claim is missing or has the wrong type' },
+  lifetime_exceeded: { status: 401, error: 'invalid_token', description: 'exp - iat is longer than the issuer allows (maxLifetime)' },
+  issued_in_future: { status: 401, error: 'invalid_token', description: 'iat is later than now plus the clock skew' },
+  bad_type: { status: 401, error: 'invalid_token', description: 'the typ header is not the one this issuer requires' },
+  // RFC 6750 §3.1: a valid token without the privileges the route requires.
+  insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'the token lacks a scope the route requires' },
+  claim_mismatch: { status: 403, error: 'insufficient_scope', description: 'a claim does not have a value the route requires' },
+  issuer_not_allowed: { status: 403, error: 'insufficient_scope', description: 'the route does not accept tokens from this issuer' },
   // RFC 6750 §3.1 `invalid_request`: the request itself is ambiguous.
   invalid_request: { status: 400, error: 'invalid_request', description: 'the request carries its credentials ambiguously' },
   // Authorization, not authentication: no route rule admits the request.

@@ -3,6 +3,7 @@
  * Nothing here is trusted yet: the caller verifies the signature before using any claim
  * beyond `iss`, which selects the issuer (and is then checked again against it).
  */
+import { parseStrictObject } from './json.ts'
 import type { TokenReason } from './reasons.ts'
 
 export interface JoseHeader {
@@ -50,14 +51,10 @@ function isCanonicalBase64url(s: string, start: number, end: number): boolean {
   return true
 }
 
-function parseJsonObject(s: string, start: number, end: number): Record<string, unknown> | undefined {
-  let value: unknown
-  try {
-    value = JSON.parse(Buffer.from(s.slice(start, end), 'base64url').toString('utf8'))
-  } catch {
-    return undefined
-  }
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
+/** A segment's JSON object, strict (no duplicate member names), or why not. */
+function parseJsonObject(s: string, start: number, end: number): Record<string, unknown> | string {
+  const r = parseStrictObject(Buffer.from(s.slice(start, end), 'base64url').toString('utf8'))
+  return r.ok ? r.value : r.why
 }
 
 function fail(reason: TokenReason, detail: string): { ok: false; reason: TokenReason; detail: string } {
@@ -95,7 +92,7 @@ export function splitCompactJws(token: string, maxBytes: number): SplitResult {
     return fail('malformed', 'segment is not canonical base64url')
   }
   const h = parseJsonObject(token, 0, dot1)
-  if (h === undefined) return fail('malformed', 'header is not a JSON object')
+  if (typeof h === 'string') return fail('malformed', `header: ${h}`)
   const { alg, kid, typ, crit } = h
   if (typeof alg !== 'string' || alg.length === 0) return fail('malformed', 'header has no "alg"')
   if (kid !== undefined && typeof kid !== 'string') return fail('malformed', '"kid" is not a string')
@@ -131,6 +128,6 @@ export function parseCompactJws(token: string, maxBytes: number): ParseResult {
   const { header, payloadStart, payloadEnd, signingInput, signature } = split.parts
   if (payloadStart === payloadEnd) return fail('malformed', 'empty payload')
   const payload = parseJsonObject(token, payloadStart, payloadEnd)
-  if (payload === undefined) return fail('malformed', 'payload is not a JSON object')
+  if (typeof payload === 'string') return fail('malformed', `payload: ${payload}`)
   return { ok: true, token: { header, payload, signingInput, signature } }
 }

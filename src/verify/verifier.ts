@@ -9,6 +9,8 @@ import type { TokenReason } from './reasons.ts'
 import { parseCompactJws } from './token.ts'
 import type { ParsedToken } from './token.ts'
 import { verifySignature } from './signature.ts'
+import { createClaimRules, typMatches } from './claims.ts'
+import type { ClaimRule } from './claims.ts'
 
 export type Claims = Readonly<Record<string, unknown>>
 
@@ -47,7 +49,8 @@ const SUPPORTED = new Set<string>(SUPPORTED_ALGORITHMS)
 interface IssuerEntry {
   readonly config: IssuerConfig
   readonly allowed: ReadonlySet<string>
-  readonly audiences: ReadonlySet<string>
+  readonly rules: readonly ClaimRule[]
+  readonly typ: string | undefined
   readonly keys: NonNullable<ReturnType<KeyStore['issuer']>>
 }
 
@@ -59,12 +62,11 @@ interface IssuerEntry {
  */
 export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Verifier {
   const now = deps.now ?? Date.now
-  const skewSec = options.clockSkew / 1000
   const byIss = new Map<string, IssuerEntry>()
   for (const config of options.issuers) {
     const keys = deps.keys.issuer(config.name)
     if (keys === undefined) throw new Error(`key store has no issuer named ${config.name}`)
-    byIss.set(config.issuer, { config, keys, allowed: new Set(config.algorithms), audiences: new Set(config.audiences) })
+    byIss.set(config.issuer, { config, keys, allowed: new Set(config.algorithms), rules: createClaimRules(config, options.clockSkew), typ: config.typ })
   }
 
   function fail(reason: TokenReason | 'keys_unavailable', issuer: string | undefined, detail: string): VerifyResult {
@@ -80,20 +82,15 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
     return checkClaims(entry, token)
   }
 
-  // RFC 7519 §4.1: after the signature holds, the registered claims.
+  // RFC 7519 §4.1: after the signature holds, the claims (claims.ts), in table order.
   function checkClaims(entry: IssuerEntry, token: ParsedToken): VerifyResult {
     const name = entry.config.name
-    const { exp, nbf, iat, aud } = token.payload
-    // exp is required: a token that never expires cannot be revoked by time.
-    if (exp === undefined) return fail('missing_claim', name, '"exp" is missing')
-    if (typeof exp !== 'number' || !Number.isFinite(exp)) return fail('malformed', name, '"exp" is not a NumericDate')
-    if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) return fail('malformed', name, '"nbf" is not a NumericDate')
-    if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat))) return fail('malformed', name, '"iat" is not a NumericDate')
+    if (entry.typ !== undefined && !typMatches(entry.typ, token.header.typ)) return fail('bad_type', name, `typ ${JSON.stringify(token.header.typ)} is not ${entry.typ}`)
     const t = now() / 1000
-    // RFC 7519 §4.1.4: the current time must be before exp; skew widens the window.
-    if (t >= exp + skewSec) return fail('expired', name, 'exp is in the past')
-    if (nbf !== undefined && t + skewSec < nbf) return fail('not_yet_valid', name, 'nbf is in the future')
-    if (!audienceMatches(entry.audiences, aud)) return fail('bad_audience', name, 'aud matches no configured audience')
+    for (const rule of entry.rules) {
+      const reason = rule.check(token.payload, t)
+      if (reason !== undefined) return fail(reason, name, `${rule.name} check failed`)
+    }
     return { ok: true, issuer: entry.config, claims: token.payload, kid: token.header.kid }
   }
 
@@ -116,12 +113,4 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
       return finish(entry, token, alg as Algorithm, lookup)
     },
   }
-}
-
-function audienceMatches(allowed: ReadonlySet<string>, aud: unknown): boolean {
-  // RFC 7519 §4.1.3: aud is a string or an array of strings; one match is enough.
-  if (typeof aud === 'string') return allowed.has(aud)
-  if (!Array.isArray(aud)) return false
-  for (const a of aud) if (typeof a === 'string' && allowed.has(a)) return true
-  return false
 }

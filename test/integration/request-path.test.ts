@@ -205,7 +205,7 @@ describe('every rejection reason over real HTTP; the upstream is never contacted
         return ['authorization', `Bearer ${t}`, 'authorization', `Bearer ${t}x`]
       },
     },
-    { reason: 'invalid_request', status: 400, path: '/api/../healthz', make: async () => ({}) },
+    { reason: 'invalid_request', status: 400, path: '/api/..%2fhealthz', make: async () => ({}) },
     { reason: 'no_route', status: 403, path: '/not-configured', make: async () => bearer(await issuer.sign({})) },
   ]
   for (const c of cases) {

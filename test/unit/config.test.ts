@@ -57,6 +57,9 @@ void describe('parseConfig: a valid file', () => {
           jwksUri: 'https://idp.example.com/realms/corp/protocol/openid-connect/certs',
           audiences: ['orders-api'],
           algorithms: ['RS256'],
+          requiredClaims: ['exp'],
+          maxLifetime: undefined,
+          typ: undefined,
           allowInsecureHttp: false,
           discovery: false,
           keys: [],
@@ -67,9 +70,9 @@ void describe('parseConfig: a valid file', () => {
           },
         },
       ],
-      tokens: { from: [{ header: 'Authorization', prefix: 'Bearer ' }], clockSkew: 60_000, maxBytes: 8192 },
-      identity: { headers: {}, strip: [], forwardToken: true },
-      routes: [{ name: 'default', path: '/**', methods: [], auth: 'required' }],
+      tokens: { from: [{ kind: 'header', header: 'Authorization', prefix: 'Bearer ' }], clockSkew: 60_000, maxBytes: 8192 },
+      identity: { headers: {}, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined },
+      routes: [{ name: 'default', path: '/**', methods: [], auth: 'required', issuers: [], require: { scopes: [], claims: {} } }],
       log: { level: 'info', access: true },
     }
     assert.deepEqual(config, expected)
@@ -144,6 +147,9 @@ log:
       jwksUri: 'https://idp.example.com/realms/corp/protocol/openid-connect/certs',
       audiences: ['orders-api', 'billing'],
       algorithms: ['RS256', 'ES256', 'EdDSA'],
+      requiredClaims: ['exp'],
+      maxLifetime: undefined,
+      typ: undefined,
       allowInsecureHttp: true,
       discovery: false,
       // Relative files are relative to the config file's directory.
@@ -159,8 +165,8 @@ log:
     })
     assert.deepEqual(config.tokens, {
       from: [
-        { header: 'Authorization', prefix: 'Bearer ' },
-        { header: 'X-Token', prefix: '' },
+        { kind: 'header', header: 'Authorization', prefix: 'Bearer ' },
+        { kind: 'header', header: 'X-Token', prefix: '' },
       ],
       clockSkew: 30_000,
       maxBytes: 16_000,
@@ -169,10 +175,14 @@ log:
       headers: { 'X-Auth-Subject': 'sub', 'X-Auth-Scopes': 'scope' },
       strip: ['X-Auth-*', 'X-User'],
       forwardToken: false,
+      arrays: 'join',
+      maxValueBytes: 4096,
+      claimsHeader: undefined,
     })
+    const open = { issuers: [], require: { scopes: [], claims: {} } }
     assert.deepEqual(config.routes, [
-      { name: 'health', path: '/healthz', methods: ['GET', 'HEAD'], auth: 'none' },
-      { name: 'default', path: '/**', methods: [], auth: 'optional' },
+      { name: 'health', path: '/healthz', methods: ['GET', 'HEAD'], auth: 'none', ...open },
+      { name: 'default', path: '/**', methods: [], auth: 'optional', ...open },
     ])
     assert.deepEqual(config.log, { level: 'debug', access: false })
   })
@@ -262,14 +272,14 @@ void describe('parseConfig: errors carry file, line and path', () => {
     const err = configError(text)
     assert.equal(
       err.message,
-      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, jwksUri, discovery, keys, audiences, algorithms, allowInsecureHttp, fetch, refresh)',
+      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, jwksUri, discovery, keys, audiences, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, fetch, refresh)',
     )
     assert.deepEqual(err.issues, [
       {
         file: 'test.yaml',
         line: 8,
         path: 'issuers[0].audience',
-        message: 'unknown key (expected one of: name, issuer, jwksUri, discovery, keys, audiences, algorithms, allowInsecureHttp, fetch, refresh)',
+        message: 'unknown key (expected one of: name, issuer, jwksUri, discovery, keys, audiences, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, fetch, refresh)',
       } satisfies ConfigIssue,
     ])
   })
@@ -341,6 +351,44 @@ void describe('parseConfig: errors carry file, line and path', () => {
     assert.deepEqual(lines(withRefresh('      minInterval: 500ms')), [
       'test.yaml:9 issuers[0].refresh.minInterval: must be at least 1s; refreshing faster would hammer the identity provider',
     ])
+  })
+
+  void it('token sources, route requirements and identity options resolve; their mistakes are reported', () => {
+    const text = MINIMAL.replace('routes:\n  - name: default\n    path: /**\n', `tokens:
+  from:
+    - header: Authorization
+      prefix: "Bearer "
+    - cookie: session_jwt
+    - query: access_token
+identity:
+  headers: { X-Auth-Roles: realm_access.roles }
+  arrays: json
+  maxValueBytes: 1KiB
+  claimsHeader: X-Auth-Claims
+routes:
+  - name: admin
+    path: /admin/**
+    issuers: [corp]
+    require:
+      scopes: [admin]
+      claims: { realm_access.roles: [admin], email_verified: [true] }
+  - name: default
+    path: /**
+`)
+    const c = parseConfig(text, 't.yaml', {})
+    assert.deepEqual(c.tokens.from, [
+      { kind: 'header', header: 'Authorization', prefix: 'Bearer ' },
+      { kind: 'cookie', cookie: 'session_jwt' },
+      { kind: 'query', query: 'access_token' },
+    ])
+    assert.deepEqual(c.routes[0], { name: 'admin', path: '/admin/**', methods: [], auth: 'required', issuers: ['corp'], require: { scopes: ['admin'], claims: { 'realm_access.roles': ['admin'], email_verified: [true] } } })
+    assert.equal(c.identity.arrays, 'json')
+    assert.equal(c.identity.maxValueBytes, 1024)
+    assert.equal(c.identity.claimsHeader, 'X-Auth-Claims')
+    const bad = text.replace('    - cookie: session_jwt', '    - cookie: session_jwt\n      query: t').replace('issuers: [corp]', 'issuers: [nope]')
+    const out = lines(bad)
+    assert.ok(out.some((l) => /tokens\.from\[1\]: expected exactly one of header, cookie or query \(found cookie and query\)/.test(l)), out.join('\n'))
+    assert.ok(out.some((l) => /routes\[0\]\.issuers\[0\]: "nope" is not a configured issuer/.test(l)), out.join('\n'))
   })
 
   void it('fetch headers must be valid names and single-line values', () => {

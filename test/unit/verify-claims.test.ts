@@ -1,0 +1,87 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { claimAt, createClaimRules, typMatches } from '../../src/verify/claims.ts'
+import { hasDuplicateMembers, parseStrictObject } from '../../src/verify/json.ts'
+import { claimMatches, createRouteAuthorizer, grantedScopes } from '../../src/policy/authorize.ts'
+import type { IssuerConfig, RouteConfig } from '../../src/config/types.ts'
+
+const issuer = (o: Partial<IssuerConfig> = {}): IssuerConfig => ({
+  name: 'corp', issuer: 'https://idp', jwksUri: 'https://idp/jwks', discovery: false, keys: [], audiences: ['api'], algorithms: ['RS256'],
+  requiredClaims: ['exp'], maxLifetime: undefined, typ: undefined, allowInsecureHttp: false,
+  fetch: { timeout: 5000, maxBytes: 1 << 20, headers: {}, bearerTokenFile: undefined, caFile: undefined },
+  refresh: { interval: 300_000, minInterval: 60_000, maxInterval: 3_600_000, unknownKidCooldown: 30_000, unknownKidWait: 2000, maxStale: 86_400_000, discoveryInterval: 86_400_000 },
+  ...o,
+})
+const NOW = 1_800_000_000
+const first = (rules: ReturnType<typeof createClaimRules>, p: Record<string, unknown>) => {
+  for (const r of rules) {
+    const reason = r.check(p, NOW)
+    if (reason !== undefined) return reason
+  }
+  return undefined
+}
+
+test('claim rules: exp required, skew both ways, iat in the future, required claims, max lifetime, audience', () => {
+  const rules = createClaimRules(issuer({ requiredClaims: ['exp', 'sub'], maxLifetime: 3_600_000 }), 60_000)
+  const ok = { exp: NOW + 300, iat: NOW, sub: 'a', aud: 'api' }
+  assert.equal(first(rules, ok), undefined)
+  assert.equal(first(rules, { ...ok, exp: undefined }), 'missing_claim')
+  assert.equal(first(rules, { ...ok, exp: '1' }), 'malformed')
+  assert.equal(first(rules, { ...ok, exp: NOW - 30 }), undefined, 'within skew')
+  assert.equal(first(rules, { ...ok, exp: NOW - 60 }), 'expired')
+  assert.equal(first(rules, { ...ok, nbf: NOW + 61 }), 'not_yet_valid')
+  assert.equal(first(rules, { ...ok, iat: NOW + 61 }), 'issued_in_future')
+  assert.equal(first(rules, { ...ok, iat: NOW + 30 }), undefined, 'iat within skew')
+  assert.equal(first(rules, { ...ok, sub: undefined }), 'missing_claim')
+  assert.equal(first(rules, { ...ok, sub: null }), 'missing_claim')
+  assert.equal(first(rules, { ...ok, exp: NOW + 7200, iat: NOW - 1 }), 'lifetime_exceeded')
+  assert.equal(first(rules, { ...ok, iat: undefined }), 'missing_claim', 'maxLifetime needs iat')
+  assert.equal(first(rules, { ...ok, aud: ['x', 'api'] }), undefined)
+  assert.equal(first(rules, { ...ok, aud: 'x' }), 'bad_audience')
+  assert.equal(first(rules, { ...ok, aud: undefined }), 'bad_audience')
+  for (const r of rules) assert.equal(typeof r.explain(ok, NOW), 'string')
+})
+
+test('typ is compared as RFC 8725 §3.11 says', () => {
+  assert.equal(typMatches('at+jwt', 'at+jwt'), true)
+  assert.equal(typMatches('at+jwt', 'application/at+JWT'), true)
+  assert.equal(typMatches('at+jwt', 'JWT'), false)
+  assert.equal(typMatches('at+jwt', undefined), false)
+})
+
+test('strict JSON: duplicate member names at any depth, escaped or not, are refused', () => {
+  assert.equal(hasDuplicateMembers('{"sub":"a","sub":"admin"}'), true)
+  assert.equal(hasDuplicateMembers('{"sub":"a","\\u0073ub":"admin"}'), true)
+  assert.equal(hasDuplicateMembers('{"a":{"r":1,"r":2}}'), true)
+  assert.equal(hasDuplicateMembers('{"a":[{"r":1},{"r":2}],"b":"\\"sub\\":"}'), false)
+  assert.equal(hasDuplicateMembers('{"a":"x","b":{"a":"y"}}'), false, 'the same name in different objects is fine')
+  assert.deepEqual(parseStrictObject('{"sub":"a","sub":"b"}'), { ok: false, why: 'duplicate member names (RFC 7519 §4)' })
+  assert.deepEqual(parseStrictObject('[1]'), { ok: false, why: 'not a JSON object' })
+})
+
+test('claim paths use own properties only: __proto__ and inherited members are never consulted', () => {
+  const p = JSON.parse('{"__proto__":{"admin":true},"realm_access":{"roles":["a","b"]}}') as Record<string, unknown>
+  assert.deepEqual(claimAt(p, ['realm_access', 'roles']), ['a', 'b'])
+  assert.equal(claimAt(p, ['admin']), undefined)
+  assert.equal(claimAt(p, ['constructor']), undefined)
+  assert.equal(claimAt(p, ['toString']), undefined)
+})
+
+test('scopes from scope (space-delimited) or scp (string or array); claim values by type; route authorizer', () => {
+  assert.deepEqual([...grantedScopes({ scope: 'a b  c' })], ['a', 'b', 'c'])
+  assert.deepEqual([...grantedScopes({ scp: ['x', 'y'] })], ['x', 'y'])
+  assert.equal(claimMatches(['admin', 'user'], ['admin']), true)
+  assert.equal(claimMatches(true, ['true']), false, 'values compare by type')
+  const route: RouteConfig = {
+    name: 'admin', path: '/admin/**', methods: [], auth: 'required', issuers: ['corp'],
+    require: { scopes: ['orders:write'], claims: { 'realm_access.roles': ['admin'], email_verified: [true] } },
+  }
+  const a = createRouteAuthorizer(route)
+  const good = { scope: 'orders:read orders:write', realm_access: { roles: ['admin'] }, email_verified: true }
+  assert.equal(a.authorize('corp', good), undefined)
+  assert.equal(a.authorize('partner', good), 'issuer_not_allowed')
+  assert.equal(a.authorize('corp', { ...good, scope: 'orders:read' }), 'insufficient_scope')
+  assert.equal(a.authorize('corp', { ...good, realm_access: { roles: ['user'] } }), 'claim_mismatch')
+  assert.equal(a.authorize('corp', { ...good, email_verified: 'true' }), 'claim_mismatch')
+  assert.ok(a.explain('corp', good).every((l) => !l.includes('MISSING') && !l.includes('NO MATCH')))
+})
