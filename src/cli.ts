@@ -3,12 +3,17 @@
  * argv → commands. Exit codes: 0 success, 1 the command failed (invalid config, a port in
  * use…), 2 usage error.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { createApp } from './app.ts'
 import type { App } from './app.ts'
 import { ConfigError, loadConfig, resolveConfigPath } from './config/load.ts'
 import type { SidecarConfig } from './config/types.ts'
 import { demoConfigPath, runDemo } from './demo/run.ts'
+import { createKeyStore } from './keys/store.ts'
+import type { KeyStore } from './keys/types.ts'
+import { explainRequest, issuerForToken, tokenFromInput } from './verify/explain.ts'
+import type { Explanation } from './verify/explain.ts'
 import { packageVersion } from './package-root.ts'
 
 const usage = (): string => `jwt-sidecar ${packageVersion()}: verifies JWTs and forwards verified identity to the app behind it
@@ -17,6 +22,9 @@ Usage:
   jwt-sidecar run [--config FILE]            serve (the default command)
   jwt-sidecar check-config [--config FILE]   validate the config; print every error
   jwt-sidecar demo [--config FILE]           embedded issuer + echo upstream + sidecar on loopback
+  jwt-sidecar verify [--config FILE] [--path P] [--method M] [--json] [TOKEN | -]
+                                             explain what the sidecar would answer (default GET /);
+                                             TOKEN: a JWS or "Bearer eyJ…"; - or none reads stdin
   jwt-sidecar --version | --help
 
 The config file is --config FILE, else $JWT_SIDECAR_CONFIG, else config/sidecar.yaml.
@@ -66,6 +74,10 @@ async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
+        // verify only
+        path: { type: 'string' },
+        method: { type: 'string' },
+        json: { type: 'boolean' },
       },
     })
   } catch (err) {
@@ -82,6 +94,11 @@ async function main(argv: string[]): Promise<number> {
     return 0
   }
   const [command = 'run', ...rest] = positionals
+  if (command === 'verify') return verify(values, rest)
+  if (values.path !== undefined || values.method !== undefined || values.json !== undefined) {
+    process.stderr.write(`--path, --method and --json are options of verify\n\n${usage()}`)
+    return 2
+  }
   if (rest.length > 0) {
     process.stderr.write(`unexpected argument: ${rest.join(' ')}\n\n${usage()}`)
     return 2
@@ -124,6 +141,60 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command: ${command}\n\n${usage()}`)
       return 2
   }
+}
+
+/** `jwt-sidecar verify`: one request explained; exit 0 when it would be forwarded. */
+async function verify(values: { config?: string; path?: string; method?: string; json?: boolean }, args: string[]): Promise<number> {
+  if (args.length > 1) {
+    process.stderr.write(`verify takes one TOKEN (or - for stdin), got ${args.length} arguments\n\n${usage()}`)
+    return 2
+  }
+  const env = process.env
+  const config = load(resolveConfigPath(values.config, env), env)
+  if (config === undefined) return 1
+  const arg = args[0]
+  const fromStdin = arg === undefined || arg === '-'
+  if (fromStdin && process.stdin.isTTY) process.stderr.write('reading the token from stdin (end with Ctrl-D)\n')
+  const raw = (fromStdin ? await readStdin() : arg).trim()
+  const { token, source } = tokenFromInput(config.tokens.from, raw, fromStdin ? 'stdin' : 'command line')
+
+  // Key events are never written to stdout; at debug they go to stderr (they carry no token material).
+  const debug = config.log.level === 'debug' || config.log.level === 'trace'
+  const keys: KeyStore = createKeyStore(config.issuers, debug ? { onEvent: (e) => process.stderr.write(`${JSON.stringify(e)}\n`) } : {})
+  let explanation: Explanation
+  try {
+    keys.start()
+    // Wait for the keys of the issuer the token names, and no other: until they are ready, the
+    // first fetch failed (the sidecar would answer 503 now too), or fetch.timeout + 1s passed.
+    const issuer = issuerForToken(config, token)
+    if (issuer !== undefined) {
+      const deadline = Date.now() + issuer.fetch.timeout + 1_000
+      for (;;) {
+        const s = keys.issuer(issuer.name)?.status()
+        if (s === undefined || s.ready || s.lastError !== undefined || Date.now() >= deadline) break
+        await sleep(20)
+      }
+    }
+    explanation = await explainRequest(config, keys, { token, source, path: values.path ?? '/', method: (values.method ?? 'GET').toUpperCase() })
+  } finally {
+    await keys.stop()
+  }
+  if (values.json === true) {
+    process.stdout.write(`${JSON.stringify(explanation, null, 2)}\n`)
+  } else {
+    const width = Math.max(...explanation.steps.map((s) => s.step.length))
+    for (const s of explanation.steps) {
+      process.stdout.write(`${s.ok === undefined ? '·' : s.ok ? '✔' : '✘'} ${s.step.padEnd(width)}  ${s.detail}\n`)
+    }
+    process.stdout.write(explanation.forwarded ? 'outcome: forwarded\n' : `outcome: denied ${explanation.status} ${explanation.reason}\n`)
+  }
+  return explanation.forwarded ? 0 : 1
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
 }
 
 main(process.argv.slice(2)).then(

@@ -12,8 +12,8 @@ export type Denied = 'issuer_not_allowed' | 'insufficient_scope' | 'claim_mismat
 export interface RouteAuthorizer {
   /** undefined when the token may use the route. */
   authorize(issuer: string, claims: Payload): Denied | undefined
-  /** Each requirement with what the token has, for `jwt-sidecar verify`. */
-  explain(issuer: string, claims: Payload): string[]
+  /** Each requirement, whether the token meets it (undefined: nothing required), and what it has; for `jwt-sidecar verify`. */
+  explain(issuer: string, claims: Payload): { readonly ok: boolean | undefined; readonly line: string }[]
 }
 
 /**
@@ -55,17 +55,20 @@ export function createRouteAuthorizer(route: RouteConfig): RouteAuthorizer {
       return undefined
     },
     explain(issuer, payload) {
-      const lines: string[] = []
-      lines.push(issuers === undefined ? 'issuers: any' : `issuers ${JSON.stringify([...issuers])}: ${issuer} ${issuers.has(issuer) ? 'accepted' : 'NOT ACCEPTED'}`)
+      const out: { ok: boolean | undefined; line: string }[] = []
+      if (issuers === undefined) out.push({ ok: undefined, line: 'issuers: any' })
+      else out.push({ ok: issuers.has(issuer), line: `issuers ${JSON.stringify([...issuers])}: ${issuer} ${issuers.has(issuer) ? 'accepted' : 'NOT ACCEPTED'}` })
       if (scopes.length > 0) {
         const granted = grantedScopes(payload)
-        lines.push(`scopes required ${JSON.stringify(scopes)}, granted ${JSON.stringify([...granted])}: ${scopes.every((s) => granted.has(s)) ? 'ok' : `MISSING ${scopes.filter((s) => !granted.has(s)).join(' ')}`}`)
+        const missing = scopes.filter((s) => !granted.has(s))
+        out.push({ ok: missing.length === 0, line: `scopes required ${JSON.stringify(scopes)}, granted ${JSON.stringify([...granted])}${missing.length === 0 ? '' : `: MISSING ${missing.join(' ')}`}` })
       }
       for (const c of claims) {
         const v = claimAt(payload, c.segments)
-        lines.push(`claim ${c.path} = ${v === undefined ? 'absent' : JSON.stringify(v).slice(0, 80)} must be one of ${JSON.stringify(c.allowed)}: ${claimMatches(v, c.allowed) ? 'ok' : 'NO MATCH'}`)
+        const ok = claimMatches(v, c.allowed)
+        out.push({ ok, line: `claim ${c.path} = ${v === undefined ? 'absent' : JSON.stringify(v).slice(0, 80)} must be one of ${JSON.stringify(c.allowed)}${ok ? '' : ': NO MATCH'}` })
       }
-      return lines
+      return out
     },
   }
 }
