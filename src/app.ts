@@ -1,23 +1,24 @@
 /**
  * Composition root: builds every unit from the frozen config. No I/O happens at import time
- * or in `createApp`; `start()` binds the ports and starts the key store.
+ * or in `createApp`; `start()` binds the ports and starts the key store. `reload()` swaps the
+ * request pipeline for a new config; `shutdown()` is the Kubernetes-friendly stop.
  */
 import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { createAdminServer } from './admin/server.ts'
 import type { SidecarConfig } from './config/types.ts'
 import { createKeyStore } from './keys/store.ts'
-import type { KeyStoreDeps } from './keys/store.ts'
-import type { KeyEvent, KeyStore } from './keys/types.ts'
+import type { KeyStoreDeps, ReconfigurableKeyStore } from './keys/store.ts'
+import type { KeyEvent } from './keys/types.ts'
+import { createRateLimitedLog } from './observe/events.ts'
 import { createLogger, logKeyEvent } from './observe/log.ts'
+import { createLoopMonitor } from './observe/loop-monitor.ts'
 import type { Logger } from './observe/log.ts'
 import { createMetrics } from './observe/metrics.ts'
 import type { Metrics } from './observe/metrics.ts'
-import { createRouteMatcher } from './policy/routes.ts'
-import { createHeaderPolicy } from './proxy/headers.ts'
+import { createPipeline } from './proxy/pipeline.ts'
+import type { Pipeline } from './proxy/pipeline.ts'
 import { createProxyServer } from './proxy/server.ts'
-import { createTokenExtractor } from './verify/extract.ts'
-import { createVerifier } from './verify/verifier.ts'
 
 export interface AppDeps {
   readonly log?: Logger
@@ -27,47 +28,69 @@ export interface AppDeps {
   readonly keyStore?: Omit<KeyStoreDeps, 'onEvent' | 'now'>
 }
 
+export interface ReloadResult {
+  /** Settings that changed but take effect only after a restart (listen addresses, upstream). */
+  readonly restartRequired: readonly string[]
+  readonly issuers: { readonly kept: readonly string[]; readonly replaced: readonly string[]; readonly added: readonly string[] }
+}
+
 export interface App {
-  readonly config: SidecarConfig
+  /** The config in force (changes on reload). */
+  config(): SidecarConfig
   readonly proxy: FastifyInstance
   readonly admin: FastifyInstance
-  readonly keys: KeyStore
+  readonly keys: ReconfigurableKeyStore
   readonly metrics: Metrics
   readonly log: Logger
   /** Binds both ports (port 0 picks a free one) and starts fetching keys; resolves with the bound URLs. */
   start(): Promise<{ proxyUrl: string; adminUrl: string }>
-  /** Stops accepting, closes both servers and the key store's timers. */
+  /**
+   * Applies a new, already validated config atomically: issuers, routes, identity, tokens and
+   * log settings swap at once; in-flight requests finish under the config they started with;
+   * unchanged issuers keep their keys. Settings that need a restart are reported, not applied.
+   */
+  reload(next: SidecarConfig): ReloadResult
+  /**
+   * Kubernetes shutdown (issue #5): readiness fails at once, requests are still served for
+   * `shutdown.delay` while endpoints update, then the listener closes and in-flight requests
+   * drain for at most `shutdown.timeout`; then everything stops.
+   */
+  shutdown(): Promise<void>
+  /** Stops at once: closes both servers and the key store's timers. */
   close(): Promise<void>
 }
+
+/** Paths whose change needs a restart: the sockets are bound and the proxy plugin registered once. */
+const RESTART_ONLY: ReadonlyArray<[string, (c: SidecarConfig) => unknown]> = [
+  ['listen', (c) => c.listen],
+  ['admin.listen', (c) => c.admin.listen],
+  ['admin.maxEventLoopDelay', (c) => c.admin.maxEventLoopDelay],
+  ['upstream.url', (c) => c.upstream.url],
+  ['upstream.timeout', (c) => c.upstream.timeout],
+  ['shutdown', (c) => c.shutdown],
+]
 
 /**
  * @example
  * const app = createApp(loadConfig('config/sidecar.yaml'))
  * const { proxyUrl } = await app.start()
  */
-export function createApp(config: SidecarConfig, deps: AppDeps = {}): App {
-  const log = deps.log ?? createLogger(config.log)
+export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
+  const log = deps.log ?? createLogger(initial.log)
+  let config = initial
   // The metrics read key-store state at scrape time; the store reports events to the metrics.
-  const metrics = createMetrics({ keyStatus: () => keys.status(), ...(deps.now === undefined ? {} : { now: deps.now }) })
+  const metrics = createMetrics({ keyStatus: () => keys.status(), issuers: config.issuers.map((i) => i.name), ...(deps.now === undefined ? {} : { now: deps.now }) })
   const onEvent = (e: KeyEvent): void => {
     logKeyEvent(log, e)
     metrics.keyEvent(e)
   }
-  const keys: KeyStore = createKeyStore(config.issuers, { onEvent, ...(deps.now === undefined ? {} : { now: deps.now }), ...deps.keyStore })
-  const verifier = createVerifier(
-    { issuers: config.issuers, clockSkew: config.tokens.clockSkew, maxBytes: config.tokens.maxBytes },
-    deps.now === undefined ? { keys } : { keys, now: deps.now },
-  )
+  const keys = createKeyStore(config.issuers, { onEvent, ...(deps.now === undefined ? {} : { now: deps.now }), ...deps.keyStore })
+  let pipeline: Pipeline = createPipeline(config, keys, deps.now)
   let serving = true
-  const proxy = createProxyServer(config, {
-    verifier,
-    routes: createRouteMatcher(config.routes),
-    headers: createHeaderPolicy(config.identity),
-    extractor: createTokenExtractor(config.tokens.from),
-    metrics,
-    log,
-  })
-  const admin = createAdminServer({ keys, metrics, serving: () => serving })
+  const events = createRateLimitedLog(log, { perKeyPerInterval: 10, intervalMs: 10_000 })
+  const loop = createLoopMonitor({ thresholdMs: config.admin.maxEventLoopDelay })
+  const proxy = createProxyServer(config, { pipeline: () => pipeline, metrics, log, events })
+  const admin = createAdminServer({ keys, metrics, serving: () => serving, loop })
 
   function url(server: FastifyInstance): string {
     const a = server.server.address() as AddressInfo
@@ -75,8 +98,21 @@ export function createApp(config: SidecarConfig, deps: AppDeps = {}): App {
     return `http://${host}:${a.port}`
   }
 
+  let closing: Promise<void> | undefined
+  function close(): Promise<void> {
+    closing ??= (async () => {
+      serving = false
+      await Promise.allSettled([proxy.close(), admin.close()])
+      await keys.stop()
+      loop.close()
+      events.close()
+    })()
+    return closing
+  }
+
   return {
-    config, proxy, admin, keys, metrics, log,
+    config: () => config,
+    proxy, admin, keys, metrics, log,
     async start() {
       // Keys first: the process serves (503 keys_unavailable) while a provider is down,
       // and /readyz tells Kubernetes when it can send traffic.
@@ -87,10 +123,43 @@ export function createApp(config: SidecarConfig, deps: AppDeps = {}): App {
       log.info({ event: 'server.started', proxy: urls.proxyUrl, admin: urls.adminUrl, issuers: config.issuers.map((i) => i.name) }, 'jwt-sidecar started')
       return urls
     },
-    async close() {
-      serving = false
-      await Promise.allSettled([proxy.close(), admin.close()])
-      await keys.stop()
+    reload(next) {
+      const restartRequired = RESTART_ONLY
+        .filter(([, get]) => JSON.stringify(get(next)) !== JSON.stringify(get(config)))
+        .map(([path]) => path)
+      const issuers = keys.reconfigure(next.issuers)
+      for (const name of issuers.added) metrics.initIssuer(name)
+      // One assignment: a request reads either the old pipeline or the new one, never a mix.
+      pipeline = createPipeline(next, keys, deps.now)
+      config = next
+      log.level = next.log.level
+      return { restartRequired, issuers }
     },
+    async shutdown() {
+      if (closing !== undefined) return closing
+      serving = false
+      const { delay, timeout } = config.shutdown
+      log.info({ event: 'shutdown.started', delayMs: delay, timeoutMs: timeout }, 'shutting down: readiness fails now, serving until endpoints update')
+      await sleep(delay)
+      log.info({ event: 'shutdown.draining', timeoutMs: timeout }, 'no longer accepting connections; draining in-flight requests')
+      // fastify's close stops accepting, answers new requests on kept-alive connections with
+      // 503 and waits for in-flight ones; past the timeout, connections are cut. Node closes
+      // only the connections idle at that moment: close each one as its last response ends,
+      // or a client's keep-alive would hold the drain open until the timeout.
+      const reaper = setInterval(() => proxy.server.closeIdleConnections(), 50)
+      const drained = await Promise.race([proxy.close().then(() => true), sleep(timeout).then(() => false)])
+      clearInterval(reaper)
+      if (!drained) {
+        proxy.server.closeAllConnections()
+        log.warn({ event: 'shutdown.timeout', timeoutMs: timeout }, 'in-flight requests did not finish in time: connections closed')
+      }
+      await close()
+      log.info({ event: 'shutdown.completed', drained }, 'stopped')
+    },
+    close,
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { createApp } from './app.ts'
+import { createConfigReloader } from './reload.ts'
 import type { App } from './app.ts'
 import { ConfigError, loadConfig, resolveConfigPath } from './config/load.ts'
 import type { SidecarConfig } from './config/types.ts'
@@ -51,7 +52,7 @@ function load(path: string, env: NodeJS.ProcessEnv): SidecarConfig | undefined {
   }
 }
 
-/** SIGTERM/SIGINT close the servers and exit 0; a second signal exits at once. */
+/** SIGTERM/SIGINT run `stop` (the graceful shutdown) and exit 0; a second signal exits at once. */
 function onSignals(stop: () => Promise<void>): void {
   let stopping = false
   const handler = (signal: NodeJS.Signals): void => {
@@ -122,7 +123,13 @@ async function main(argv: string[]): Promise<number> {
         await app.close()
         return 1
       }
-      onSignals(() => app.close())
+      const reloader = createConfigReloader(app, { path: resolveConfigPath(values.config, env), env })
+      // SIGHUP: reload even if the file text is the same (the environment may have changed).
+      process.on('SIGHUP', () => reloader.reload('signal', true))
+      onSignals(async () => {
+        reloader.close()
+        await app.shutdown()
+      })
       return -1 // keep running
     }
     case 'demo': {

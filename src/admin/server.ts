@@ -4,6 +4,7 @@
 import { fastify } from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import type { KeyStore } from '../keys/types.ts'
+import type { LoopMonitor } from '../observe/loop-monitor.ts'
 import type { Metrics } from '../observe/metrics.ts'
 
 export interface AdminServerDeps {
@@ -11,6 +12,8 @@ export interface AdminServerDeps {
   readonly metrics: Metrics
   /** False once shutdown has begun. */
   readonly serving: () => boolean
+  /** Liveness from the event loop: unhealthy while it has recently been blocked too long. */
+  readonly loop: LoopMonitor
 }
 
 /**
@@ -24,7 +27,12 @@ export interface AdminServerDeps {
  */
 export function createAdminServer(deps: AdminServerDeps): FastifyInstance {
   const app = fastify({ logger: false })
-  app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }))
+  // Liveness: the process answers, and its event loop is not stuck (a blocked loop answers
+  // late or never, which a plain "I am up" would hide until requests time out).
+  app.get('/healthz', (_request, reply) => {
+    if (deps.loop.healthy()) return reply.send({ status: 'ok' })
+    return reply.code(503).send({ status: 'unhealthy', eventLoopDelayMs: Math.round(deps.loop.maxDelayMs()) })
+  })
   app.get('/readyz', (request, reply) => {
     const ready = deps.serving() && deps.keys.ready()
     reply.code(ready ? 200 : 503)

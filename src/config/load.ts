@@ -680,7 +680,8 @@ function semanticIssues(data: unknown): Found[] {
 interface RawConfig {
   readonly listen: string
   readonly upstream: { readonly url: string; readonly timeout: string; readonly xForwarded: 'append' | 'replace' }
-  readonly admin: { readonly listen: string }
+  readonly admin: { readonly listen: string; readonly maxEventLoopDelay: string }
+  readonly shutdown: { readonly delay: string; readonly timeout: string }
   readonly issuers: readonly {
     readonly name: string
     readonly issuer: string
@@ -736,7 +737,8 @@ function convert(raw: RawConfig, source: string): SidecarConfig {
     source,
     listen: parseListen(raw.listen),
     upstream: { url: raw.upstream.url, timeout: parseDuration(raw.upstream.timeout), xForwarded: raw.upstream.xForwarded },
-    admin: { listen: parseListen(raw.admin.listen) },
+    admin: { listen: parseListen(raw.admin.listen), maxEventLoopDelay: parseDuration(raw.admin.maxEventLoopDelay) },
+    shutdown: { delay: parseDuration(raw.shutdown.delay), timeout: parseDuration(raw.shutdown.timeout) },
     issuers: raw.issuers.map((i) => ({
       name: i.name,
       issuer: i.issuer,

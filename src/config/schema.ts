@@ -234,7 +234,14 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
       },
       [EXPECTED]: 'a map with url, timeout and xForwarded',
     },
-    admin: settings('a map with listen', { listen: listen('0.0.0.0:9901') }),
+    admin: settings('a map with listen and maxEventLoopDelay', {
+      listen: listen('0.0.0.0:9901'),
+      maxEventLoopDelay: duration('2s'),
+    }),
+    shutdown: settings('a map with delay and timeout', {
+      delay: duration('5s'),
+      timeout: duration('25s'),
+    }),
     issuers: { type: 'array', minItems: 1, items: issuer, [EXPECTED]: 'at least one issuer' },
     tokens: settings('a map with from, clockSkew and maxBytes', {
       from: {
@@ -272,5 +279,5 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
       access: boolean(true),
     }),
   },
-  [EXPECTED]: 'a map of settings (listen, upstream, admin, issuers, tokens, identity, routes, log)',
+  [EXPECTED]: 'a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, routes, log)',
 }

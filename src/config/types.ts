@@ -163,12 +163,24 @@ export interface LogConfig {
   readonly access: boolean
 }
 
+export interface ShutdownConfig {
+  /** ms; after SIGTERM /readyz fails at once, and the sidecar keeps serving this long (endpoints update). */
+  readonly delay: number
+  /** ms; then it stops accepting and drains in-flight requests at most this long. */
+  readonly timeout: number
+}
+
 export interface SidecarConfig {
   /** The file this config came from (for messages). */
   readonly source: string
   readonly listen: ListenAddress
   readonly upstream: UpstreamConfig
-  readonly admin: { readonly listen: ListenAddress }
+  readonly admin: {
+    readonly listen: ListenAddress
+    /** ms; /healthz fails while the event loop has recently been blocked longer than this. */
+    readonly maxEventLoopDelay: number
+  }
+  readonly shutdown: ShutdownConfig
   readonly issuers: readonly IssuerConfig[]
   readonly tokens: TokensConfig
   readonly identity: IdentityConfig

@@ -9,9 +9,18 @@ import { createJsonFetcher } from './fetcher.ts'
 import type { FetchJson } from './fetcher.ts'
 import { createIssuerRuntime } from './issuer-keys.ts'
 import type { IssuerKeysDeps, IssuerRuntime, Schedule, Timer } from './issuer-keys.ts'
-import type { KeyEvent, KeyEventSink, KeyStore } from './types.ts'
+import type { IssuerKeys, KeyEvent, KeyEventSink, KeyStore } from './types.ts'
 
 export type { Schedule, Timer }
+
+/** A key store whose issuers can change at run time (live config reload). */
+export interface ReconfigurableKeyStore extends KeyStore {
+  /**
+   * Apply a new issuer list: unchanged key settings keep their runtime and keys (no refetch
+   * storm); changed ones get a new runtime that takes over once it has keys; removed ones stop.
+   */
+  reconfigure(issuers: readonly IssuerConfig[]): { readonly kept: readonly string[]; readonly replaced: readonly string[]; readonly added: readonly string[] }
+}
 
 export interface KeyStoreDeps {
   /** The HTTP fetcher for one issuer. Default: fetcher.ts with the issuer's `fetch` settings. */
@@ -36,7 +45,7 @@ export interface KeyStoreDeps {
  * await store.stop()
  * ```
  */
-export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreDeps = {}): KeyStore {
+export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreDeps = {}): ReconfigurableKeyStore {
   const sink = deps.onEvent
   const emit = (event: KeyEvent): void => {
     if (sink === undefined) return
@@ -48,29 +57,105 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
     }
   }
   const fetcherFor = deps.fetcherFor ?? defaultFetcher
-  const runtimes = new Map<string, IssuerRuntime>()
-  for (const cfg of issuers) {
-    runtimes.set(cfg.name, createIssuerRuntime(cfg, {
-      fetchJson: fetcherFor(cfg),
-      now: deps.now ?? Date.now,
-      random: deps.random ?? Math.random,
-      schedule: deps.schedule ?? defaultSchedule,
-      emit,
-      ...(deps.watch === undefined ? {} : { watch: deps.watch }),
-    }))
+  const make = (cfg: IssuerConfig): IssuerRuntime => createIssuerRuntime(cfg, {
+    fetchJson: fetcherFor(cfg),
+    now: deps.now ?? Date.now,
+    random: deps.random ?? Math.random,
+    schedule: deps.schedule ?? defaultSchedule,
+    emit,
+    ...(deps.watch === undefined ? {} : { watch: deps.watch }),
+  })
+
+  /**
+   * Per issuer name: the runtime in use, and one being brought up by a reload. The facade
+   * callers hold switches to the new runtime only once it has keys, so a reload that changes
+   * an issuer's key settings never opens a `keys_unavailable` gap.
+   */
+  interface Slot { active: IssuerRuntime; config: IssuerConfig; next?: { runtime: IssuerRuntime; config: IssuerConfig }; facade: IssuerKeys }
+  const slots = new Map<string, Slot>()
+  let started = false
+  const retired = new Set<Promise<void>>()
+  const retire = (r: IssuerRuntime): void => {
+    const p = r.stop().finally(() => retired.delete(p))
+    retired.add(p)
   }
-  const all = [...runtimes.values()]
+
+  function current(slot: Slot): IssuerRuntime {
+    const next = slot.next
+    if (next !== undefined && next.runtime.keys.ready()) {
+      retire(slot.active)
+      slot.active = next.runtime
+      slot.config = next.config
+      delete slot.next
+    }
+    return slot.active
+  }
+
+  function addSlot(cfg: IssuerConfig): void {
+    const slot: Slot = {
+      active: make(cfg),
+      config: cfg,
+      facade: {
+        name: cfg.name,
+        getKey: (kid, alg) => current(slot).keys.getKey(kid, alg),
+        ready: () => current(slot).keys.ready(),
+        status: () => current(slot).keys.status(),
+      },
+    }
+    slots.set(cfg.name, slot)
+    if (started) slot.active.start()
+  }
+  for (const cfg of issuers) addSlot(cfg)
+
   return {
-    issuer: (name) => runtimes.get(name)?.keys,
-    ready: () => all.every((r) => r.keys.ready()),
-    status: () => all.map((r) => r.keys.status()),
+    issuer: (name) => slots.get(name)?.facade,
+    ready: () => [...slots.values()].every((s) => s.facade.ready()),
+    status: () => [...slots.values()].map((s) => s.facade.status()),
     start: () => {
-      for (const r of all) r.start()
+      started = true
+      for (const s of slots.values()) s.active.start()
+    },
+    reconfigure(next) {
+      const names = new Set(next.map((c) => c.name))
+      for (const [name, slot] of slots) {
+        if (names.has(name)) continue
+        retire(slot.active)
+        if (slot.next !== undefined) retire(slot.next.runtime)
+        slots.delete(name)
+      }
+      const kept: string[] = []
+      const replaced: string[] = []
+      const added: string[] = []
+      for (const cfg of next) {
+        const slot = slots.get(cfg.name)
+        if (slot === undefined) {
+          addSlot(cfg)
+          added.push(cfg.name)
+        } else if (sameKeySource(slot.config, cfg)) {
+          // Audiences, claim rules and the like live in the verifier; the keys stay as they are.
+          kept.push(cfg.name)
+        } else {
+          if (slot.next !== undefined) retire(slot.next.runtime)
+          const runtime = make(cfg)
+          slot.next = { runtime, config: cfg }
+          if (started) runtime.start()
+          replaced.push(cfg.name)
+        }
+      }
+      return { kept, replaced, added }
     },
     stop: async () => {
-      await Promise.all(all.map((r) => r.stop()))
+      started = false
+      const all = [...slots.values()].flatMap((s) => [s.active, ...(s.next === undefined ? [] : [s.next.runtime])])
+      await Promise.all([...all.map((r) => r.stop()), ...retired])
     },
   }
+}
+
+/** The settings that decide an issuer's key set; anything else can change without a refetch. */
+function sameKeySource(a: IssuerConfig, b: IssuerConfig): boolean {
+  const pick = (c: IssuerConfig) => [c.issuer, c.jwksUri, c.discovery, c.keys, c.algorithms, c.allowInsecureHttp, c.fetch, c.refresh]
+  return JSON.stringify(pick(a)) === JSON.stringify(pick(b))
 }
 
 function defaultFetcher(issuer: IssuerConfig): FetchJson {

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { KEY_SET_STATES } from '../keys/types.ts'
+import { packageVersion } from '../package-root.ts'
 import type { IssuerKeyStatus, KeyEvent } from '../keys/types.ts'
 import type { Reason } from '../verify/reasons.ts'
 
@@ -19,9 +20,17 @@ export interface Metrics {
   /** Node process metrics, exposed alongside on /metrics. */
   readonly processRegistry: Registry
   request(route: string, outcome: Outcome, reason: Reason | 'none'): void
+  /** Whole-request duration, from the first byte read to the response finished. */
+  requestDuration(route: string, outcome: Outcome, seconds: number): void
   verification(issuer: string, seconds: number): void
+  /** now − iat and exp − now of a verified token: clock drift and over-long tokens show here. */
+  tokenTimes(issuer: string, ageSeconds: number | undefined, timeToExpirySeconds: number | undefined): void
+  inflight(delta: 1 | -1): void
+  configReload(result: 'success' | 'error'): void
   upstreamError(kind: UpstreamErrorKind): void
   keyEvent(event: KeyEvent): void
+  /** Start an issuer's counters at 0 (at start-up, and for an issuer added by a reload). */
+  initIssuer(issuer: string): void
   /** Text exposition of both registries. */
   expose(): Promise<string>
 }
@@ -36,6 +45,8 @@ const PREFIX = 'jwt_sidecar_'
 export interface MetricsOptions {
   /** The key store's view, read at scrape time for the state, keys and staleness gauges. */
   readonly keyStatus?: () => readonly IssuerKeyStatus[]
+  /** Configured issuer names: their counters start at 0, so increase() sees the first event. */
+  readonly issuers?: readonly string[]
   /** epoch ms */
   readonly now?: () => number
 }
@@ -59,6 +70,44 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 2.5],
     registers: [registry],
   })
+  const requestDuration = new Histogram({
+    name: `${PREFIX}request_duration_seconds`,
+    help: 'Whole-request duration at the proxy port (authentication and upstream), by route rule and outcome.',
+    labelNames: ['route', 'outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  })
+  const tokenAge = new Histogram({
+    name: `${PREFIX}token_age_seconds`,
+    help: 'Age of verified tokens (now - iat), by issuer: clock drift shows below 0, over-long or replayed tokens at the top.',
+    labelNames: ['issuer'] as const,
+    buckets: [-60, 0, 5, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400],
+    registers: [registry],
+  })
+  const timeToExpiry = new Histogram({
+    name: `${PREFIX}token_time_to_expiry_seconds`,
+    help: 'Remaining lifetime of verified tokens (exp - now), by issuer; below 0 only within the clock skew.',
+    labelNames: ['issuer'] as const,
+    buckets: [-60, 0, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400],
+    registers: [registry],
+  })
+  const inflightRequests = new Gauge({
+    name: `${PREFIX}inflight_requests`,
+    help: 'Requests at the proxy port that have started and not yet finished.',
+    registers: [registry],
+  })
+  const configReloads = new Counter({
+    name: `${PREFIX}config_reloads_total`,
+    help: 'Live configuration reloads (SIGHUP or a file change), by result (success, error: the running config stays).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  })
+  new Gauge({
+    name: `${PREFIX}build_info`,
+    help: 'Always 1; the labels say which version runs on which Node.js.',
+    labelNames: ['version', 'node'] as const,
+    registers: [registry],
+  }).labels(packageVersion(), process.version).set(1)
   const upstreamErrors = new Counter({
     name: `${PREFIX}upstream_errors_total`,
     help: 'Admitted requests the upstream could not answer, by kind (connect, timeout, reset).',
@@ -140,14 +189,38 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
   })
 
+  // Counters exist from the start (at 0): a series born with its first event at 1 would hide
+  // that event from increase()/rate(), and alerts on "any change" would miss the first one.
+  for (const r of ['success', 'error'] as const) configReloads.labels(r).inc(0)
+  function initIssuer(issuer: string): void {
+    for (const c of ['added', 'removed', 'changed', 'replaced'] as const) keyChanges.labels(issuer, c).inc(0)
+    for (const a of ['refreshed', 'cooldown', 'known_unknown'] as const) unknownKid.labels(issuer, a).inc(0)
+    keyRejections.labels(issuer).inc(0)
+  }
+  for (const issuer of options.issuers ?? []) initIssuer(issuer)
+
   return {
     registry,
     processRegistry,
+    initIssuer,
     request(route, outcome, reason) {
       requests.labels(route, outcome, reason).inc()
     },
+    requestDuration(route, outcome, seconds) {
+      requestDuration.labels(route, outcome).observe(seconds)
+    },
     verification(issuer, seconds) {
       verificationDuration.labels(issuer).observe(seconds)
+    },
+    tokenTimes(issuer, age, ttl) {
+      if (age !== undefined) tokenAge.labels(issuer).observe(age)
+      if (ttl !== undefined) timeToExpiry.labels(issuer).observe(ttl)
+    },
+    inflight(delta) {
+      inflightRequests.inc(delta)
+    },
+    configReload(result) {
+      configReloads.labels(result).inc()
     },
     upstreamError(kind) {
       upstreamErrors.labels(kind).inc()

@@ -13,16 +13,14 @@ import type { RouteConfig, SidecarConfig } from '../config/types.ts'
 import type { Metrics, Outcome } from '../observe/metrics.ts'
 import { UNMATCHED_ROUTE } from '../observe/metrics.ts'
 import type { Logger } from '../observe/log.ts'
-import { createRouteAuthorizer } from '../policy/authorize.ts'
+import type { RateLimitedLog } from '../observe/events.ts'
 import { normalizePath } from '../policy/normalize.ts'
-import type { RouteMatcher } from '../policy/routes.ts'
 import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
-import type { TokenExtractor } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
-import type { Claims, Verifier, VerifyResult } from '../verify/verifier.ts'
+import type { Claims, VerifyResult } from '../verify/verifier.ts'
 import { HOP_BY_HOP } from './headers.ts'
-import type { HeaderPolicy } from './headers.ts'
-import { denial, forbidden } from './respond.ts'
+import { denial } from './respond.ts'
+import type { Pipeline } from './pipeline.ts'
 import type { Denial } from './respond.ts'
 
 /** What the auth step decided, kept on the request for the proxy step and the access log. */
@@ -37,16 +35,20 @@ export interface RequestAuth {
 declare module 'fastify' {
   interface FastifyRequest {
     auth: RequestAuth | null
+    /** The pipeline this request started under (kept across a live reload). */
+    pipeline: Pipeline | null
+    /** Counted in jwt_sidecar_inflight_requests and not yet uncounted. */
+    inflight: boolean
   }
 }
 
 export interface ProxyServerDeps {
-  readonly verifier: Verifier
-  readonly routes: RouteMatcher
-  readonly headers: HeaderPolicy
-  readonly extractor: TokenExtractor
+  /** The current pipeline; read once per request. */
+  readonly pipeline: () => Pipeline
   readonly metrics: Metrics
   readonly log: Logger
+  /** Security events at a bounded rate (`auth.denied`). */
+  readonly events: RateLimitedLog
 }
 
 /** The parts of a request the upstream-bound header rewrites read (HTTP and websocket alike). */
@@ -54,37 +56,18 @@ interface UpstreamBoundRequest {
   readonly headers: IncomingHttpHeaders
   readonly socket: Socket
   readonly auth: RequestAuth | null
+  readonly pipeline: Pipeline | null
 }
 
 const WS_CLIENT_DROP = new Set(['host', 'content-length', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol'])
 
 /**
  * @example
- * const server = createProxyServer(config, { verifier, routes, headers, extractor, metrics, log })
+ * const server = createProxyServer(config, { pipeline: () => current, metrics, log })
  * await server.listen({ host: '0.0.0.0', port: 8080 })
  */
 export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps): FastifyInstance {
-  const { verifier, routes, headers: headerPolicy, extractor, metrics, log } = deps
-  const { forwardToken } = config.identity
-  const accessLog = config.log.access
-  // Where tokens may travel: removed from the forwarded request as the config says.
-  const tokenHeaders: string[] = []
-  const tokenCookies = new Set<string>()
-  const tokenQuery = new Set<string>()
-  for (const s of config.tokens.from) {
-    if (s.kind === 'header') tokenHeaders.push(s.header.toLowerCase())
-    else if (s.kind === 'cookie') tokenCookies.add(s.cookie)
-    else tokenQuery.add(s.query)
-  }
-  // Per route, built once: its authorizer and its 403 answers (their challenge names its scopes).
-  const policies = new Map(config.routes.map((r) => [r, {
-    authorizer: createRouteAuthorizer(r),
-    forbidden: {
-      issuer_not_allowed: forbidden('issuer_not_allowed', r.require.scopes),
-      insufficient_scope: forbidden('insufficient_scope', r.require.scopes),
-      claim_mismatch: forbidden('claim_mismatch', r.require.scopes),
-    },
-  }]))
+  const { metrics, log } = deps
 
   // Widen pino's Logger to fastify's logger type so the instance type stays the default one.
   const loggerInstance: FastifyBaseLogger = log
@@ -98,10 +81,16 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     trustProxy: false,
   })
   app.decorateRequest('auth', null)
+  app.decorateRequest('pipeline', null)
+  app.decorateRequest('inflight', false)
 
-  function deny(request: FastifyRequest, reply: FastifyReply, route: string, reason: Reason, issuer?: string, answer: Denial = denial(reason)): void {
+  function deny(request: FastifyRequest, reply: FastifyReply, route: string, reason: Reason, issuer?: string, answer: Denial = denial(reason), detail?: string): void {
     const d = answer
-    request.auth = { route, outcome: reason === 'internal_error' || reason === 'keys_unavailable' ? 'error' : 'denied', reason, issuer, claims: undefined }
+    const outcome = reason === 'internal_error' || reason === 'keys_unavailable' ? 'error' : 'denied'
+    request.auth = { route, outcome, reason, issuer, claims: undefined }
+    // A security event, rate-limited per reason and route (closed sets), so a flood of bad
+    // tokens cannot flood the logs; `detail` names what was wrong, never the token.
+    deps.events.log(outcome === 'error' ? 'warn' : 'info', `auth.denied:${reason}:${route}`, { event: 'auth.denied', reqId: request.id, route, reason, issuer, status: d.status, detail }, 'request denied')
     void reply.code(d.status).headers(d.headers).send(d.body)
   }
 
@@ -112,16 +101,20 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   }
 
   /** True when the request may go on to the upstream. */
-  function settle(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, result: VerifyResult, started: number): boolean {
+  function settle(request: FastifyRequest, reply: FastifyReply, p: Pipeline, route: RouteConfig, result: VerifyResult, started: number): boolean {
     if (result.issuer !== undefined || result.ok) {
       metrics.verification(result.ok ? result.issuer.name : result.issuer!, (performance.now() - started) / 1000)
     }
+    if (result.ok) {
+      const t = Date.now() / 1000
+      const { iat, exp } = result.claims
+      metrics.tokenTimes(result.issuer.name, typeof iat === 'number' ? t - iat : undefined, typeof exp === 'number' ? exp - t : undefined)
+    }
     if (!result.ok) {
-      if (log.isLevelEnabled('debug')) log.debug({ event: 'auth.denied', route: route.name, reason: result.reason, issuer: result.issuer, detail: result.detail }, 'token rejected')
-      deny(request, reply, route.name, result.reason, result.issuer)
+      deny(request, reply, route.name, result.reason, result.issuer, denial(result.reason), result.detail)
       return false
     }
-    const policy = policies.get(route)!
+    const policy = p.policies.get(route)!
     const refused = policy.authorizer.authorize(result.issuer.name, result.claims)
     if (refused !== undefined) {
       deny(request, reply, route.name, refused, result.issuer.name, policy.forbidden[refused])
@@ -135,30 +128,34 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
    * The request target the upstream receives: the normalised path the route matched, and the
    * query without any token parameter (RFC 6750 §2.3: the token must not travel on in URLs).
    */
-  function rewriteTarget(request: FastifyRequest, rawPath: string, path: string, query: string | undefined): void {
-    const kept = query === undefined || tokenQuery.size === 0 ? query : withoutQueryParams(query, tokenQuery)
+  function rewriteTarget(request: FastifyRequest, p: Pipeline, rawPath: string, path: string, query: string | undefined): void {
+    const kept = query === undefined || p.tokenQuery.size === 0 ? query : withoutQueryParams(query, p.tokenQuery)
     if (path !== rawPath || kept !== query) request.raw.url = kept === undefined ? path : `${path}?${kept}`
   }
 
   // Strip → route → extract → verify. Callback style: the common path allocates no promise.
   app.addHook('onRequest', (request, reply, done) => {
+    metrics.inflight(1)
+    request.inflight = true
+    const p = deps.pipeline()
+    request.pipeline = p
     try {
       // Strip before anything else, on every route (auth: none included).
-      headerPolicy.stripInbound(request.headers)
+      p.headers.stripInbound(request.headers)
       const url = request.url
       const q = url.indexOf('?')
       const rawPath = q < 0 ? url : url.slice(0, q)
       const query = q < 0 ? undefined : url.slice(q + 1)
       const normalized = normalizePath(rawPath)
       if (!normalized.ok) return deny(request, reply, UNMATCHED_ROUTE, 'invalid_request')
-      const route = routes.match(request.method, normalized.path)
+      const route = p.routes.match(request.method, normalized.path)
       if (route === undefined) return deny(request, reply, UNMATCHED_ROUTE, 'no_route')
-      rewriteTarget(request, rawPath, normalized.path, query)
+      rewriteTarget(request, p, rawPath, normalized.path, query)
       if (route.auth === 'none') {
         admit(request, route.name, 'anonymous', undefined, undefined)
         return done()
       }
-      const found = extractor.extract(request.headers, request.raw.rawHeaders, query)
+      const found = p.extractor.extract(request.headers, request.raw.rawHeaders, query)
       if (found.kind === 'invalid') return deny(request, reply, route.name, 'invalid_request')
       if (found.kind === 'none') {
         if (route.auth === 'optional') {
@@ -168,11 +165,11 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
         return deny(request, reply, route.name, 'missing_token')
       }
       const started = performance.now()
-      const result = verifier.verify(found.token)
+      const result = p.verifier.verify(found.token)
       if (result instanceof Promise) {
         result
           .then((r) => {
-            if (settle(request, reply, route, r, started)) done()
+            if (settle(request, reply, p, route, r, started)) done()
           })
           .catch((err: unknown) => {
             // Fail closed, and never leave the request hanging.
@@ -181,7 +178,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
           })
         return undefined
       }
-      if (settle(request, reply, route, result, started)) done()
+      if (settle(request, reply, p, route, result, started)) done()
       return undefined
     } catch (err) {
       // Fail closed: an internal error never lets a request through unverified.
@@ -190,13 +187,18 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     }
   })
 
-  function record(request: FastifyRequest, status: number): void {
+  function record(request: FastifyRequest, status: number, seconds?: number): void {
+    if (request.inflight) {
+      request.inflight = false
+      metrics.inflight(-1)
+    }
     const a = request.auth
     const route = a?.route ?? UNMATCHED_ROUTE
     const outcome = a?.outcome ?? 'error'
     const reason = a?.reason ?? 'none'
     metrics.request(route, outcome, reason)
-    if (accessLog) {
+    if (seconds !== undefined) metrics.requestDuration(route, outcome, seconds)
+    if (request.pipeline?.config.log.access ?? true) {
       const url = request.url
       const q = url.indexOf('?')
       // The query string is never logged: a token or other secret may ride in it.
@@ -208,14 +210,22 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   }
 
   app.addHook('onResponse', (request, reply, done) => {
-    record(request, reply.statusCode)
+    record(request, reply.statusCode, reply.elapsedTime / 1000)
+    done()
+  })
+  // A client that goes away before the answer still leaves the in-flight gauge.
+  app.addHook('onRequestAbort', (request, done) => {
+    if (request.inflight) {
+      request.inflight = false
+      metrics.inflight(-1)
+    }
     done()
   })
 
   function forwardedHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {
     const ip = request.socket.remoteAddress ?? ''
     const inbound = request.headers
-    const append = config.upstream.xForwarded === 'append'
+    const append = (request.pipeline?.config ?? config).upstream.xForwarded === 'append'
     const xff = append ? inbound['x-forwarded-for'] : undefined
     out['x-forwarded-for'] = xff === undefined || xff === '' ? ip : `${String(xff)}, ${ip}`
     const proto = 'encrypted' in request.socket && request.socket.encrypted === true ? 'https' : 'http'
@@ -232,18 +242,19 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   }
 
   function identityHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {
+    const p = request.pipeline ?? deps.pipeline()
     const claims = request.auth?.claims
     if (claims !== undefined) {
-      headerPolicy.setIdentity(out, claims, (header, bytes) => {
-        log.warn({ event: 'identity.dropped', route: request.auth?.route, header, bytes, maxValueBytes: config.identity.maxValueBytes }, 'identity header value too long: not sent')
+      p.headers.setIdentity(out, claims, (header: string, bytes: number) => {
+        log.warn({ event: 'identity.dropped', route: request.auth?.route, header, bytes, maxValueBytes: p.config.identity.maxValueBytes }, 'identity header value too long: not sent')
       })
     }
-    if (!forwardToken) {
+    if (!p.config.identity.forwardToken) {
       // The token is removed from wherever it could have come (the query already is).
-      for (const h of tokenHeaders) delete out[h]
+      for (const h of p.tokenHeaders) delete out[h]
       const cookie = out.cookie
-      if (tokenCookies.size > 0 && typeof cookie === 'string') {
-        const kept = withoutCookies(cookie, tokenCookies)
+      if (p.tokenCookies.size > 0 && typeof cookie === 'string') {
+        const kept = withoutCookies(cookie, p.tokenCookies)
         if (kept === undefined) delete out.cookie
         else out.cookie = kept
       }

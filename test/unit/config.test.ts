@@ -49,7 +49,8 @@ void describe('parseConfig: a valid file', () => {
       source: 'minimal.yaml',
       listen: { host: '0.0.0.0', port: 8080 },
       upstream: { url: 'http://127.0.0.1:3000', timeout: 30_000, xForwarded: 'append' },
-      admin: { listen: { host: '0.0.0.0', port: 9901 } },
+      admin: { listen: { host: '0.0.0.0', port: 9901 }, maxEventLoopDelay: 2000 },
+      shutdown: { delay: 5000, timeout: 25_000 },
       issuers: [
         {
           name: 'corp',
@@ -140,7 +141,7 @@ log:
     const config = parseConfig(text, '/etc/jwt-sidecar/full.yaml', {})
     assert.deepEqual(config.listen, { host: '::1', port: 8443 })
     assert.deepEqual(config.upstream, { url: 'https://app.internal:8443/base', timeout: 90_000, xForwarded: 'replace' })
-    assert.deepEqual(config.admin, { listen: { host: '127.0.0.1', port: 0 } })
+    assert.deepEqual(config.admin, { listen: { host: '127.0.0.1', port: 0 }, maxEventLoopDelay: 2000 })
     assert.deepEqual(config.issuers[0], {
       name: 'corp',
       issuer: 'https://idp.example.com/realms/corp',
@@ -219,7 +220,7 @@ routes:
 `
     // x-defaults is not a setting: the schema rejects it like any unknown key (line 3).
     assert.deepEqual(lines(text), [
-      'test.yaml:3 x-defaults: unknown key (expected one of: listen, upstream, admin, issuers, tokens, identity, routes, log)',
+      'test.yaml:3 x-defaults: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, routes, log)',
     ])
     const anchored = `upstream:
   url: http://127.0.0.1:3000
@@ -408,7 +409,7 @@ routes:
 
   void it('rejects an empty file as a whole', () => {
     assert.deepEqual(lines(''), [
-      'test.yaml (root): expected a map of settings (listen, upstream, admin, issuers, tokens, identity, routes, log)',
+      'test.yaml (root): expected a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, routes, log)',
     ])
   })
 
@@ -646,7 +647,7 @@ void describe('parseConfig: ${VAR} interpolation', () => {
 
   void it('never interpolates keys', () => {
     assert.deepEqual(lines(`${MINIMAL}\${X}: 1\n`, { X: 'log' }), [
-      'test.yaml:11 ["${X}"]: unknown key (expected one of: listen, upstream, admin, issuers, tokens, identity, routes, log)',
+      'test.yaml:11 ["${X}"]: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, routes, log)',
     ])
   })
 

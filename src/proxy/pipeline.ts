@@ -1,0 +1,75 @@
+/**
+ * Everything the request path derives from the config, built once per config and swapped in
+ * whole on a live reload. A request reads the current pipeline once, when it starts, and keeps
+ * it to the end: it is authenticated and forwarded under one config, never half of two.
+ */
+import type { RouteConfig, SidecarConfig } from '../config/types.ts'
+import type { KeyStore } from '../keys/types.ts'
+import { createRouteAuthorizer } from '../policy/authorize.ts'
+import type { RouteAuthorizer } from '../policy/authorize.ts'
+import { createRouteMatcher } from '../policy/routes.ts'
+import type { RouteMatcher } from '../policy/routes.ts'
+import { createTokenExtractor } from '../verify/extract.ts'
+import type { TokenExtractor } from '../verify/extract.ts'
+import { createVerifier } from '../verify/verifier.ts'
+import type { Verifier } from '../verify/verifier.ts'
+import { createHeaderPolicy } from './headers.ts'
+import type { HeaderPolicy } from './headers.ts'
+import { forbidden } from './respond.ts'
+import type { Denial } from './respond.ts'
+
+export interface RoutePolicy {
+  readonly authorizer: RouteAuthorizer
+  /** The route's 403 answers, built once: their challenge names the route's scopes. */
+  readonly forbidden: Readonly<Record<'issuer_not_allowed' | 'insufficient_scope' | 'claim_mismatch', Denial>>
+}
+
+export interface Pipeline {
+  readonly config: SidecarConfig
+  readonly routes: RouteMatcher
+  readonly extractor: TokenExtractor
+  readonly headers: HeaderPolicy
+  readonly verifier: Verifier
+  readonly policies: ReadonlyMap<RouteConfig, RoutePolicy>
+  /** Where tokens may travel (lower-cased header names, cookie and query names). */
+  readonly tokenHeaders: readonly string[]
+  readonly tokenCookies: ReadonlySet<string>
+  readonly tokenQuery: ReadonlySet<string>
+}
+
+/**
+ * @example
+ * let pipeline = createPipeline(config, keys)
+ * // on reload: pipeline = createPipeline(next, keys)
+ */
+export function createPipeline(config: SidecarConfig, keys: KeyStore, now?: () => number): Pipeline {
+  const tokenHeaders: string[] = []
+  const tokenCookies = new Set<string>()
+  const tokenQuery = new Set<string>()
+  for (const s of config.tokens.from) {
+    if (s.kind === 'header') tokenHeaders.push(s.header.toLowerCase())
+    else if (s.kind === 'cookie') tokenCookies.add(s.cookie)
+    else tokenQuery.add(s.query)
+  }
+  return {
+    config,
+    routes: createRouteMatcher(config.routes),
+    extractor: createTokenExtractor(config.tokens.from),
+    headers: createHeaderPolicy(config.identity),
+    verifier: createVerifier(
+      { issuers: config.issuers, clockSkew: config.tokens.clockSkew, maxBytes: config.tokens.maxBytes },
+      now === undefined ? { keys } : { keys, now },
+    ),
+    policies: new Map(config.routes.map((r) => [r, {
+      authorizer: createRouteAuthorizer(r),
+      forbidden: {
+        issuer_not_allowed: forbidden('issuer_not_allowed', r.require.scopes),
+        insufficient_scope: forbidden('insufficient_scope', r.require.scopes),
+        claim_mismatch: forbidden('claim_mismatch', r.require.scopes),
+      },
+    }])),
+    tokenHeaders,
+    tokenCookies,
+    tokenQuery,
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * Operations as Kubernetes exercises them, on the real process (`node dist/src/cli.js run`):
+ * graceful shutdown with a slow request in flight, a second signal, and live config reload
+ * through a ConfigMap-style `..data` symlink swap and SIGHUP.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
+import { startTestIssuer } from '../helpers/issuer.ts'
+import type { TestIssuer } from '../helpers/issuer.ts'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const cli = join(root, 'dist', 'src', 'cli.js')
+
+interface Running {
+  readonly child: ChildProcessWithoutNullStreams
+  readonly proxyUrl: string
+  /** `atMs`: performance.now() when the process exited. */
+  readonly adminUrl: string
+  logs(): Array<Record<string, unknown>>
+  exited(): Promise<{ code: number | null; atMs: number }>
+}
+
+/** Starts the built CLI with `config`; resolves once it logged its bound ports and is ready. */
+async function run(configPath: string): Promise<Running> {
+  assert.ok(existsSync(cli), `${cli} is missing: run \`npm run build\` (npm test does it first)`)
+  const child = spawn(process.execPath, [cli, 'run', '--config', configPath], { cwd: root, env: { PATH: process.env.PATH ?? '' } })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const exit = new Promise<{ code: number | null; atMs: number }>((resolve) => child.on('exit', (code) => resolve({ code, atMs: performance.now() })))
+  const logs = (): Array<Record<string, unknown>> => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const deadline = Date.now() + 15_000
+  let started: Record<string, unknown> | undefined
+  while (started === undefined) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sidecar did not start:\n${out}\n${err}`)
+    started = logs().find((l) => l.event === 'server.started')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  const running: Running = { child, proxyUrl: String(started.proxy), adminUrl: String(started.admin), logs, exited: () => exit }
+  await until('ready', async () => (await status(`${running.adminUrl}/readyz`)) === 200)
+  return running
+}
+
+async function status(url: string, headers: Record<string, string> = {}): Promise<number> {
+  const res = await request(url, { headers })
+  await res.body.dump()
+  return res.statusCode
+}
+
+async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+function configText(o: { issuer: TestIssuer; upstream: string; delay?: string; timeout?: string; audiences?: string; extraRoute?: string; listen?: string }): string {
+  return `
+listen: ${o.listen ?? '127.0.0.1:0'}
+admin: { listen: 127.0.0.1:0 }
+upstream: { url: ${o.upstream} }
+shutdown: { delay: ${o.delay ?? '600ms'}, timeout: ${o.timeout ?? '5s'} }
+issuers:
+  - name: corp
+    issuer: ${o.issuer.issuer}
+    jwksUri: ${o.issuer.jwksUri}
+    audiences: ${o.audiences ?? '[test-api]'}
+routes:${o.extraRoute ?? ''}
+  - name: default
+    path: /**
+    auth: required
+log: { level: info, access: false }
+`
+}
+
+let issuer: TestIssuer
+let upstreamUrl: string
+let upstreamClose: () => Promise<void>
+/** Requests to /slow are answered after this many ms; /hang never. */
+let slowMs = 1500
+let upstreamSeen = 0
+
+before(async () => {
+  issuer = await startTestIssuer()
+  const server = createServer((req, res) => {
+    upstreamSeen++
+    if (req.url?.startsWith('/hang') === true) return
+    const wait = req.url?.startsWith('/slow') === true ? slowMs : 0
+    setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'), wait)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  upstreamUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  upstreamClose = () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()) })
+})
+after(async () => {
+  await upstreamClose?.()
+  await issuer?.close()
+})
+
+function tempConfig(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-ops-'))
+  const file = join(dir, 'sidecar.yaml')
+  writeFileSync(file, text)
+  return file
+}
+
+describe('graceful shutdown on SIGTERM', () => {
+  test('readiness fails at once, requests are still served during shutdown.delay, the slow request in flight completes, exit 0', { timeout: 30_000 }, async () => {
+    const sc = await run(tempConfig(configText({ issuer, upstream: upstreamUrl, delay: '800ms', timeout: '5s' })))
+    const auth = { authorization: `Bearer ${await issuer.sign({ sub: 'alice' })}` }
+    slowMs = 1500
+    const seen = upstreamSeen
+    const slow = request(`${sc.proxyUrl}/slow`, { headers: auth }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() }))
+    await until('the slow request to reach the upstream', () => upstreamSeen > seen)
+    const t0 = performance.now()
+    sc.child.kill('SIGTERM')
+    await until('readiness to fail', async () => (await status(`${sc.adminUrl}/readyz`)) === 503, 2000)
+    const readyFailedMs = performance.now() - t0
+    // Within shutdown.delay the proxy still serves new requests (endpoints are still updating).
+    assert.equal(await status(`${sc.proxyUrl}/fast`, auth), 200)
+    const done = await slow
+    assert.deepEqual(done, { status: 200, body: 'ok' }, 'the request in flight completes')
+    const { code, atMs } = await sc.exited()
+    assert.equal(code, 0)
+    const events = sc.logs().map((l) => l.event)
+    for (const e of ['shutdown.started', 'shutdown.draining', 'shutdown.completed']) assert.ok(events.includes(e), `${e} in ${events.join(',')}`)
+    assert.ok(!events.includes('shutdown.timeout'))
+    assert.ok(readyFailedMs < 500, `readiness failed after ${readyFailedMs} ms`)
+    console.log(`shutdown: readiness failed ${Math.round(readyFailedMs)} ms after SIGTERM; the 1.5 s request completed; exited 0 ${Math.round(atMs - t0)} ms after SIGTERM (delay 800 ms)`)
+  })
+
+  test('a request that outlives shutdown.timeout is cut, and the process still exits 0', { timeout: 30_000 }, async () => {
+    const sc = await run(tempConfig(configText({ issuer, upstream: upstreamUrl, delay: '100ms', timeout: '400ms' })))
+    const auth = { authorization: `Bearer ${await issuer.sign({ sub: 'alice' })}` }
+    const hung = request(`${sc.proxyUrl}/hang`, { headers: auth }).then((r) => r.statusCode, (e: Error) => e.message)
+    await new Promise((r) => setTimeout(r, 100))
+    sc.child.kill('SIGTERM')
+    const { code } = await sc.exited()
+    assert.equal(code, 0)
+    assert.notEqual(await hung, 200)
+    assert.ok(sc.logs().some((l) => l.event === 'shutdown.timeout'))
+  })
+
+  test('a second signal exits at once', { timeout: 30_000 }, async () => {
+    const sc = await run(tempConfig(configText({ issuer, upstream: upstreamUrl, delay: '10s', timeout: '10s' })))
+    sc.child.kill('SIGTERM')
+    await until('readiness to fail', async () => (await status(`${sc.adminUrl}/readyz`)) === 503, 2000)
+    const t0 = performance.now()
+    sc.child.kill('SIGTERM')
+    const { code } = await sc.exited()
+    assert.equal(code, 130)
+    assert.ok(performance.now() - t0 < 1000)
+  })
+})
+
+describe('live reload', () => {
+  test('a ConfigMap-style swap applies routes and audiences without a restart or a key refetch; an invalid file is rejected; SIGHUP reloads', { timeout: 60_000 }, async () => {
+    // The kubelet's layout: sidecar.yaml -> ..data/sidecar.yaml, ..data -> ..v1/
+    const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-reload-'))
+    const swap = (version: string, text: string): void => {
+      mkdirSync(join(dir, version))
+      writeFileSync(join(dir, version, 'sidecar.yaml'), text)
+      symlinkSync(version, join(dir, '..data_tmp'))
+      renameSync(join(dir, '..data_tmp'), join(dir, '..data'))
+    }
+    swap('..v1', configText({ issuer, upstream: upstreamUrl }))
+    symlinkSync(join('..data', 'sidecar.yaml'), join(dir, 'sidecar.yaml'))
+    const sc = await run(join(dir, 'sidecar.yaml'))
+    try {
+      const other = { authorization: `Bearer ${await issuer.sign({ sub: 'a', aud: 'other-api' })}` }
+      assert.equal(await status(`${sc.proxyUrl}/open/x`), 401)
+      assert.equal(await status(`${sc.proxyUrl}/x`, other), 401)
+      const fetches = issuer.fetchCount()
+
+      // v2: a public route and a second audience.
+      swap('..v2', configText({ issuer, upstream: upstreamUrl, audiences: '[test-api, other-api]', extraRoute: '\n  - { name: open, path: /open/**, auth: none }' }))
+      await until('the new route', async () => (await status(`${sc.proxyUrl}/open/x`)) === 200)
+      assert.equal(await status(`${sc.proxyUrl}/x`, other), 200, 'the new audience applies')
+      assert.equal(issuer.fetchCount(), fetches, 'unchanged key settings: no refetch')
+      const reloaded = sc.logs().filter((l) => l.event === 'config.reloaded')
+      assert.equal(reloaded.length, 1)
+      assert.deepEqual(reloaded[0]!.issuers, { kept: ['corp'], replaced: [], added: [] })
+
+      // v3: invalid. The running config stays, the errors are logged and counted.
+      swap('..v3', configText({ issuer, upstream: upstreamUrl }).replace('auth: required', 'auth: sometimes'))
+      await until('the rejection', () => sc.logs().some((l) => l.event === 'config.rejected'))
+      const rejected = sc.logs().find((l) => l.event === 'config.rejected')!
+      assert.match(JSON.stringify(rejected.errors), /routes\[\d\]\.auth: expected one of required, optional, none/)
+      assert.equal(await status(`${sc.proxyUrl}/open/x`), 200, 'still the v2 config')
+
+      // v4 changes the listen address: applied for the rest, the restart-only setting is named.
+      swap('..v4', configText({ issuer, upstream: upstreamUrl, listen: '127.0.0.1:1' }))
+      await until('the restart warning', () => sc.logs().some((l) => l.event === 'config.restart_required'))
+      assert.deepEqual(sc.logs().find((l) => l.event === 'config.restart_required')!.settings, ['listen'])
+      assert.equal(await status(`${sc.proxyUrl}/open/x`), 401, 'v4 dropped the public route')
+
+      // SIGHUP reloads even though the file did not change.
+      const before = sc.logs().filter((l) => l.event === 'config.reloaded').length
+      sc.child.kill('SIGHUP')
+      await until('the SIGHUP reload', () => sc.logs().filter((l) => l.event === 'config.reloaded').length === before + 1)
+      assert.equal(sc.logs().filter((l) => l.event === 'config.reloaded').at(-1)!.trigger, 'signal')
+
+      const metrics = await (await request(`${sc.adminUrl}/metrics`)).body.text()
+      assert.match(metrics, /^jwt_sidecar_config_reloads_total\{result="success"\} 3$/m)
+      assert.match(metrics, /^jwt_sidecar_config_reloads_total\{result="error"\} 1$/m)
+    } finally {
+      sc.child.kill('SIGKILL')
+      await sc.exited()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

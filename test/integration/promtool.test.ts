@@ -1,0 +1,264 @@
+/**
+ * The alert rules and the metrics exposition, checked by Prometheus' own tool:
+ * - `promtool check rules` parses config/prometheus/alerts.yaml;
+ * - `promtool test rules` runs config/prometheus/alerts.test.yaml, where every alert fires in one
+ *   scenario and stays silent in another;
+ * - `promtool check metrics` lints our registry's exposition (naming, units, help). Only ours:
+ *   prom-client's default `jwt_sidecar_nodejs_active_*_total` gauges fail that lint, which is why
+ *   they live in a separate registry.
+ * And the wiring promtool cannot see: the rules name metrics and reasons that exist, each alert's
+ * runbook_url anchor is a heading of README.md, and the rule tests cover every alert both ways.
+ *
+ * promtool comes from Debian's `prometheus` package; .ci/run installs it. Without it on PATH the
+ * promtool tests are skipped locally, and fail when CI is set.
+ */
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { parse } from 'yaml'
+import { createMetrics } from '../../src/observe/metrics.ts'
+import type { IssuerKeyStatus, KeyEvent } from '../../src/keys/types.ts'
+import { REASONS } from '../../src/verify/reasons.ts'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const RULES = 'config/prometheus/alerts.yaml'
+const RULE_TESTS = 'config/prometheus/alerts.test.yaml'
+const RUNBOOK_BASE = 'https://github.com/jwt-sidecar/jwt-sidecar#'
+
+const read = (path: string): string => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8')
+
+// ---------------------------------------------------------------------------------------------
+// promtool
+
+interface Run {
+  readonly status: number | null
+  readonly output: string
+}
+
+function promtool(args: readonly string[], input?: string): Run {
+  const r = spawnSync('promtool', args, { cwd: ROOT, encoding: 'utf8', timeout: 120_000, ...(input === undefined ? {} : { input }) })
+  if (r.error !== undefined) throw r.error
+  return { status: r.status, output: `${r.stdout}${r.stderr}`.trim() }
+}
+
+/** The first line of `promtool --version`, or undefined when promtool is not on PATH. */
+function promtoolVersion(): string | undefined {
+  const r = spawnSync('promtool', ['--version'], { encoding: 'utf8', timeout: 30_000 })
+  if (r.error !== undefined || r.status !== 0) return undefined
+  return `${r.stdout}${r.stderr}`.split('\n')[0]?.trim()
+}
+
+const VERSION = promtoolVersion()
+const IN_CI = (process.env.CI ?? '') !== '' && process.env.CI !== 'false'
+const MISSING = 'promtool is not on PATH: install it with `apt-get install --no-install-recommends prometheus` (Debian/Ubuntu), or get it from https://prometheus.io/download/'
+// Locally a missing promtool skips; in CI it must fail, so nobody merges unchecked rules.
+const needsPromtool = { skip: VERSION === undefined && !IN_CI ? `${MISSING} (skipped; CI fails instead)` : false }
+
+function requirePromtool(): void {
+  assert.ok(VERSION !== undefined, `${MISSING}. CI is set, so this fails: CI must install promtool (.ci/run does).`)
+}
+
+function assertOk(r: Run, what: string): void {
+  assert.equal(r.status, 0, `\`promtool ${what}\` exited with ${String(r.status)}:\n${r.output}`)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rule file, as data
+
+interface AlertRule {
+  readonly alert: string
+  readonly expr: string
+  readonly for?: string
+  readonly labels?: Record<string, string>
+  readonly annotations?: Record<string, string>
+}
+interface RuleFile {
+  readonly groups: readonly { readonly name: string; readonly rules: readonly AlertRule[] }[]
+}
+interface RuleTestFile {
+  readonly rule_files: readonly string[]
+  readonly tests: readonly {
+    readonly name: string
+    readonly alert_rule_test?: readonly { readonly eval_time: string; readonly alertname: string; readonly exp_alerts?: readonly unknown[] | null }[]
+  }[]
+}
+
+const ruleFile = parse(read(RULES)) as RuleFile
+const alerts = ruleFile.groups.flatMap((g) => g.rules)
+
+/** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */
+function githubSlug(heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
+}
+
+/** The text of README.md's `## title` section, up to the next `## ` heading. */
+function readmeSection(title: string): string {
+  const readme = read('README.md')
+  const start = readme.indexOf(`\n## ${title}\n`)
+  assert.ok(start >= 0, `README.md has no "## ${title}" section`)
+  const end = readme.indexOf('\n## ', start + 1)
+  return readme.slice(start, end < 0 ? undefined : end)
+}
+
+/** A Prometheus duration such as `1h30m` or `45s`, in ms. */
+function durationMs(d: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+  const parts = [...d.matchAll(/(\d+)(ms|s|m|h|d|w)/g)]
+  assert.ok(parts.length > 0 && parts.map((p) => p[0]).join('') === d, `not a duration: ${d}`)
+  return parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]!]!, 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// An exposition with samples in every family
+
+const NOW = 1_800_000_000_000
+
+async function exposition(): Promise<{ text: string; empty: string[] }> {
+  const fresh: IssuerKeyStatus = {
+    issuer: 'corp',
+    ready: true,
+    state: 'fresh',
+    keys: 2,
+    lastSuccess: NOW - 30_000,
+    nextRefresh: NOW + 270_000,
+    lastError: undefined,
+    jwksUri: 'https://idp.example.com/jwks',
+    keyList: [],
+  }
+  const m = createMetrics({ keyStatus: () => [fresh], now: () => NOW })
+
+  m.inflight(1)
+  m.inflight(1)
+  m.request('api', 'allowed', 'none')
+  m.requestDuration('api', 'allowed', 0.012)
+  m.request('api', 'denied', 'bad_signature')
+  m.requestDuration('api', 'denied', 0.0004)
+  m.request('_unmatched', 'denied', 'no_route')
+  m.request('public', 'anonymous', 'none')
+  m.request('api', 'error', 'upstream_timeout')
+  m.requestDuration('api', 'error', 30)
+  m.inflight(-1)
+  m.verification('corp', 0.00021)
+  m.verification('corp', 0.0009)
+  m.tokenTimes('corp', 42.5, 3557.5)
+  m.tokenTimes('corp', -0.4, 59.6) // an iat from the future, within clockSkew
+  m.upstreamError('timeout')
+  m.upstreamError('connect')
+  m.configReload('success')
+  m.configReload('error')
+
+  const key = { issuer: 'corp', kid: 'k1', kty: 'RSA', alg: 'RS256', thumbprint: 'tp1', source: 'jwks' } as const
+  const events: KeyEvent[] = [
+    { event: 'jwks.refreshed', issuer: 'corp', trigger: 'startup', result: 'updated', durationMs: 41, keys: 2, nextRefreshMs: 270_000 },
+    { event: 'jwks.refreshed', issuer: 'corp', trigger: 'schedule', result: 'not_modified', durationMs: 9, keys: 2, nextRefreshMs: 270_000 },
+    { event: 'jwks.refresh_failed', issuer: 'corp', trigger: 'unknown_kid', durationMs: 5000, error: 'timeout: no answer', failures: 1, retryInMs: 1000 },
+    { event: 'jwks.key_added', ...key },
+    { event: 'jwks.key_removed', ...key },
+    { event: 'jwks.key_changed', ...key, previousThumbprint: 'tp0' },
+    { event: 'jwks.keyset_replaced', issuer: 'corp', added: 1, removed: 1 },
+    { event: 'jwks.key_rejected', issuer: 'corp', kid: 'mac', why: 'symmetric key', source: 'jwks' },
+    { event: 'jwks.unknown_kid', issuer: 'corp', action: 'refreshed' },
+    { event: 'jwks.unknown_kid', issuer: 'corp', action: 'cooldown' },
+    { event: 'jwks.unknown_kid', issuer: 'corp', action: 'known_unknown' },
+  ]
+  for (const e of events) m.keyEvent(e)
+
+  const text = await m.registry.metrics()
+  const empty = (await m.registry.getMetricsAsJSON()).filter((f) => f.values.length === 0).map((f) => f.name)
+  return { text, empty }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('promtool', () => {
+  test(`check rules ${RULES}`, needsPromtool, (t) => {
+    requirePromtool()
+    t.diagnostic(VERSION!)
+    const r = promtool(['check', 'rules', RULES])
+    t.diagnostic(r.output)
+    assertOk(r, `check rules ${RULES}`)
+    assert.match(r.output, new RegExp(`SUCCESS: ${alerts.length} rules found`), r.output)
+  })
+
+  test(`test rules ${RULE_TESTS}`, needsPromtool, (t) => {
+    requirePromtool()
+    const r = promtool(['test', 'rules', RULE_TESTS])
+    t.diagnostic(r.output)
+    assertOk(r, `test rules ${RULE_TESTS}`)
+    assert.match(r.output, /SUCCESS/, r.output)
+  })
+
+  test('check metrics: our registry exposition has no lint problems', needsPromtool, async (t) => {
+    requirePromtool()
+    const { text, empty } = await exposition()
+    // promtool accepts empty input, so first make sure every family is really in it.
+    assert.deepEqual(empty, [], `these metric families have no samples; drive them in exposition() so promtool lints them: ${empty.join(', ')}`)
+    assert.ok(!text.includes('jwt_sidecar_process_') && !text.includes('jwt_sidecar_nodejs_'), 'process metrics belong to processRegistry')
+    const r = promtool(['check', 'metrics'], text)
+    t.diagnostic(`${text.split('\n').filter((l) => l.startsWith('# TYPE')).length} families linted${r.output === '' ? ', no problems' : ''}`)
+    assertOk(r, 'check metrics')
+    assert.equal(r.output, '', `\`promtool check metrics\` reported lint problems:\n${r.output}`)
+  })
+})
+
+describe('alert rules wiring', () => {
+  test('one group, jwt-sidecar, of alerts with severity, summary, description and runbook_url', () => {
+    assert.deepEqual(ruleFile.groups.map((g) => g.name), ['jwt-sidecar'])
+    assert.ok(alerts.length > 0)
+    const names = alerts.map((a) => a.alert)
+    assert.deepEqual(names.filter((n, i) => names.indexOf(n) !== i), [], 'duplicate alert names')
+    for (const a of alerts) {
+      assert.match(a.alert, /^JwtSidecar[A-Z][A-Za-z]+$/, `${a.alert}: alert names are JwtSidecar<CamelCase>`)
+      assert.ok(['critical', 'warning', 'info'].includes(a.labels?.severity ?? ''), `${a.alert}: severity must be critical, warning or info`)
+      for (const k of ['summary', 'description', 'runbook_url']) assert.ok((a.annotations?.[k] ?? '') !== '', `${a.alert}: annotation ${k} is missing`)
+      assert.ok(a.annotations!.runbook_url!.startsWith(RUNBOOK_BASE), `${a.alert}: runbook_url must start with ${RUNBOOK_BASE}`)
+    }
+  })
+
+  test('every runbook_url points at a runbook heading in README.md "Alerts and runbooks", and the table lists every alert', () => {
+    const section = readmeSection('Alerts and runbooks')
+    const anchors = new Set([...section.matchAll(/^### (.+)$/gm)].map((m) => githubSlug(m[1]!)))
+    for (const a of alerts) {
+      const anchor = a.annotations!.runbook_url!.slice(RUNBOOK_BASE.length)
+      assert.ok(anchors.has(anchor), `${a.alert}: README.md "Alerts and runbooks" has no ### heading with anchor #${anchor}`)
+      assert.equal(anchor, githubSlug(a.alert), `${a.alert}: its runbook heading should be the alert name`)
+      assert.match(section, new RegExp(`^\\| \\[\`${a.alert}\`\\]\\(#${anchor}\\) \\|`, 'm'), `${a.alert}: missing from the alerts table`)
+    }
+    const documented = [...section.matchAll(/^### (JwtSidecar\w+)$/gm)].map((m) => m[1]!)
+    const stale = documented.filter((n) => !alerts.some((a) => a.alert === n))
+    assert.deepEqual(stale, [], `README.md has runbooks for alerts that do not exist: ${stale.join(', ')}`)
+  })
+
+  test('the rules use only metrics our registry exports and reason codes that exist', async () => {
+    const families = new Map((await createMetrics().registry.getMetricsAsJSON()).map((f) => [f.name, String(f.type)]))
+    for (const a of alerts) {
+      for (const [, name] of a.expr.matchAll(/\b(jwt_sidecar_[a-z0-9_]+)/g)) {
+        const hist = /^(.*)_(bucket|count|sum)$/.exec(name!)
+        const ok = families.has(name!) || (hist !== null && families.get(hist[1]!) === 'histogram')
+        assert.ok(ok, `${a.alert}: ${name} is not a metric of src/observe/metrics.ts`)
+      }
+      for (const [, values] of a.expr.matchAll(/\breason\s*!?=~?\s*"([^"]*)"/g)) {
+        for (const v of values!.split('|')) assert.ok(v === 'none' || v in REASONS, `${a.alert}: reason "${v}" is not in src/verify/reasons.ts`)
+      }
+    }
+  })
+
+  test(`${RULE_TESTS} has, for every alert, a case where it fires and one where it stays silent`, () => {
+    const file = parse(read(RULE_TESTS)) as RuleTestFile
+    assert.deepEqual(file.rule_files, ['alerts.yaml'])
+    const cases = file.tests.flatMap((t) => t.alert_rule_test ?? [])
+    for (const a of alerts) {
+      const mine = cases.filter((c) => c.alertname === a.alert)
+      assert.ok(mine.some((c) => (c.exp_alerts ?? []).length > 0), `${a.alert}: no scenario where it fires`)
+      const forMs = durationMs(a.for ?? '0s')
+      assert.ok(
+        mine.some((c) => (c.exp_alerts ?? []).length === 0 && durationMs(c.eval_time) > forMs),
+        `${a.alert}: no scenario where it stays silent at an eval_time after its for (${a.for ?? '0s'})`,
+      )
+    }
+    const unknown = cases.map((c) => c.alertname).filter((n) => !alerts.some((a) => a.alert === n))
+    assert.deepEqual(unknown, [], `rule tests for alerts that do not exist: ${unknown.join(', ')}`)
+  })
+})
