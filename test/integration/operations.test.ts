@@ -184,9 +184,17 @@ describe('live reload', () => {
       assert.equal(await status(`${sc.proxyUrl}/x`, other), 401)
       const fetches = issuer.fetchCount()
 
+      // A slow request in flight across the reload completes under the config it started with.
+      slowMs = 1500
+      const seen = upstreamSeen
+      const inFlight = request(`${sc.proxyUrl}/slow`, { headers: { authorization: `Bearer ${await issuer.sign({ sub: 'a' })}` } })
+        .then(async (r) => ({ status: r.statusCode, body: await r.body.text() }))
+      await until('the slow request to reach the upstream', () => upstreamSeen > seen)
+
       // v2: a public route and a second audience.
       swap('..v2', configText({ issuer, upstream: upstreamUrl, audiences: '[test-api, other-api]', extraRoute: '\n  - { name: open, path: /open/**, auth: none }' }))
       await until('the new route', async () => (await status(`${sc.proxyUrl}/open/x`)) === 200)
+      assert.deepEqual(await inFlight, { status: 200, body: 'ok' }, 'the request in flight was not dropped')
       assert.equal(await status(`${sc.proxyUrl}/x`, other), 200, 'the new audience applies')
       assert.equal(issuer.fetchCount(), fetches, 'unchanged key settings: no refetch')
       const reloaded = sc.logs().filter((l) => l.event === 'config.reloaded')
