@@ -1,8 +1,9 @@
 /**
  * The alert rules and the metrics exposition, checked by Prometheus' own tool:
- * - `promtool check rules` parses config/prometheus/alerts.yaml;
- * - `promtool test rules` runs config/prometheus/alerts.test.yaml, where every alert fires in one
- *   scenario and stays silent in another;
+ * - `promtool check rules` parses helm/jwt-sidecar/files/alerts.yaml (the file the Helm chart's
+ *   PrometheusRule embeds; Helm reads only files inside the chart);
+ * - `promtool test rules` runs helm/jwt-sidecar/files/alerts.test.yaml, where every alert fires
+ *   in one scenario and stays silent in another;
  * - `promtool check metrics` lints our registry's exposition (naming, units, help). Only ours:
  *   prom-client's default `jwt_sidecar_nodejs_active_*_total` gauges fail that lint, which is why
  *   they live in a separate registry.
@@ -23,8 +24,8 @@ import type { IssuerKeyStatus, KeyEvent } from '../../src/keys/types.ts'
 import { REASONS } from '../../src/verify/reasons.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const RULES = 'config/prometheus/alerts.yaml'
-const RULE_TESTS = 'config/prometheus/alerts.test.yaml'
+const RULES = 'helm/jwt-sidecar/files/alerts.yaml'
+const RULE_TESTS = 'helm/jwt-sidecar/files/alerts.test.yaml'
 const RUNBOOK_BASE = 'https://github.com/jwt-sidecar/jwt-sidecar#'
 
 const read = (path: string): string => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8')
