@@ -11,6 +11,7 @@ import { createPublicKey } from 'node:crypto'
 import type { JsonWebKey, KeyObject } from 'node:crypto'
 import { calculateJwkThumbprint } from 'jose'
 import { SUPPORTED_ALGORITHMS } from '../config/types.ts'
+import { clip, isObject, show } from './untrusted.ts'
 import type { Algorithm } from '../config/types.ts'
 import { rsaKeyProblem } from './rsa-hygiene.ts'
 import type { KeySource, VerificationKey } from './types.ts'
@@ -115,7 +116,7 @@ export async function parseJwks(json: unknown, allowedAlgorithms: readonly Algor
       // Only the public members reach the importer (see `check`), so nothing private is ever held.
       key = createPublicKey({ key: publicJwk, format: 'jwk' })
     } catch (err) {
-      rejected.push(Object.freeze({ kid, why: `invalid key material: ${clip(err instanceof Error ? err.message : String(err))}` }))
+      rejected.push(Object.freeze({ kid, why: `invalid key material: ${clip(err instanceof Error ? err.message : String(err), 100)}` }))
       continue
     }
     const bits = key.asymmetricKeyDetails?.modulusLength
@@ -251,17 +252,4 @@ function check(entry: unknown, allowed: ReadonlySet<Algorithm>): Checked {
   if (algorithms.length === 0) return reject(`no allowed algorithm (key: ${own.join(', ')})`)
 
   return { kid, publicJwk, algorithms: new Set(algorithms), alg: alg as Algorithm | undefined }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
-/** Provider-controlled values reach logs: quote them and keep them short. */
-function show(v: unknown): string {
-  return clip(JSON.stringify(v) ?? String(v), 40)
-}
-
-function clip(text: string, max = 100): string {
-  return text.length <= max ? text : `${text.slice(0, max)}…`
 }

@@ -13,6 +13,7 @@ import type { KeyObject } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { watchFiles } from '../fs-watch.ts'
 import type { FileWatcher, WatchOptions } from '../fs-watch.ts'
+import { clip, isObject, show } from './untrusted.ts'
 import type { Algorithm, StaticKeyConfig } from '../config/types.ts'
 import { parseJwks } from './key-set.ts'
 import type { KeySet, RejectedKey } from './key-set.ts'
@@ -113,7 +114,7 @@ export async function loadStaticKeys(specs: readonly StaticKeyConfig[], allowed:
     }
     for (const r of parsed.rejected) rejected.push(Object.freeze({ ...r, source }))
     if (parsed.keys.length === 0) {
-      fail(`no usable key: ${clip(parsed.rejected.map((r) => r.why).join('; ') || 'the file holds no key')}`)
+      fail(`no usable key: ${clip(parsed.rejected.map((r) => r.why).join('; ') || 'the file holds no key', 200)}`)
       continue
     }
     // A file whose keys are all duplicates of earlier files is not an error: the file is
@@ -171,7 +172,7 @@ async function parseJsonFile(text: string, spec: StaticKeyConfig, allowed: reado
   try {
     json = JSON.parse(text)
   } catch (err) {
-    return { why: `invalid JSON: ${clip(err instanceof Error ? err.message : String(err))}` }
+    return { why: `invalid JSON: ${clip(err instanceof Error ? err.message : String(err), 200)}` }
   }
   if (!isObject(json)) return { why: 'unknown format: JSON that is not an object' }
   const isJwks = 'keys' in json
@@ -230,7 +231,7 @@ async function parsePemFile(text: string, spec: StaticKeyConfig, allowed: readon
     // not enforced (trust comes from the operator mounting the file, as with a bare key).
     key = label === 'CERTIFICATE' ? new X509Certificate(block).publicKey : createPublicKey(block)
   } catch (err) {
-    return { why: `invalid PEM ${label.toLowerCase()}: ${clip(err instanceof Error ? err.message : String(err))}` }
+    return { why: `invalid PEM ${label.toLowerCase()}: ${clip(err instanceof Error ? err.message : String(err), 200)}` }
   }
   let jwk: Record<string, unknown>
   try {
@@ -249,17 +250,4 @@ export type { WatchOptions as StaticWatchOptions, FileWatcher as StaticWatcher }
 /** {@link watchFiles} over the issuer's key files; the caller reloads and compares `digest`. */
 export function watchStaticKeys(specs: readonly StaticKeyConfig[], onChange: () => void, options: WatchOptions = {}): FileWatcher {
   return watchFiles(specs.map((s) => s.file), onChange, options)
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
-/** File-controlled values reach logs: quote them and keep them short. */
-function show(v: unknown): string {
-  return clip(JSON.stringify(v) ?? String(v), 40)
-}
-
-function clip(text: string, max = 200): string {
-  return text.length <= max ? text : `${text.slice(0, max)}…`
 }
