@@ -654,8 +654,13 @@ function semanticIssues(data: unknown): Found[] {
         if (claimPath.split('.').some((seg) => seg === '')) add(['routes', i, 'require', 'claims', claimPath], 'expected a claim path like roles or realm_access.roles')
       }
     }
-    if (field(item, 'auth') === 'none' && (list(item, 'issuers').length > 0 || list(field(item, 'require'), 'scopes').length > 0 || (isRecord(claims) && Object.keys(claims).length > 0))) {
-      add(['routes', i, 'auth'], 'is none, so issuers and require would never be checked; use auth: required or optional')
+    const requires = list(item, 'issuers').length > 0 || list(field(item, 'require'), 'scopes').length > 0 || (isRecord(claims) && Object.keys(claims).length > 0)
+    const auth = field(item, 'auth')
+    if (requires && auth === 'none') {
+      add(['routes', i, 'auth'], 'is none, so issuers and require would never be checked; use auth: required')
+    } else if (requires && auth === 'optional') {
+      // Fail closed: a client refused for its token's scope could drop the token and be admitted.
+      add(['routes', i, 'auth'], 'is optional, so a request without a token would bypass issuers and require; use auth: required')
     }
     if (!valid || path === undefined) return
     // A route every request of which an earlier route already takes can never match.

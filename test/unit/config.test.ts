@@ -392,6 +392,13 @@ routes:
     assert.ok(out.some((l) => /routes\[0\]\.issuers\[0\]: "nope" is not a configured issuer/.test(l)), out.join('\n'))
   })
 
+  void it('route requirements need auth: required (optional or none would let a tokenless request bypass them)', () => {
+    for (const auth of ['optional', 'none']) {
+      const text = MINIMAL.replace('    path: /**\n', `    path: /**\n    auth: ${auth}\n    require: { scopes: [admin] }\n`)
+      assert.match(lines(text).join('\n'), new RegExp(`routes\\[0\\]\\.auth: is ${auth}, so `))
+    }
+  })
+
   void it('fetch headers must be valid names and single-line values', () => {
     const text = MINIMAL.replace('    audiences: [orders-api]', '    audiences: [orders-api]\n    fetch:\n      headers:\n        "Bad Name": x')
     assert.match(lines(text)[0]!, /^test\.yaml:10 issuers\[0\]\.fetch\.headers\["Bad Name"\]: /)
