@@ -84,8 +84,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   app.decorateRequest('pipeline', null)
   app.decorateRequest('inflight', false)
 
-  function deny(request: FastifyRequest, reply: FastifyReply, route: string, reason: Reason, issuer?: string, answer: Denial = denial(reason), detail?: string): void {
-    const d = answer
+  function deny(request: FastifyRequest, reply: FastifyReply, route: string, reason: Reason, issuer?: string, d: Denial = denial(reason), detail?: string): void {
     const outcome = reason === 'internal_error' || reason === 'keys_unavailable' ? 'error' : 'denied'
     request.auth = { route, outcome, reason, issuer, claims: undefined }
     // A security event, rate-limited per reason and route (closed sets), so a flood of bad
@@ -105,15 +104,13 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     if (result.issuer !== undefined || result.ok) {
       metrics.verification(result.ok ? result.issuer.name : result.issuer!, (performance.now() - started) / 1000)
     }
-    if (result.ok) {
-      const t = Date.now() / 1000
-      const { iat, exp } = result.claims
-      metrics.tokenTimes(result.issuer.name, typeof iat === 'number' ? t - iat : undefined, typeof exp === 'number' ? exp - t : undefined)
-    }
     if (!result.ok) {
       deny(request, reply, route.name, result.reason, result.issuer, denial(result.reason), result.detail)
       return false
     }
+    const t = Date.now() / 1000
+    const { iat, exp } = result.claims
+    metrics.tokenTimes(result.issuer.name, typeof iat === 'number' ? t - iat : undefined, typeof exp === 'number' ? exp - t : undefined)
     const policy = p.policies.get(route)!
     const refused = policy.authorizer.authorize(result.issuer.name, result.claims)
     if (refused !== undefined) {
