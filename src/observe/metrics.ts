@@ -11,8 +11,7 @@ import type { Reason } from '../verify/reasons.ts'
 export type Outcome = 'allowed' | 'denied' | 'anonymous' | 'error'
 export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset'
 
-/** Label for requests that matched no route rule (route names cannot start with `_`). */
-export const UNMATCHED_ROUTE = '_unmatched'
+export { UNMATCHED_ROUTE } from '../policy/routes.ts'
 
 export interface Metrics {
   /** Our own metrics only: this is what `promtool check metrics` lints. */

@@ -5,6 +5,9 @@
  */
 import type { RouteConfig } from '../config/types.ts'
 
+/** The route label for requests no rule matched (route names cannot start with `_`): a closed-set metric label. */
+export const UNMATCHED_ROUTE = '_unmatched'
+
 export interface RouteMatcher {
   /** `path` is `normalizePath(...).path`: no query string, normalised. */
   match(method: string, path: string): RouteConfig | undefined

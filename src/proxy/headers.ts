@@ -14,14 +14,32 @@ export const HOP_BY_HOP = new Set([
   'te', 'trailer', 'transfer-encoding', 'upgrade',
 ])
 
+/** An identity header not sent because its value was over `identity.maxValueBytes`. */
+export interface Dropped {
+  readonly header: string
+  readonly bytes: number
+}
+
+/**
+ * RFC 9110 §7.6.1: the names listed in `Connection` are hop-by-hop for this one connection.
+ * Lower-cased; empty when there is no Connection header.
+ */
+export function connectionNamed(headers: Readonly<Record<string, string | string[] | undefined>>): ReadonlySet<string> {
+  const c = headers.connection
+  if (c === undefined) return NO_NAMES
+  return new Set((Array.isArray(c) ? c.join(',') : c).split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== ''))
+}
+const NO_NAMES: ReadonlySet<string> = new Set()
+
 export interface HeaderPolicy {
   /** Deletes spoofable identity headers from the inbound request, in place. */
   stripInbound(headers: IncomingHttpHeaders): void
   /**
    * Sets the verified identity headers on an outbound header object (a copy). A value over
-   * `identity.maxValueBytes` is not set; `onDropped` hears of it (for a log line).
+   * `identity.maxValueBytes` is not set; the dropped ones are returned (for a log line), and
+   * nothing is allocated when none is.
    */
-  setIdentity(out: Record<string, string | string[] | undefined>, claims: Claims, onDropped?: (header: string, bytes: number) => void): void
+  setIdentity(out: Record<string, string | string[] | undefined>, claims: Claims): Dropped[] | undefined
   /** Lower-cased upstream identity header names, the claims header included (always stripped). */
   readonly identityNames: readonly string[]
 }
@@ -58,22 +76,29 @@ export function createHeaderPolicy(identity: IdentityConfig): HeaderPolicy {
         if (exact.has(name) || (re !== undefined && re.test(name))) delete headers[name]
       }
     },
-    setIdentity(out, claims, onDropped) {
+    setIdentity(out, claims) {
+      let dropped: Dropped[] | undefined
       for (const m of mapping) {
         const v = formatClaim(claimAt(claims, m.path), arrays)
-        if (v === undefined) continue
-        // Header values are ASCII after formatClaim, so length is the byte count.
-        if (v.length > maxValueBytes) onDropped?.(m.name, v.length)
-        else out[m.name] = v
+        if (v !== undefined) dropped = setBounded(out, m.name, v, maxValueBytes, dropped)
       }
-      if (claimsHeader !== undefined) {
-        // The whole verified payload, base64url JSON: ASCII by construction.
-        const v = Buffer.from(JSON.stringify(claims)).toString('base64url')
-        if (v.length > maxValueBytes) onDropped?.(claimsHeader, v.length)
-        else out[claimsHeader] = v
-      }
+      // The whole verified payload, base64url JSON.
+      if (claimsHeader !== undefined) dropped = setBounded(out, claimsHeader, Buffer.from(JSON.stringify(claims)).toString('base64url'), maxValueBytes, dropped)
+      return dropped
     },
   }
+}
+
+/** Sets `name` unless `v` is over the limit; then records it in `dropped` (created on first use). */
+function setBounded(out: Record<string, string | string[] | undefined>, name: string, v: string, max: number, dropped: Dropped[] | undefined): Dropped[] | undefined {
+  // Header values are ASCII after formatClaim (and base64url), so length is the byte count.
+  if (v.length <= max) {
+    out[name] = v
+    return dropped
+  }
+  const list = dropped ?? []
+  list.push({ header: name, bytes: v.length })
+  return list
 }
 
 /**

@@ -14,14 +14,14 @@ import type { Metrics, Outcome } from '../observe/metrics.ts'
 import { UNMATCHED_ROUTE } from '../observe/metrics.ts'
 import type { Logger } from '../observe/log.ts'
 import type { RateLimitedLog } from '../observe/events.ts'
-import { normalizePath } from '../policy/normalize.ts'
 import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
-import { HOP_BY_HOP } from './headers.ts'
+import { afterVerify, begin } from './decide.ts'
+import type { Decision } from './decide.ts'
+import { HOP_BY_HOP, connectionNamed } from './headers.ts'
 import { denial } from './respond.ts'
 import type { Pipeline } from './pipeline.ts'
-import type { Denial } from './respond.ts'
 
 /** What the auth step decided, kept on the request for the proxy step and the access log. */
 export interface RequestAuth {
@@ -84,41 +84,35 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   app.decorateRequest('pipeline', null)
   app.decorateRequest('inflight', false)
 
-  function deny(request: FastifyRequest, reply: FastifyReply, route: string, reason: Reason, issuer?: string, d: Denial = denial(reason), detail?: string): void {
-    const outcome = reason === 'internal_error' || reason === 'keys_unavailable' ? 'error' : 'denied'
-    request.auth = { route, outcome, reason, issuer, claims: undefined }
+  /** Carries out a decision: the answer for a denial, `done()` for an admission. */
+  function apply(request: FastifyRequest, reply: FastifyReply, d: Decision, done: () => void): void {
+    if (d.kind === 'admit') {
+      request.auth = { route: d.route, outcome: d.outcome, reason: 'none', issuer: d.issuer, claims: d.claims }
+      // A hijacked websocket never reaches onResponse: count it when it is admitted.
+      if (request.headers.upgrade !== undefined) record(request, 101)
+      done()
+      return
+    }
+    const outcome = d.reason === 'internal_error' || d.reason === 'keys_unavailable' ? 'error' : 'denied'
+    request.auth = { route: d.route, outcome, reason: d.reason, issuer: d.issuer, claims: undefined }
     // A security event, rate-limited per reason and route (closed sets), so a flood of bad
     // tokens cannot flood the logs; `detail` names what was wrong, never the token.
-    deps.events.log(outcome === 'error' ? 'warn' : 'info', `auth.denied:${reason}:${route}`, { event: 'auth.denied', reqId: request.id, route, reason, issuer, status: d.status, detail }, 'request denied')
-    void reply.code(d.status).headers(d.headers).send(d.body)
+    deps.events.log(outcome === 'error' ? 'warn' : 'info', `auth.denied:${d.reason}:${d.route}`, { event: 'auth.denied', reqId: request.id, route: d.route, reason: d.reason, issuer: d.issuer, status: d.answer.status, detail: d.detail }, 'request denied')
+    void reply.code(d.answer.status).headers(d.answer.headers).send(d.answer.body)
   }
 
-  function admit(request: FastifyRequest, route: string, outcome: Outcome, issuer: string | undefined, claims: Claims | undefined): void {
-    request.auth = { route, outcome, reason: 'none', issuer, claims }
-    // A hijacked websocket never reaches onResponse: count it when it is admitted.
-    if (request.headers.upgrade !== undefined) record(request, 101)
-  }
-
-  /** True when the request may go on to the upstream. */
-  function settle(request: FastifyRequest, reply: FastifyReply, p: Pipeline, route: RouteConfig, result: VerifyResult, started: number): boolean {
-    if (result.issuer !== undefined || result.ok) {
-      metrics.verification(result.ok ? result.issuer.name : result.issuer!, (performance.now() - started) / 1000)
+  /** The verification's own metrics, then the rest of the decision. */
+  function verified(request: FastifyRequest, reply: FastifyReply, p: Pipeline, route: RouteConfig, result: VerifyResult, started: number, done: () => void): void {
+    if (result.ok || result.issuer !== undefined) {
+      const issuer = result.ok ? result.issuer.name : result.issuer!
+      metrics.verification(issuer, (performance.now() - started) / 1000)
+      if (result.ok) {
+        const t = Date.now() / 1000
+        const { iat, exp } = result.claims
+        metrics.tokenTimes(issuer, typeof iat === 'number' ? t - iat : undefined, typeof exp === 'number' ? exp - t : undefined)
+      }
     }
-    if (!result.ok) {
-      deny(request, reply, route.name, result.reason, result.issuer, denial(result.reason), result.detail)
-      return false
-    }
-    const t = Date.now() / 1000
-    const { iat, exp } = result.claims
-    metrics.tokenTimes(result.issuer.name, typeof iat === 'number' ? t - iat : undefined, typeof exp === 'number' ? exp - t : undefined)
-    const policy = p.policies.get(route)!
-    const refused = policy.authorizer.authorize(result.issuer.name, result.claims)
-    if (refused !== undefined) {
-      deny(request, reply, route.name, refused, result.issuer.name, policy.forbidden[refused])
-      return false
-    }
-    admit(request, route.name, 'allowed', result.issuer.name, result.claims)
-    return true
+    apply(request, reply, afterVerify(p, route, result), done)
   }
 
   /**
@@ -130,7 +124,9 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     if (path !== rawPath || kept !== query) request.raw.url = kept === undefined ? path : `${path}?${kept}`
   }
 
-  // Strip → route → extract → verify. Callback style: the common path allocates no promise.
+  const internalError = (route: string): Decision => ({ kind: 'deny', route, reason: 'internal_error', issuer: undefined, answer: denial('internal_error'), detail: undefined })
+
+  // Strip → decide (decide.ts) → verify → authorize. Callback style: the common path allocates no promise.
   app.addHook('onRequest', (request, reply, done) => {
     metrics.inflight(1)
     request.inflight = true
@@ -143,44 +139,27 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       const q = url.indexOf('?')
       const rawPath = q < 0 ? url : url.slice(0, q)
       const query = q < 0 ? undefined : url.slice(q + 1)
-      const normalized = normalizePath(rawPath)
-      if (!normalized.ok) return deny(request, reply, UNMATCHED_ROUTE, 'invalid_request')
-      const route = p.routes.match(request.method, normalized.path)
-      if (route === undefined) return deny(request, reply, UNMATCHED_ROUTE, 'no_route')
-      rewriteTarget(request, p, rawPath, normalized.path, query)
-      if (route.auth === 'none') {
-        admit(request, route.name, 'anonymous', undefined, undefined)
-        return done()
-      }
-      const found = p.extractor.extract(request.headers, request.raw.rawHeaders, query)
-      if (found.kind === 'invalid') return deny(request, reply, route.name, 'invalid_request')
-      if (found.kind === 'none') {
-        if (route.auth === 'optional') {
-          admit(request, route.name, 'anonymous', undefined, undefined)
-          return done()
-        }
-        return deny(request, reply, route.name, 'missing_token')
-      }
+      const begun = begin(p, { method: request.method, rawPath, query, headers: request.headers, rawHeaders: request.raw.rawHeaders })
+      if (begun.path !== undefined) rewriteTarget(request, p, rawPath, begun.path, query)
+      const next = begun.next
+      if (next.kind !== 'verify') return apply(request, reply, next, done)
       const started = performance.now()
-      const result = p.verifier.verify(found.token)
+      const result = p.verifier.verify(next.token)
       if (result instanceof Promise) {
         result
-          .then((r) => {
-            if (settle(request, reply, p, route, r, started)) done()
-          })
+          .then((r) => verified(request, reply, p, next.route, r, started, done))
           .catch((err: unknown) => {
             // Fail closed, and never leave the request hanging.
             log.error({ event: 'auth.error', err }, 'verification failed internally')
-            if (!reply.sent) deny(request, reply, route.name, 'internal_error')
+            if (!reply.sent) apply(request, reply, internalError(next.route.name), done)
           })
         return undefined
       }
-      if (settle(request, reply, p, route, result, started)) done()
-      return undefined
+      return verified(request, reply, p, next.route, result, started, done)
     } catch (err) {
       // Fail closed: an internal error never lets a request through unverified.
       log.error({ event: 'auth.error', err }, 'authentication step failed internally')
-      return deny(request, reply, request.auth?.route ?? UNMATCHED_ROUTE, 'internal_error')
+      return apply(request, reply, internalError(request.auth?.route ?? UNMATCHED_ROUTE), done)
     }
   })
 
@@ -242,9 +221,12 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     const p = request.pipeline ?? deps.pipeline()
     const claims = request.auth?.claims
     if (claims !== undefined) {
-      p.headers.setIdentity(out, claims, (header: string, bytes: number) => {
-        log.warn({ event: 'identity.dropped', route: request.auth?.route, header, bytes, maxValueBytes: p.config.identity.maxValueBytes }, 'identity header value too long: not sent')
-      })
+      const dropped = p.headers.setIdentity(out, claims)
+      if (dropped !== undefined) {
+        for (const { header, bytes } of dropped) {
+          log.warn({ event: 'identity.dropped', route: request.auth?.route, header, bytes, maxValueBytes: p.config.identity.maxValueBytes }, 'identity header value too long: not sent')
+        }
+      }
     }
     if (!p.config.identity.forwardToken) {
       // The token is removed from wherever it could have come (the query already is).
@@ -291,8 +273,11 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     wsClientOptions: {
       rewriteRequestHeaders(_headers: unknown, request: UpstreamBoundRequest) {
         const out: Record<string, string | string[] | undefined> = {}
+        // The same hop-by-hop rule reply-from applies on the HTTP path, headers named in
+        // Connection included (RFC 9110 §7.6.1): ws builds this request from scratch.
+        const named = connectionNamed(request.headers)
         for (const name in request.headers) {
-          if (!HOP_BY_HOP.has(name) && !WS_CLIENT_DROP.has(name)) out[name] = request.headers[name]
+          if (!HOP_BY_HOP.has(name) && !WS_CLIENT_DROP.has(name) && !named.has(name)) out[name] = request.headers[name]
         }
         forwardedHeaders(request, out)
         identityHeaders(request, out)

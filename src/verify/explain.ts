@@ -4,9 +4,9 @@
  * store, verifySignature, the claim rules, the route authorizer): nothing is re-implemented,
  * so an explanation shows what the proxy does, not what we think it does.
  *
- * The final outcome does not come from the steps: it comes from the real pipeline (the
- * verifier, then the route authorizer, as proxy/server.ts `settle` runs them). When the two
- * disagree, a `consistency` step says so: that is a bug to report.
+ * The final outcome does not come from the steps: it comes from proxy/decide.ts, the very
+ * decision the proxy's onRequest hook runs. When the two disagree, a `consistency` step says
+ * so: that is a bug to report.
  *
  * Output safety: the signature and the token itself never appear. Header fields, claim names
  * and the values of iss/sub/aud/exp/nbf/iat/scope are shown; other claim values are not
@@ -18,7 +18,6 @@ import type { KeyResult, KeyStore } from '../keys/types.ts'
 import { createRouteAuthorizer } from '../policy/authorize.ts'
 import { normalizePath } from '../policy/normalize.ts'
 import { createRouteMatcher } from '../policy/routes.ts'
-import type { RouteMatcher } from '../policy/routes.ts'
 import { createClaimRules, typMatches } from './claims.ts'
 import { createTokenExtractor } from './extract.ts'
 import { REASONS } from './reasons.ts'
@@ -26,8 +25,10 @@ import type { Reason } from './reasons.ts'
 import { verifySignature } from './signature.ts'
 import { parseCompactJws, splitCompactJws } from './token.ts'
 import type { JoseHeader } from './token.ts'
-import { createVerifier } from './verifier.ts'
-import type { Verifier } from './verifier.ts'
+import { afterVerify, begin } from '../proxy/decide.ts'
+import type { RequestFacts } from '../proxy/decide.ts'
+import { createPipeline } from '../proxy/pipeline.ts'
+import type { Pipeline } from '../proxy/pipeline.ts'
 
 export interface ExplainStep {
   /** `path`, `route`, `source`, `token`, `issuer`, `algorithm`, `key`, `signature`, `typ`, a claim rule's name, `authorization`, `consistency`. */
@@ -132,21 +133,28 @@ export function issuerForToken(config: SidecarConfig, token: string): IssuerConf
 }
 
 /**
- * The sidecar's decision for this request, from the units the proxy is built from, in the
- * order of proxy/server.ts's onRequest hook and `settle`.
+ * The request the proxy would see: the token placed where the first configured source reads it.
  */
-async function decide(routes: RouteMatcher, verifier: Verifier, input: ExplainInput): Promise<Outcome> {
+function factsFor(config: SidecarConfig, input: ExplainInput): RequestFacts {
+  const q = input.path.indexOf('?')
+  const rawPath = q < 0 ? input.path : input.path.slice(0, q)
+  let query = q < 0 ? undefined : input.path.slice(q + 1)
+  const headers: Record<string, string> = {}
+  const source = config.tokens.from[0]
+  if (input.token !== '' && source !== undefined) {
+    if (source.kind === 'header') headers[source.header.toLowerCase()] = `${source.prefix}${input.token}`
+    else if (source.kind === 'cookie') headers.cookie = `${source.cookie}=${input.token}`
+    else query = `${query === undefined ? '' : `${query}&`}${source.query}=${encodeURIComponent(input.token)}`
+  }
+  return { method: input.method, rawPath, query, headers, rawHeaders: Object.entries(headers).flat() }
+}
+
+/** The sidecar's decision for this request: proxy/decide.ts, exactly as the proxy runs it. */
+async function decide(pipeline: Pipeline, facts: RequestFacts): Promise<Outcome> {
   try {
-    const normalized = normalizePath(pathOnly(input.path))
-    if (!normalized.ok) return denied('invalid_request')
-    const route = routes.match(input.method, normalized.path)
-    if (route === undefined) return denied('no_route')
-    if (route.auth === 'none') return FORWARDED
-    if (input.token === '') return route.auth === 'optional' ? FORWARDED : denied('missing_token')
-    const result = await verifier.verify(input.token)
-    if (!result.ok) return denied(result.reason)
-    const refused = createRouteAuthorizer(route).authorize(result.issuer.name, result.claims)
-    return refused === undefined ? FORWARDED : denied(refused)
+    const next = begin(pipeline, facts).next
+    const d = next.kind === 'verify' ? afterVerify(pipeline, next.route, await pipeline.verifier.verify(next.token)) : next
+    return d.kind === 'admit' ? FORWARDED : denied(d.reason)
   } catch {
     // The proxy fails closed on an internal error.
     return denied('internal_error')
@@ -292,13 +300,9 @@ export async function explainRequest(config: SidecarConfig, keys: KeyStore, inpu
     return FORWARDED
   }
 
-  // The answer the sidecar would give, from the real pipeline (run after the steps, so the key
+  // The answer the sidecar would give, from the real decision (run after the steps, so the key
   // step above is the one that saw any unknown-kid refetch, as the first request would).
-  const verifier = createVerifier(
-    { issuers: config.issuers, clockSkew: config.tokens.clockSkew, maxBytes: config.tokens.maxBytes },
-    { keys, now },
-  )
-  const real = await decide(routes, verifier, input)
+  const real = await decide(createPipeline(config, keys, now), factsFor(config, input))
   if (real.forwarded !== derived.forwarded || real.status !== derived.status || real.reason !== derived.reason) {
     add('consistency', false, `the steps say ${describeOutcome(derived)} but the sidecar's pipeline says ${describeOutcome(real)}: the pipeline's answer is reported (please report this as a bug)`)
   }

@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
+import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
@@ -58,7 +59,7 @@ test('websockets: a valid token upgrades and carries identity headers; without a
   let upgrades = 0
   wss.on('connection', (socket, req) => {
     upgrades++
-    socket.send(JSON.stringify({ subject: req.headers['x-auth-subject'] ?? null, spoofed: req.headers['x-auth-role'] ?? null }))
+    socket.send(JSON.stringify({ subject: req.headers['x-auth-subject'] ?? null, spoofed: req.headers['x-auth-role'] ?? null, hop: req.headers['x-private-hop'] ?? null }))
     socket.on('message', (data: Buffer) => socket.send(`echo:${data.toString()}`))
   })
   await new Promise<void>((r) => wsServer.listen(0, '127.0.0.1', r))
@@ -78,7 +79,7 @@ test('websockets: a valid token upgrades and carries identity headers; without a
       ws.on('error', reject)
     })
     ws.close()
-    assert.deepEqual(JSON.parse(messages[0]!), { subject: 'alice', spoofed: null })
+    assert.deepEqual(JSON.parse(messages[0]!), { subject: 'alice', spoofed: null, hop: null })
     assert.equal(messages[1], 'echo:ping')
 
     const refused = new WebSocket(wsUrl)
@@ -89,6 +90,33 @@ test('websockets: a valid token upgrades and carries identity headers; without a
     })
     assert.equal(status, 401)
     assert.equal(upgrades, 1, 'the refused upgrade never reached the upstream')
+
+    // A header named in Connection is hop-by-hop on the websocket path too (RFC 9110 §7.6.1).
+    // Written by hand: the ws client sets Connection itself and would overwrite ours.
+    const { port } = new URL(sc.proxyUrl)
+    const first = await new Promise<string>((resolve, reject) => {
+      const sock = connect(Number(port), '127.0.0.1', () => {
+        sock.write([
+          'GET /api/socket HTTP/1.1', `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade, X-Private-Hop',
+          'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+          `Authorization: Bearer ${token}`, 'X-Private-Hop: secret', '', '',
+        ].join('\r\n'))
+      })
+      let buf = Buffer.alloc(0)
+      sock.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d])
+        const end = buf.indexOf('\r\n\r\n')
+        if (end < 0) return
+        const frame = buf.subarray(end + 4)
+        // One unmasked text frame from the server: 0x81, a 7-bit length, the payload.
+        if (frame.length >= 2 && frame.length >= 2 + (frame[1]! & 0x7f)) {
+          resolve(frame.subarray(2, 2 + (frame[1]! & 0x7f)).toString())
+          sock.destroy()
+        }
+      })
+      sock.on('error', reject)
+    })
+    assert.deepEqual(JSON.parse(first), { subject: 'alice', spoofed: null, hop: null })
   } finally {
     await sc.close()
     wss.close()
