@@ -1,13 +1,13 @@
 /**
- * The sidecar's decision for one request, in the order of the request path: normalise the
- * path → match the route → auth mode → extract the token → (verify) → route requirements.
+ * The sidecar's decision for one request, in the order of the request path: (the caller
+ * normalises the path) → match the route → auth mode → extract the token → (verify) → route
+ * requirements.
  * One implementation, used by the proxy's onRequest hook and by `jwt-sidecar verify`, so the
  * explanation can never decide differently from the proxy. Verification itself is left to the
  * caller (it may be asynchronous, and the proxy times it): `begin` says what to verify,
  * `afterVerify` finishes the decision.
  */
 import type { RouteConfig } from '../config/types.ts'
-import { normalizePath } from '../policy/normalize.ts'
 import { UNMATCHED_ROUTE } from '../policy/routes.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
@@ -34,21 +34,26 @@ export type Decision =
       readonly claims: Claims | undefined
     }
 
-export interface RequestFacts {
-  readonly method: string
-  /** The request target's path, as sent (no query). */
-  readonly rawPath: string
-  /** After `?`, undefined when there is none. */
-  readonly query: string | undefined
-  readonly headers: Readonly<Record<string, string | string[] | undefined>>
-  /** Node's flat [name, value, …] list (repeated headers are ambiguous). */
-  readonly rawHeaders: readonly string[]
+export type Next = Decision | { readonly kind: 'verify'; readonly route: RouteConfig; readonly token: string }
+
+/** Decisions that never vary for a route, built once per pipeline (no allocation per request). */
+export interface FixedDecisions {
+  readonly anonymous: Decision
+  readonly missingToken: Decision
 }
 
-export interface Begun {
-  /** The normalised path (what the upstream receives), once the path was accepted. */
-  readonly path: string | undefined
-  readonly next: Decision | { readonly kind: 'verify'; readonly route: RouteConfig; readonly token: string }
+export function fixedDecisions(route: RouteConfig): FixedDecisions {
+  return {
+    anonymous: { kind: 'admit', route: route.name, outcome: 'anonymous', issuer: undefined, claims: undefined },
+    missingToken: deny(route.name, 'missing_token'),
+  }
+}
+
+export const NO_ROUTE: Decision = deny(UNMATCHED_ROUTE, 'no_route')
+
+/** A path that cannot be normalised (policy/normalize.ts): 400 before any route is matched. */
+export function badPath(why: string): Decision {
+  return deny(UNMATCHED_ROUTE, 'invalid_request', undefined, undefined, why)
 }
 
 function deny(route: string, reason: Reason, issuer?: string, answer: Denial = denial(reason), detail?: string): Decision {
@@ -56,30 +61,29 @@ function deny(route: string, reason: Reason, issuer?: string, answer: Denial = d
 }
 
 /**
- * Everything before verification.
+ * Everything before verification, for a path already normalised (normalizePath, or badPath).
  *
  * @example
- * const b = begin(pipeline, facts)
- * if (b.next.kind === 'verify') decision = afterVerify(pipeline, b.next.route, await pipeline.verifier.verify(b.next.token))
+ * const n = normalizePath(rawPath)
+ * const next = n.ok ? begin(pipeline, method, n.path, query, headers, rawHeaders) : badPath(n.why)
+ * if (next.kind === 'verify') decision = afterVerify(pipeline, next.route, await pipeline.verifier.verify(next.token))
  */
-export function begin(p: Pipeline, facts: RequestFacts): Begun {
-  const normalized = normalizePath(facts.rawPath)
-  if (!normalized.ok) return { path: undefined, next: deny(UNMATCHED_ROUTE, 'invalid_request', undefined, undefined, normalized.why) }
-  const path = normalized.path
-  const route = p.routes.match(facts.method, path)
-  if (route === undefined) return { path, next: deny(UNMATCHED_ROUTE, 'no_route') }
-  if (route.auth === 'none') return { path, next: { kind: 'admit', route: route.name, outcome: 'anonymous', issuer: undefined, claims: undefined } }
-  const found = p.extractor.extract(facts.headers, facts.rawHeaders, facts.query)
-  if (found.kind === 'invalid') return { path, next: deny(route.name, 'invalid_request', undefined, undefined, found.detail) }
-  if (found.kind === 'none') {
-    return {
-      path,
-      next: route.auth === 'optional'
-        ? { kind: 'admit', route: route.name, outcome: 'anonymous', issuer: undefined, claims: undefined }
-        : deny(route.name, 'missing_token'),
-    }
-  }
-  return { path, next: { kind: 'verify', route, token: found.token } }
+export function begin(
+  p: Pipeline,
+  method: string,
+  path: string,
+  query: string | undefined,
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  rawHeaders: readonly string[],
+): Next {
+  const route = p.routes.match(method, path)
+  if (route === undefined) return NO_ROUTE
+  const fixed = p.policies.get(route)!.fixed
+  if (route.auth === 'none') return fixed.anonymous
+  const found = p.extractor.extract(headers, rawHeaders, query)
+  if (found.kind === 'invalid') return deny(route.name, 'invalid_request', undefined, undefined, found.detail)
+  if (found.kind === 'none') return route.auth === 'optional' ? fixed.anonymous : fixed.missingToken
+  return { kind: 'verify', route, token: found.token }
 }
 
 /** A verified (or refused) token against the route's issuers and requirements. */

@@ -15,11 +15,15 @@ import { createVerifier } from '../verify/verifier.ts'
 import type { Verifier } from '../verify/verifier.ts'
 import { createHeaderPolicy } from './headers.ts'
 import type { HeaderPolicy } from './headers.ts'
+import { fixedDecisions } from './decide.ts'
+import type { FixedDecisions } from './decide.ts'
 import { forbidden } from './respond.ts'
 import type { Denial } from './respond.ts'
 
 export interface RoutePolicy {
   readonly authorizer: RouteAuthorizer
+  /** Its anonymous and missing-token decisions, built once. */
+  readonly fixed: FixedDecisions
   /** The route's 403 answers, built once: their challenge names the route's scopes. */
   readonly forbidden: Readonly<Record<'issuer_not_allowed' | 'insufficient_scope' | 'claim_mismatch', Denial>>
 }
@@ -62,6 +66,7 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, now?: () =
     ),
     policies: new Map(config.routes.map((r) => [r, {
       authorizer: createRouteAuthorizer(r),
+      fixed: fixedDecisions(r),
       forbidden: {
         issuer_not_allowed: forbidden('issuer_not_allowed', r.require.scopes),
         insufficient_scope: forbidden('insufficient_scope', r.require.scopes),

@@ -17,7 +17,8 @@ import type { RateLimitedLog } from '../observe/events.ts'
 import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
-import { afterVerify, begin } from './decide.ts'
+import { normalizePath } from '../policy/normalize.ts'
+import { NO_ROUTE, afterVerify, badPath, begin } from './decide.ts'
 import type { Decision } from './decide.ts'
 import { HOP_BY_HOP, connectionNamed } from './headers.ts'
 import { denial } from './respond.ts'
@@ -139,9 +140,10 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       const q = url.indexOf('?')
       const rawPath = q < 0 ? url : url.slice(0, q)
       const query = q < 0 ? undefined : url.slice(q + 1)
-      const begun = begin(p, { method: request.method, rawPath, query, headers: request.headers, rawHeaders: request.raw.rawHeaders })
-      if (begun.path !== undefined) rewriteTarget(request, p, rawPath, begun.path, query)
-      const next = begun.next
+      const normalized = normalizePath(rawPath)
+      if (!normalized.ok) return apply(request, reply, badPath(normalized.why), done)
+      const next = begin(p, request.method, normalized.path, query, request.headers, request.raw.rawHeaders)
+      if (next !== NO_ROUTE) rewriteTarget(request, p, rawPath, normalized.path, query)
       if (next.kind !== 'verify') return apply(request, reply, next, done)
       const started = performance.now()
       const result = p.verifier.verify(next.token)

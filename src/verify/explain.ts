@@ -25,8 +25,7 @@ import type { Reason } from './reasons.ts'
 import { verifySignature } from './signature.ts'
 import { parseCompactJws, splitCompactJws } from './token.ts'
 import type { JoseHeader } from './token.ts'
-import { afterVerify, begin } from '../proxy/decide.ts'
-import type { RequestFacts } from '../proxy/decide.ts'
+import { afterVerify, badPath, begin } from '../proxy/decide.ts'
 import { createPipeline } from '../proxy/pipeline.ts'
 import type { Pipeline } from '../proxy/pipeline.ts'
 
@@ -132,9 +131,15 @@ export function issuerForToken(config: SidecarConfig, token: string): IssuerConf
   return typeof iss === 'string' ? config.issuers.find((i) => i.issuer === iss) : undefined
 }
 
-/**
- * The request the proxy would see: the token placed where the first configured source reads it.
- */
+/** The request the proxy would see: the token placed where the first configured source reads it. */
+interface RequestFacts {
+  readonly method: string
+  readonly rawPath: string
+  readonly query: string | undefined
+  readonly headers: Readonly<Record<string, string>>
+  readonly rawHeaders: readonly string[]
+}
+
 function factsFor(config: SidecarConfig, input: ExplainInput): RequestFacts {
   const q = input.path.indexOf('?')
   const rawPath = q < 0 ? input.path : input.path.slice(0, q)
@@ -149,10 +154,11 @@ function factsFor(config: SidecarConfig, input: ExplainInput): RequestFacts {
   return { method: input.method, rawPath, query, headers, rawHeaders: Object.entries(headers).flat() }
 }
 
-/** The sidecar's decision for this request: proxy/decide.ts, exactly as the proxy runs it. */
-async function decide(pipeline: Pipeline, facts: RequestFacts): Promise<Outcome> {
+/** The sidecar's decision for this request: proxy/decide.ts, exactly as the proxy's onRequest hook runs it. */
+async function decide(pipeline: Pipeline, f: RequestFacts): Promise<Outcome> {
   try {
-    const next = begin(pipeline, facts).next
+    const normalized = normalizePath(f.rawPath)
+    const next = normalized.ok ? begin(pipeline, f.method, normalized.path, f.query, f.headers, f.rawHeaders) : badPath(normalized.why)
     const d = next.kind === 'verify' ? afterVerify(pipeline, next.route, await pipeline.verifier.verify(next.token)) : next
     return d.kind === 'admit' ? FORWARDED : denied(d.reason)
   } catch {
