@@ -30,6 +30,10 @@ import {
   type SidecarConfig,
 } from './types.ts'
 import { parseDuration, parseListen, parseSize, UnitError } from './units.ts'
+import { isToken } from '../http/grammar.ts'
+import { FRAMING, HOP_BY_HOP, foldHeaderName, headerNameMatcher } from '../http/header-names.ts'
+import { refusesPlainHttp } from '../http/transport.ts'
+import { findFallThroughs } from '../policy/fallthrough.ts'
 
 /** One problem in a config file. `path` is `a.b[0].c`, `(root)`, `(yaml)`, or '' for the file itself. */
 export interface ConfigIssue {
@@ -145,7 +149,15 @@ export function parseConfig(text: string, source: string, env: Env): SidecarConf
     located.sort((a, b) => (a.line ?? 0) - (b.line ?? 0))
     throw new ConfigError(located)
   }
-  return deepFreeze(convert(data as RawConfig, source))
+  const config = convert(data as RawConfig, source)
+  // Valid but probably unintended: check-config prints these, `run` logs them.
+  const warnings = findFallThroughs(config.routes).map((f) => ({
+    file: source,
+    line: lineOf(doc, lineCounter, ['routes', f.route]),
+    path: formatPath(['routes', f.route]),
+    message: f.message,
+  }))
+  return deepFreeze({ ...config, warnings })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -354,17 +366,12 @@ function address(v: unknown, key: string): { host: string; port: number } | unde
   return t === undefined || unitReason(parseListen, t) !== undefined ? undefined : parseListen(t)
 }
 
-/** RFC 9110 §5.6.2 token: the characters a header field name may contain. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 /**
  * Headers an identity header must never be: hop-by-hop ones are removed by every proxy on
- * the way (RFC 9110 §7.6.1, plus the de-facto Keep-Alive and Proxy-Connection), and Host and
- * the framing headers would corrupt the forwarded request (RFC 9112 §6).
+ * the way (RFC 9110 §7.6.1), and Host and the framing headers would corrupt the forwarded
+ * request (RFC 9112 §6).
  */
-const RESERVED_HEADERS = new Set([
-  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection',
-  'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length',
-])
+const RESERVED_HEADERS: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...FRAMING])
 /** RFC 9110 §9.3 plus PATCH (RFC 5789). */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'])
 const MAX_CLOCK_SKEW_MS = 5 * 60_000
@@ -373,7 +380,7 @@ const MIN_REFRESH_INTERVAL_MS = 1000
 const INVALID_HEADER_NAME = "is not a valid HTTP header name (RFC 9110 §5.6.2: letters, digits and !#$%&'*+-.^_`|~)"
 
 function headerNameProblem(name: string): string | undefined {
-  if (!TOKEN.test(name)) return INVALID_HEADER_NAME
+  if (!isToken(name)) return INVALID_HEADER_NAME
   if (RESERVED_HEADERS.has(name.toLowerCase())) {
     return 'cannot be used: hop-by-hop and framing headers (Connection, Host, Content-Length, Transfer-Encoding, ...) are not forwarded as set'
   }
@@ -386,18 +393,6 @@ function parseUrl(value: string): URL | undefined {
   } catch {
     return undefined
   }
-}
-
-/** 127.0.0.0/8, ::1 and localhost: traffic that never leaves the machine (RFC 6761 §6.3). */
-function isLoopback(hostname: string): boolean {
-  if (hostname === 'localhost' || hostname === '[::1]') return true
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
-}
-
-/** `*` matches any run of characters in a header name; compared case-insensitively (RFC 9110 §5.1). */
-function headerPattern(pattern: string): RegExp {
-  const source = pattern.split('*').map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')
-  return new RegExp(`^${source}$`, 'i')
 }
 
 function routePathProblem(path: string): string | undefined {
@@ -442,6 +437,7 @@ function semanticIssues(data: unknown): Found[] {
     }
   }
   if (ms(upstream, 'timeout') === 0) add(['upstream', 'timeout'], 'must be greater than 0s')
+  if (ms(field(data, 'requests'), 'timeout') === 0) add(['requests', 'timeout'], 'must be greater than 0s')
 
   // Issuers.
   const issuers = list(data, 'issuers')
@@ -470,7 +466,7 @@ function semanticIssues(data: unknown): Found[] {
         add(['issuers', i, 'jwksUri'], 'expected an http:// or https:// URL')
       } else if (url.hash !== '') {
         add(['issuers', i, 'jwksUri'], 'must not have a #fragment')
-      } else if (url.protocol === 'http:' && !isLoopback(url.hostname) && field(item, 'allowInsecureHttp') !== true) {
+      } else if (refusesPlainHttp(url, field(item, 'allowInsecureHttp') === true)) {
         // The key set decides which tokens are accepted: fetched over plain http, anyone on
         // the path could substitute their own keys (RFC 8725 §3.10 wants TLS for key retrieval).
         add(
@@ -492,7 +488,7 @@ function semanticIssues(data: unknown): Found[] {
       const url = parseUrl(iss)
       if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
         add(['issuers', i, 'issuer'], 'with discovery: true, expected an http:// or https:// issuer URL')
-      } else if (url.protocol === 'http:' && !isLoopback(url.hostname) && field(item, 'allowInsecureHttp') !== true) {
+      } else if (refusesPlainHttp(url, field(item, 'allowInsecureHttp') === true)) {
         add(['issuers', i, 'issuer'], 'with discovery: true, https is required unless the host is loopback; set allowInsecureHttp: true to override')
       }
     }
@@ -545,7 +541,7 @@ function semanticIssues(data: unknown): Found[] {
     const header = text(item, 'header')
     if (header !== undefined) {
       // Only the name's syntax is checked: reading a token from e.g. Proxy-Authorization is legitimate.
-      if (!TOKEN.test(header)) {
+      if (!isToken(header)) {
         add(['tokens', 'from', i, 'header'], `"${header}" ${INVALID_HEADER_NAME}`)
         return
       }
@@ -601,12 +597,13 @@ function semanticIssues(data: unknown): Found[] {
   }
   list(identity, 'strip').forEach((pattern, i) => {
     if (typeof pattern !== 'string' || pattern === '') return
-    if (!TOKEN.test(pattern)) {
+    if (!isToken(pattern)) {
       add(['identity', 'strip', i], `"${pattern}" is not a header name or a pattern with * (RFC 9110 §5.6.2)`)
       return
     }
     // Stripping happens before the token is extracted, so this would discard every token.
-    const victim = tokenHeaders.find((h) => headerPattern(pattern).test(h))
+    const covers = headerNameMatcher([], [pattern])
+    const victim = tokenHeaders.find((h) => covers(foldHeaderName(h)))
     if (victim !== undefined) add(['identity', 'strip', i], `"${pattern}" would remove the token header ${victim} before it is read`)
   })
 
@@ -656,7 +653,9 @@ function semanticIssues(data: unknown): Found[] {
     }
     const requires = list(item, 'issuers').length > 0 || list(field(item, 'require'), 'scopes').length > 0 || (isRecord(claims) && Object.keys(claims).length > 0)
     const auth = field(item, 'auth')
-    if (requires && auth === 'none') {
+    if (requires && auth === 'deny') {
+      add(['routes', i, 'auth'], 'is deny, so issuers and require would never be checked; remove them or use auth: required')
+    } else if (requires && auth === 'none') {
       add(['routes', i, 'auth'], 'is none, so issuers and require would never be checked; use auth: required')
     } else if (requires && auth === 'optional') {
       // Fail closed: a client refused for its token's scope could drop the token and be admitted.
@@ -684,7 +683,7 @@ function semanticIssues(data: unknown): Found[] {
 /** The file's shape after validation with defaults: every key present, units still strings. */
 interface RawConfig {
   readonly listen: string
-  readonly upstream: { readonly url: string; readonly timeout: string; readonly xForwarded: 'append' | 'replace' }
+  readonly upstream: { readonly url: string; readonly timeout: string; readonly xForwarded: 'append' | 'replace'; readonly drainsBodies: boolean }
   readonly admin: { readonly listen: string; readonly maxEventLoopDelay: string }
   readonly shutdown: { readonly delay: string; readonly timeout: string }
   readonly issuers: readonly {
@@ -720,12 +719,15 @@ interface RawConfig {
     readonly arrays: 'join' | 'json'
     readonly maxValueBytes: string
     readonly claimsHeader?: string
+    readonly underscoreHeaders: 'drop' | 'reject' | 'allow'
   }
+  readonly requests: { readonly methodOverride: 'strip' | 'honor'; readonly timeout: string }
   readonly routes: readonly {
     readonly name: string
     readonly path: string
     readonly methods: readonly string[]
     readonly auth: AuthMode
+    readonly caseSensitive?: boolean
     readonly issuers: readonly string[]
     readonly require: { readonly scopes: readonly string[]; readonly claims: Readonly<Record<string, readonly ClaimValue[]>> }
   }[]
@@ -741,7 +743,7 @@ function convert(raw: RawConfig, source: string): SidecarConfig {
   return {
     source,
     listen: parseListen(raw.listen),
-    upstream: { url: raw.upstream.url, timeout: parseDuration(raw.upstream.timeout), xForwarded: raw.upstream.xForwarded },
+    upstream: { url: raw.upstream.url, timeout: parseDuration(raw.upstream.timeout), xForwarded: raw.upstream.xForwarded, drainsBodies: raw.upstream.drainsBodies },
     admin: { listen: parseListen(raw.admin.listen), maxEventLoopDelay: parseDuration(raw.admin.maxEventLoopDelay) },
     shutdown: { delay: parseDuration(raw.shutdown.delay), timeout: parseDuration(raw.shutdown.timeout) },
     issuers: raw.issuers.map((i) => ({
@@ -794,12 +796,16 @@ function convert(raw: RawConfig, source: string): SidecarConfig {
       arrays: raw.identity.arrays,
       maxValueBytes: parseSize(raw.identity.maxValueBytes),
       claimsHeader: raw.identity.claimsHeader,
+      underscoreHeaders: raw.identity.underscoreHeaders,
     },
+    requests: { methodOverride: raw.requests.methodOverride, timeout: parseDuration(raw.requests.timeout) },
     routes: raw.routes.map((r) => ({
       name: r.name,
       path: r.path,
       methods: r.methods.map((m) => m.toUpperCase()),
       auth: r.auth,
+      // Protecting routes match any letter case, admitting ones exact (never less strict than the app).
+      caseSensitive: r.caseSensitive ?? (r.auth === 'none' || r.auth === 'optional'),
       issuers: [...r.issuers],
       require: {
         scopes: [...r.require.scopes],
@@ -807,6 +813,7 @@ function convert(raw: RawConfig, source: string): SidecarConfig {
       },
     })),
     log: { level: raw.log.level, access: raw.log.access },
+    warnings: [],
   }
 }
 

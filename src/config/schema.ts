@@ -13,6 +13,7 @@
  */
 import { SUPPORTED_ALGORITHMS } from './types.ts'
 import { parseDuration, parseListen, parseSize } from './units.ts'
+import { TOKEN_PATTERN } from '../http/grammar.ts'
 
 /** The annotation keyword holding the human phrase of a node; load.ts registers it with ajv. */
 export const EXPECTED = 'x-expected'
@@ -166,7 +167,8 @@ const tokenSource: SchemaNode = {
     header: HEADER_NAME,
     // A prefix ends up compared against a header value, which cannot hold CR or LF (RFC 9110 §5.5).
     prefix: { type: 'string', pattern: '^[^\\r\\n]*$', [EXPECTED]: 'a prefix on one line, like "Bearer "' },
-    cookie: { type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", [EXPECTED]: 'a cookie name' },
+    // RFC 6265 §4.1.1: a cookie-name is an RFC 9110 token.
+    cookie: { type: 'string', pattern: TOKEN_PATTERN, [EXPECTED]: 'a cookie name' },
     query: { ...NON_EMPTY_STRING, [EXPECTED]: 'a query parameter name' },
   },
   [EXPECTED]: 'a token source: {header: Authorization, prefix: "Bearer "}, {cookie: name} or {query: name}',
@@ -187,7 +189,9 @@ const route: SchemaNode = {
       default: [],
       [EXPECTED]: 'a list of HTTP methods like [GET, POST] (empty means any)',
     },
-    auth: oneOf(['required', 'optional', 'none'], 'required'),
+    auth: oneOf(['required', 'optional', 'none', 'deny'], 'required'),
+    // No default here: it depends on auth (load.ts), see RouteConfig.caseSensitive.
+    caseSensitive: { type: 'boolean', [EXPECTED]: 'true or false' },
     issuers: {
       type: 'array',
       items: NAME,
@@ -209,7 +213,7 @@ const route: SchemaNode = {
       },
     }),
   },
-  [EXPECTED]: 'a route (a map with name, path, methods, auth, issuers and require)',
+  [EXPECTED]: 'a route (a map with name, path, methods, auth, caseSensitive, issuers and require)',
 }
 
 /**
@@ -231,8 +235,9 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
         url: URL_STRING,
         timeout: duration('30s'),
         xForwarded: oneOf(['append', 'replace'], 'append'),
+        drainsBodies: boolean(false),
       },
-      [EXPECTED]: 'a map with url, timeout and xForwarded',
+      [EXPECTED]: 'a map with url, timeout, xForwarded and drainsBodies',
     },
     admin: settings('a map with listen and maxEventLoopDelay', {
       listen: listen('0.0.0.0:9901'),
@@ -255,7 +260,7 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
       clockSkew: duration('60s'),
       maxBytes: size('8KiB'),
     }),
-    identity: settings('a map with headers, strip, forwardToken, arrays, maxValueBytes and claimsHeader', {
+    identity: settings('a map with headers, strip, forwardToken, arrays, maxValueBytes, claimsHeader and underscoreHeaders', {
       headers: {
         type: 'object',
         additionalProperties: { type: 'string', minLength: 1, [EXPECTED]: 'a claim name like sub, or a dotted path like realm_access.roles' },
@@ -272,6 +277,12 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
       arrays: oneOf(['join', 'json'], 'join'),
       maxValueBytes: size('4KiB'),
       claimsHeader: HEADER_NAME,
+      // nginx's default (underscores_in_headers off): behind CGI/WSGI/PHP a `_` name is a `-` name.
+      underscoreHeaders: oneOf(['drop', 'reject', 'allow'], 'drop'),
+    }),
+    requests: settings('a map with methodOverride and timeout', {
+      methodOverride: oneOf(['strip', 'honor'], 'strip'),
+      timeout: duration('60s'),
     }),
     routes: { type: 'array', minItems: 1, items: route, [EXPECTED]: 'at least one route' },
     log: settings('a map with level and access', {
@@ -279,5 +290,5 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
       access: boolean(true),
     }),
   },
-  [EXPECTED]: 'a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, routes, log)',
+  [EXPECTED]: 'a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log)',
 }

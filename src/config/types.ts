@@ -123,9 +123,16 @@ export interface IdentityConfig {
   readonly maxValueBytes: number
   /** Carry the whole verified payload as base64url JSON in this header; undefined = off. */
   readonly claimsHeader: string | undefined
+  /**
+   * Inbound header names containing `_`, which CGI/WSGI/PHP/Rack apps read as the `-` name:
+   * `drop` them (the default, as nginx does), `reject` the request (400), or `allow` them.
+   * A `_` spelling of a protected or sidecar-owned name is removed whatever this says.
+   */
+  readonly underscoreHeaders: 'drop' | 'reject' | 'allow'
 }
 
-export type AuthMode = 'required' | 'optional' | 'none'
+/** `deny`: answered 403 `route_denied` without touching the upstream (close a path for the methods no earlier route takes). */
+export type AuthMode = 'required' | 'optional' | 'none' | 'deny'
 
 export interface RouteConfig {
   /** Label in logs and metrics: [a-z0-9_-]+, unique. */
@@ -135,6 +142,12 @@ export interface RouteConfig {
   /** Upper-case methods; empty = any. */
   readonly methods: readonly string[]
   readonly auth: AuthMode
+  /**
+   * Match the path's letter case exactly. Default: false for routes that protect (`required`,
+   * `deny`), true for routes that admit without a token (`none`, `optional`), so the sidecar
+   * is never less strict than an app that routes case-insensitively, nor than one that does not.
+   */
+  readonly caseSensitive: boolean
   /** Issuer names this route accepts; empty = any configured issuer. */
   readonly issuers: readonly string[]
   readonly require: RouteRequirements
@@ -155,6 +168,27 @@ export interface UpstreamConfig {
   readonly timeout: number
   /** `append`: keep the client's X-Forwarded-* and append; `replace`: the sidecar's view only. */
   readonly xForwarded: 'append' | 'replace'
+  /**
+   * The upstream always reads request bodies to the end, so a connection that carried a body
+   * may be reused. false (default): such a connection is closed after its response, so the
+   * unread bytes of a body can never be parsed by the app as a request of their own.
+   */
+  readonly drainsBodies: boolean
+}
+
+export interface RequestsConfig {
+  /** Method-override headers (X-HTTP-Method-Override…): `strip` (default) or `honor` (routes match the overridden method of a POST). */
+  readonly methodOverride: 'strip' | 'honor'
+  /** ms; the whole request, headers and body, must arrive within this, or 408. */
+  readonly timeout: number
+}
+
+/** Something valid but probably not what was meant: printed by check-config, logged at start. */
+export interface ConfigWarning {
+  readonly file: string
+  readonly line: number | undefined
+  readonly path: string
+  readonly message: string
 }
 
 export interface LogConfig {
@@ -184,6 +218,9 @@ export interface SidecarConfig {
   readonly issuers: readonly IssuerConfig[]
   readonly tokens: TokensConfig
   readonly identity: IdentityConfig
+  readonly requests: RequestsConfig
   readonly routes: readonly RouteConfig[]
   readonly log: LogConfig
+  /** check-config's warnings (file, line, path, message), e.g. a route a method can walk around. */
+  readonly warnings: readonly ConfigWarning[]
 }

@@ -7,7 +7,7 @@
  * the check that stops one provider's document from vouching for another's keys, cf.
  * RFC 8414 §3.3 for OAuth mix-up attacks), and its `jwks_uri` must be a URL we would fetch.
  */
-import { isLoopbackHost } from './fetcher.ts'
+import { refusesPlainHttp } from '../http/transport.ts'
 import type { FetchJson } from './fetcher.ts'
 
 /** Longest slice of provider-controlled text we repeat in a message. */
@@ -82,7 +82,7 @@ export async function discoverJwksUri(
   if (parsed.username !== '' || parsed.password !== '') {
     throw new DiscoveryError(`discovery document jwks_uri for ${quote(issuer)} carries credentials`)
   }
-  if (parsed.protocol === 'http:' && !options.allowInsecureHttp && !isLoopbackHost(parsed.hostname)) {
+  if (refusesPlainHttp(parsed, options.allowInsecureHttp)) {
     throw new DiscoveryError(`discovery document jwks_uri ${quote(jwksUri)} is plain http: to a non-loopback host (allowInsecureHttp is false)`)
   }
   return { jwksUri: parsed.href, maxAgeMs: result.maxAgeMs }

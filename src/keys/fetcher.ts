@@ -25,6 +25,10 @@ import { readFile } from 'node:fs/promises'
 import { Agent, request } from 'undici'
 import type { Dispatcher } from 'undici'
 import { cacheLifetimeMs } from './freshness.ts'
+import { jsonDepthExceededAt, MAX_JSON_DEPTH } from './json-bounds.ts'
+import { isB64Token, isToken } from '../http/grammar.ts'
+import { FRAMING, HOP_BY_HOP } from '../http/header-names.ts'
+import { refusesPlainHttp } from '../http/transport.ts'
 
 /** The closed set of reasons a fetch fails. Branch on these, never on the message. */
 export type FetchErrorCode =
@@ -38,6 +42,11 @@ export type FetchErrorCode =
   | 'too_large'
   /** The body is not JSON. */
   | 'invalid_json'
+  /**
+   * The body nests deeper than MAX_JSON_DEPTH (json-bounds.ts), refused by a linear scan
+   * before JSON.parse builds anything (issue #9 §8). A key document is never this deep.
+   */
+  | 'too_deep'
   /** A redirect to another origin, too many redirects, or a redirect without a usable Location. */
   | 'redirect'
   /** A plain http: URL to a non-loopback host while `allowInsecureHttp` is false. No connection was made. */
@@ -134,14 +143,10 @@ const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]
  * hop-by-hop headers (RFC 9110 §7.6.1) would corrupt the exchange; the rest are ours by design.
  */
 const OWNED_HEADERS: ReadonlySet<string> = new Set([
-  'accept', 'user-agent', 'host', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range',
-  'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'trailer', 'expect',
+  ...HOP_BY_HOP, ...FRAMING, 'expect',
+  'accept', 'user-agent', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range',
 ])
 
-/** RFC 9110 §5.6.2 token: a valid field name. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-/** RFC 6750 §2.1 b64token: what may follow `Bearer ` (a JWT is one). */
-const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 /** RFC 9110 §8.8.3 entity-tag, weak or strong. Anything else is not echoed back in If-None-Match. */
 const ENTITY_TAG = /^(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"$/
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
@@ -275,15 +280,6 @@ export function createJsonFetcher(opts: JsonFetcherOptions, deps: JsonFetcherDep
   }
 }
 
-/**
- * True for hosts that cannot leave the machine: `localhost`, 127.0.0.0/8 and ::1 (as a
- * WHATWG URL's `hostname` spells them: lower case, IPv6 in brackets, IPv4 normalised).
- */
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.toLowerCase()
-  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
-}
-
 /** Parse and vet one URL we are about to request: http(s), no credentials, https unless loopback/allowed. */
 function checkUrl(input: string | URL, allowInsecureHttp: boolean, badUrlCode: 'config' | 'redirect'): URL {
   let url: URL
@@ -300,7 +296,7 @@ function checkUrl(input: string | URL, allowInsecureHttp: boolean, badUrlCode: '
   if (url.username !== '' || url.password !== '') {
     throw new JwksFetchError(badUrlCode, `URL for ${url.host} carries credentials; use fetch.headers or fetch.bearerTokenFile`)
   }
-  if (url.protocol === 'http:' && !allowInsecureHttp && !isLoopbackHost(url.hostname)) {
+  if (refusesPlainHttp(url, allowInsecureHttp)) {
     throw new JwksFetchError('insecure', `refusing plain http: to non-loopback host ${clip(url.host, MAX_DETAIL)} (allowInsecureHttp is false)`)
   }
   url.hash = ''
@@ -311,7 +307,7 @@ function checkUrl(input: string | URL, allowInsecureHttp: boolean, badUrlCode: '
 function extraHeaders(configured: Readonly<Record<string, string>>): Readonly<Record<string, string>> | JwksFetchError {
   const out: Record<string, string> = {}
   for (const [name, value] of Object.entries(configured)) {
-    if (!TOKEN.test(name)) return new JwksFetchError('config', `fetch header name ${JSON.stringify(clip(name, 40))} is not an HTTP token`)
+    if (!isToken(name)) return new JwksFetchError('config', `fetch header name ${JSON.stringify(clip(name, 40))} is not an HTTP token`)
     // RFC 9110 §5.5: CR, LF and NUL are never valid in a field value (header injection).
     // The value itself is not quoted: it may be a secret.
     if (/[\r\n\0]/.test(value)) return new JwksFetchError('config', `fetch header ${name}: value contains CR, LF or NUL`)
@@ -336,7 +332,7 @@ async function readToken(file: string, signal: AbortSignal): Promise<string> {
     throw new JwksFetchError('config', `bearerTokenFile ${file} is larger than ${MAX_TOKEN_BYTES} bytes`)
   }
   // Also the guard against header injection: a token with CR/LF inside never reaches the wire.
-  if (!B64TOKEN.test(token)) throw new JwksFetchError('config', `bearerTokenFile ${file} does not hold one RFC 6750 bearer token`)
+  if (!isB64Token(token)) throw new JwksFetchError('config', `bearerTokenFile ${file} does not hold one RFC 6750 bearer token`)
   return token
 }
 
@@ -381,6 +377,12 @@ async function readJson(res: Dispatcher.ResponseData, maxBytes: number): Promise
   }
 
   const text = Buffer.concat(chunks, total).toString('utf8')
+  // maxBytes bounds the width, not the depth: a 400,000-deep `[[[…` fits in 1 MiB and costs
+  // JSON.parse hundreds of MiB and a blocked event loop (issue #9 §8). Refuse it unparsed.
+  const deepAt = jsonDepthExceededAt(text, MAX_JSON_DEPTH)
+  if (deepAt !== undefined) {
+    throw new JwksFetchError('too_deep', `response nests deeper than ${MAX_JSON_DEPTH} levels (at character ${deepAt}): not a key document`)
+  }
   try {
     return JSON.parse(text) as unknown
   } catch (err) {

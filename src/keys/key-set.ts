@@ -31,11 +31,34 @@ export interface KeySet {
   readonly rejected: readonly RejectedKey[]
 }
 
-/** The document itself is not a JWKS (`{"keys": [...]}`); no key could be considered. */
+/** The closed set of reasons a whole JWKS document is refused. Branch on these, never on the message. */
+export type JwksErrorCode =
+  /** The document is not a JWKS (`{"keys": [...]}`). */
+  | 'invalid_jwks'
+  /** `keys` has more than {@link MAX_JWKS_KEYS} entries: refused before any key is imported. */
+  | 'too_many_keys'
+
+/** The document as a whole is refused; no key in it was considered (`code` says why). */
 export class InvalidJwksError extends Error {
   override readonly name = 'InvalidJwksError'
-  readonly code = 'invalid_jwks'
+  readonly code: JwksErrorCode
+
+  constructor(code: JwksErrorCode, message: string) {
+    super(message)
+    this.code = code
+  }
 }
+
+/**
+ * Most entries a JWKS may list (usable or not). Real providers publish 1 to 10 (Google, Auth0,
+ * Okta, Keycloak, Entra ID, a Kubernetes API server: the current key, the next and the
+ * previous, sometimes per algorithm or with `enc` keys). 100 is ten times the largest of them,
+ * so a provider mid-rotation is never refused, while a hostile or broken endpoint cannot make
+ * us import, thumbprint and hold thousands of KeyObjects on every refresh (issue #9 §8: 5,000).
+ * Counted before the first import: the set is refused whole, never truncated (which keys a
+ * cut would keep is arbitrary, and the next fetch may cut differently).
+ */
+export const MAX_JWKS_KEYS = 100
 
 // RFC 7518 §3.3 / §3.5: an RSA key can produce any RS* or PS* signature.
 const RSA_ALGS: readonly Algorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
@@ -67,7 +90,8 @@ const SUPPORTED: ReadonlySet<string> = new Set(SUPPORTED_ALGORITHMS)
  * `use` other than `sig`; `key_ops` without `verify`; RSA below 2048 bits; EC curves other than
  * P-256/P-384/P-521; OKP other than Ed25519; an `alg` outside SUPPORTED_ALGORITHMS or not fit
  * for the key; no algorithm left after intersecting with `allowedAlgorithms`; a kid already
- * used by an earlier usable key. Throws InvalidJwksError when the document is not `{keys: [...]}`.
+ * used by an earlier usable key. Throws InvalidJwksError when the document is not `{keys: [...]}`
+ * (`invalid_jwks`) or lists more than {@link MAX_JWKS_KEYS} entries (`too_many_keys`).
  *
  * @example
  * ```ts
@@ -85,9 +109,12 @@ export interface ParseOptions {
 
 export async function parseJwks(json: unknown, allowedAlgorithms: readonly Algorithm[], options: ParseOptions = {}): Promise<KeySet> {
   const source: KeySource = options.source ?? 'jwks'
-  if (!isObject(json)) throw new InvalidJwksError('JWKS is not a JSON object')
+  if (!isObject(json)) throw new InvalidJwksError('invalid_jwks', 'JWKS is not a JSON object')
   const list = json['keys']
-  if (!Array.isArray(list)) throw new InvalidJwksError('JWKS has no "keys" array')
+  if (!Array.isArray(list)) throw new InvalidJwksError('invalid_jwks', 'JWKS has no "keys" array')
+  if (list.length > MAX_JWKS_KEYS) {
+    throw new InvalidJwksError('too_many_keys', `JWKS lists ${list.length} keys, more than ${MAX_JWKS_KEYS}: refused before any import`)
+  }
 
   const allowed = new Set(allowedAlgorithms)
   const keys: VerificationKey[] = []

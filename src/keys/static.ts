@@ -15,7 +15,8 @@ import { watchFiles } from '../fs-watch.ts'
 import type { FileWatcher, WatchOptions } from '../fs-watch.ts'
 import { clip, isObject, show } from './untrusted.ts'
 import type { Algorithm, StaticKeyConfig } from '../config/types.ts'
-import { parseJwks } from './key-set.ts'
+import { jsonDepthExceededAt, MAX_JSON_DEPTH } from './json-bounds.ts'
+import { MAX_JWKS_KEYS, parseJwks } from './key-set.ts'
 import type { KeySet, RejectedKey } from './key-set.ts'
 import type { KeySource, VerificationKey } from './types.ts'
 
@@ -168,6 +169,10 @@ async function parseKeyFile(bytes: Buffer, spec: StaticKeyConfig, allowed: reado
 }
 
 async function parseJsonFile(text: string, spec: StaticKeyConfig, allowed: readonly Algorithm[], source: KeySource): Promise<Parsed> {
+  // Issue #9 §8: bounded before JSON.parse builds anything (json-bounds.ts). A file is as
+  // untrusted in shape as a fetched JWKS: a ConfigMap can be written by someone else.
+  const deepAt = jsonDepthExceededAt(text, MAX_JSON_DEPTH)
+  if (deepAt !== undefined) return { why: `too deep: JSON nests deeper than ${MAX_JSON_DEPTH} levels (at character ${deepAt})` }
   let json: unknown
   try {
     json = JSON.parse(text)
@@ -182,6 +187,9 @@ async function parseJsonFile(text: string, spec: StaticKeyConfig, allowed: reado
 
   const list = isJwks ? json['keys'] : [json]
   if (!Array.isArray(list)) return { why: 'JWKS "keys" is not an array' }
+  // The whole file is refused before any entry is copied or imported, as parseJwks would for
+  // a fetched JWKS (key-set.ts); the file's previous keys stay in use (issuer-keys.ts).
+  if (list.length > MAX_JWKS_KEYS) return { why: `too many keys: JWKS lists ${list.length} keys, more than ${MAX_JWKS_KEYS}` }
   // A kid names one key; applied to a whole set it would make every key a duplicate.
   if (isJwks && spec.kid !== undefined) return { why: 'a configured "kid" needs a single JWK or PEM key, not a JWKS' }
 

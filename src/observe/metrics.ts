@@ -7,6 +7,8 @@ import { KEY_SET_STATES } from '../keys/types.ts'
 import { packageVersion } from '../package-root.ts'
 import type { IssuerKeyStatus, KeyEvent } from '../keys/types.ts'
 import type { Reason } from '../verify/reasons.ts'
+import { HEADER_NAME_KINDS } from '../proxy/headers.ts'
+import type { HeaderNameKind } from '../proxy/headers.ts'
 
 export type Outcome = 'allowed' | 'denied' | 'anonymous' | 'error'
 export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset'
@@ -27,6 +29,8 @@ export interface Metrics {
   inflight(delta: 1 | -1): void
   configReload(result: 'success' | 'error'): void
   upstreamError(kind: UpstreamErrorKind): void
+  /** An inbound header name removed (dropped) or refused (rejected) by the strip step. */
+  headerName(kind: HeaderNameKind, action: 'dropped' | 'rejected'): void
   keyEvent(event: KeyEvent): void
   /** Start an issuer's counters at 0 (at start-up, and for an issuer added by a reload). */
   initIssuer(issuer: string): void
@@ -113,6 +117,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['kind'] as const,
     registers: [registry],
   })
+  const headerNames = new Counter({
+    name: `${PREFIX}inbound_header_names_total`,
+    help: 'Inbound header names the strip step removed (dropped) or refused the request for (rejected), by kind: protected (an identity, strip-listed or method-override name), alias (a "_" spelling of a protected or sidecar-owned name), underscore (any other name with "_").',
+    labelNames: ['kind', 'action'] as const,
+    registers: [registry],
+  })
   const refreshes = new Counter({
     name: `${PREFIX}jwks_refresh_total`,
     help: 'Key refreshes by issuer, trigger (startup, schedule, unknown_kid, file) and result (updated, not_modified, error).',
@@ -191,6 +201,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // Counters exist from the start (at 0): a series born with its first event at 1 would hide
   // that event from increase()/rate(), and alerts on "any change" would miss the first one.
   for (const r of ['success', 'error'] as const) configReloads.labels(r).inc(0)
+  // A protected name without `_` is always dropped, never a reason to reject.
+  for (const k of HEADER_NAME_KINDS) for (const a of k === 'protected' ? (['dropped'] as const) : (['dropped', 'rejected'] as const)) headerNames.labels(k, a).inc(0)
   function initIssuer(issuer: string): void {
     for (const c of ['added', 'removed', 'changed', 'replaced'] as const) keyChanges.labels(issuer, c).inc(0)
     for (const a of ['refreshed', 'cooldown', 'known_unknown'] as const) unknownKid.labels(issuer, a).inc(0)
@@ -223,6 +235,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     upstreamError(kind) {
       upstreamErrors.labels(kind).inc()
+    },
+    headerName(kind, action) {
+      headerNames.labels(kind, action).inc()
     },
     keyEvent(e) {
       switch (e.event) {

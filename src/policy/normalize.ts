@@ -12,6 +12,37 @@
 
 export type NormalizedPath = { readonly ok: true; readonly path: string } | { readonly ok: false; readonly why: string }
 
+export type ParsedTarget =
+  | {
+      readonly ok: true
+      /** The path as sent (for the access log and to know whether it changed). */
+      readonly rawPath: string
+      /** normalizePath(rawPath): what routes match and what the upstream receives. */
+      readonly path: string
+      /** After `?`; undefined when there is none. */
+      readonly query: string | undefined
+    }
+  | { readonly ok: false; readonly why: string }
+
+/**
+ * An origin-form request target (RFC 9112 §3.2.1: `absolute-path [ "?" query ]`) split and
+ * normalised. A fragment has no place in a request target: `/admin#x` would be matched as
+ * the literal path `/admin#x` (missing `/admin/**`) while the upstream drops the fragment and
+ * serves `/admin` (issue #9 §6), so any `#` is refused before a route is matched.
+ *
+ * @example
+ * parseTarget('/a/./b?x=1') // { ok: true, rawPath: '/a/./b', path: '/a/b', query: 'x=1' }
+ * parseTarget('/admin#x')   // { ok: false, why: 'request target has a fragment (#)…' }
+ */
+export function parseTarget(target: string): ParsedTarget {
+  if (target.includes('#')) return { ok: false, why: 'request target has a fragment (#); RFC 9112 §3.2 allows none' }
+  const q = target.indexOf('?')
+  const rawPath = q < 0 ? target : target.slice(0, q)
+  const n = normalizePath(rawPath)
+  if (!n.ok) return n
+  return { ok: true, rawPath, path: n.path, query: q < 0 ? undefined : target.slice(q + 1) }
+}
+
 // RFC 3986 §2.3 unreserved: ALPHA / DIGIT / "-" / "." / "_" / "~"
 const UNRESERVED = /^[A-Za-z0-9._~-]$/
 const ESCAPE = /%([0-9A-Fa-f]{2})/g

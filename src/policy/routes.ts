@@ -2,6 +2,14 @@
  * Route rules: the first rule whose path and method match wins; no match is a denial
  * (fail closed). The path is matched as the upstream will see it, and the query string
  * never takes part.
+ *
+ * The sidecar must never be less strict than the app behind it (issue #9 §6). Express,
+ * koa and nginx `location ~*` route `/ADMIN` to `/admin` handlers, and Express, koa and
+ * http.server serve `/api/users/` as `/api/users`; other apps do neither. So a route that
+ * protects (`auth: required` or `deny`) matches generously — any letter case unless
+ * `caseSensitive: true`, with or without a trailing slash — and a route that admits without
+ * a token (`none`, `optional`) matches exactly as written. Whichever way the app reads a
+ * path, the sidecar then picks the stricter route.
  */
 import type { RouteConfig } from '../config/types.ts'
 
@@ -13,22 +21,43 @@ export interface RouteMatcher {
   match(method: string, path: string): RouteConfig | undefined
 }
 
+export interface PathMatchOptions {
+  /** Compare letter case exactly (default true). */
+  readonly caseSensitive?: boolean
+  /** An exact or `*` pattern also matches the path with one trailing `/` (default false). */
+  readonly trailingSlash?: boolean
+}
+
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
+/** Routes that protect match generously (see the module comment). */
+export function protects(route: Pick<RouteConfig, 'auth'>): boolean {
+  return route.auth === 'required' || route.auth === 'deny'
+}
+
 /** `/exact`, `/prefix/**` (the prefix itself and everything below it), `*` = one segment. */
-export function compilePathPattern(pattern: string): (path: string) => boolean {
-  if (!pattern.includes('*')) return (path) => path === pattern
-  let body = pattern
-  let tail = ''
-  if (pattern.endsWith('/**')) {
-    body = pattern.slice(0, -3)
-    tail = '(?:/.*)?'
+export function compilePathPattern(pattern: string, options: PathMatchOptions = {}): (path: string) => boolean {
+  const caseSensitive = options.caseSensitive ?? true
+  const trailingSlash = options.trailingSlash ?? false
+  const prefix = pattern.endsWith('/**')
+  if (!pattern.includes('*') && caseSensitive) {
+    if (!trailingSlash || pattern.endsWith('/')) return (path) => path === pattern
+    const n = pattern.length
+    return (path) => path === pattern || (path.length === n + 1 && path.charCodeAt(n) === 47 /* / */ && path.startsWith(pattern))
   }
-  const re = new RegExp('^' + body.split('*').map(escapeRegExp).join('[^/]+') + tail + '$')
-  // `/**` alone: body is '' and the path must still start with '/'.
-  return body === '' ? (path) => path.startsWith('/') : (path) => re.test(path)
+  const body = prefix ? pattern.slice(0, -3) : pattern
+  // `/**` alone: any path (it starts with '/'), whatever the case.
+  if (prefix && body === '') return (path) => path.startsWith('/')
+  const tail = prefix ? '(?:/.*)?' : trailingSlash && !pattern.endsWith('/') ? '/?' : ''
+  const re = new RegExp('^' + body.split('*').map(escapeRegExp).join('[^/]+') + tail + '$', caseSensitive ? '' : 'i')
+  return (path) => re.test(path)
+}
+
+/** The matcher a route's own settings call for. */
+export function compileRoutePath(route: Pick<RouteConfig, 'path' | 'auth' | 'caseSensitive'>): (path: string) => boolean {
+  return compilePathPattern(route.path, { caseSensitive: route.caseSensitive, trailingSlash: protects(route) })
 }
 
 /**
@@ -39,7 +68,7 @@ export function compilePathPattern(pattern: string): (path: string) => boolean {
 export function createRouteMatcher(routes: readonly RouteConfig[]): RouteMatcher {
   const compiled = routes.map((route) => ({
     route,
-    test: compilePathPattern(route.path),
+    test: compileRoutePath(route),
     methods: route.methods.length === 0 ? undefined : new Set(route.methods),
   }))
   return {

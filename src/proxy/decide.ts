@@ -11,6 +11,8 @@ import type { RouteConfig } from '../config/types.ts'
 import { UNMATCHED_ROUTE } from '../policy/routes.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
+import { isToken } from '../http/grammar.ts'
+import { METHOD_OVERRIDE_HEADERS } from './headers.ts'
 import type { Pipeline } from './pipeline.ts'
 import { denial } from './respond.ts'
 import type { Denial } from './respond.ts'
@@ -40,19 +42,48 @@ export type Next = Decision | { readonly kind: 'verify'; readonly route: RouteCo
 export interface FixedDecisions {
   readonly anonymous: Decision
   readonly missingToken: Decision
+  /** `auth: deny`. */
+  readonly denied: Decision
 }
 
 export function fixedDecisions(route: RouteConfig): FixedDecisions {
   return {
     anonymous: { kind: 'admit', route: route.name, outcome: 'anonymous', issuer: undefined, claims: undefined },
     missingToken: deny(route.name, 'missing_token'),
+    denied: deny(route.name, 'route_denied'),
   }
+}
+
+/**
+ * The method routes are matched with. `requests.methodOverride: honor` (the app runs
+ * express's method-override or the like): a POST carrying an override header is matched as
+ * the method it names, since that is what the app will do. Two different overrides are
+ * ambiguous, and a value that is not a method token is malformed. With `strip` (the default)
+ * the headers were already removed, so this returns `method`.
+ */
+export function effectiveMethod(p: Pipeline, method: string, headers: Readonly<Record<string, string | string[] | undefined>>): string | { readonly invalid: string } {
+  if (p.config.requests.methodOverride !== 'honor' || method !== 'POST') return method
+  let found: string | undefined
+  for (const name of METHOD_OVERRIDE_HEADERS) {
+    const v = headers[name]
+    if (v === undefined) continue
+    if (Array.isArray(v)) return { invalid: `${name} is repeated` }
+    const m = v.toUpperCase()
+    if (!isToken(m)) return { invalid: `${name} is not a method` }
+    if (found !== undefined && found !== m) return { invalid: 'method override headers disagree' }
+    found = m
+  }
+  return found ?? method
 }
 
 export const NO_ROUTE: Decision = deny(UNMATCHED_ROUTE, 'no_route')
 
-/** A path that cannot be normalised (policy/normalize.ts): 400 before any route is matched. */
-export function badPath(why: string): Decision {
+/**
+ * A request refused before any route is matched (400 invalid_request): a target that cannot
+ * be normalised (policy/normalize.ts), a fragment, a header name `identity.underscoreHeaders:
+ * reject` refuses.
+ */
+export function badRequest(why: string): Decision {
   return deny(UNMATCHED_ROUTE, 'invalid_request', undefined, undefined, why)
 }
 
@@ -61,11 +92,11 @@ function deny(route: string, reason: Reason, issuer?: string, answer: Denial = d
 }
 
 /**
- * Everything before verification, for a path already normalised (normalizePath, or badPath).
+ * Everything before verification, for a target already parsed and normalised (parseTarget, or badRequest).
  *
  * @example
- * const n = normalizePath(rawPath)
- * const next = n.ok ? begin(pipeline, method, n.path, query, headers, rawHeaders) : badPath(n.why)
+ * const t = parseTarget(request.url)
+ * const next = t.ok ? begin(pipeline, method, t.path, t.query, headers, rawHeaders) : badRequest(t.why)
  * if (next.kind === 'verify') decision = afterVerify(pipeline, next.route, await pipeline.verifier.verify(next.token))
  */
 export function begin(
@@ -76,10 +107,13 @@ export function begin(
   headers: Readonly<Record<string, string | string[] | undefined>>,
   rawHeaders: readonly string[],
 ): Next {
-  const route = p.routes.match(method, path)
+  const m = effectiveMethod(p, method, headers)
+  if (typeof m !== 'string') return badRequest(m.invalid)
+  const route = p.routes.match(m, path)
   if (route === undefined) return NO_ROUTE
   const fixed = p.policies.get(route)!.fixed
   if (route.auth === 'none') return fixed.anonymous
+  if (route.auth === 'deny') return fixed.denied
   const found = p.extractor.extract(headers, rawHeaders, query)
   if (found.kind === 'invalid') return deny(route.name, 'invalid_request', undefined, undefined, found.detail)
   if (found.kind === 'none') return route.auth === 'optional' ? fixed.anonymous : fixed.missingToken

@@ -1,18 +1,18 @@
 /**
  * Strip before you add. Every inbound header a client could use to impersonate a verified
- * identity is removed before anything else runs, on every route (auth: none included);
- * only then are the verified identity headers set on the upstream request.
+ * identity is removed before anything else runs, on every route (auth: none included, the
+ * websocket upgrade included); only then are the verified identity headers set on the
+ * upstream request.
+ *
+ * Names are compared as the app will read them, not as they were sent: CGI, FastCGI/PHP,
+ * WSGI, Rack and many servlet containers fold case and `_`/`-` (header-names.ts), so
+ * `X_Auth_Subject` is `X-Auth-Subject` to them and is stripped like it (issue #9 §1).
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { IdentityConfig } from '../config/types.ts'
+import { FRAMING, HOP_BY_HOP, foldHeaderName, headerNameMatcher } from '../http/header-names.ts'
 import { claimAt } from '../verify/claims.ts'
 import type { Claims } from '../verify/verifier.ts'
-
-/** RFC 9110 §7.6.1 (was RFC 7230 §6.1) hop-by-hop headers, plus the legacy Proxy-Connection. */
-export const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'te', 'trailer', 'transfer-encoding', 'upgrade',
-])
 
 /** An identity header not sent because its value was over `identity.maxValueBytes`. */
 export interface Dropped {
@@ -21,19 +21,42 @@ export interface Dropped {
 }
 
 /**
- * RFC 9110 §7.6.1: the names listed in `Connection` are hop-by-hop for this one connection.
- * Lower-cased; empty when there is no Connection header.
+ * Why an inbound header name was removed or refused; a closed set (a metric label):
+ * - `protected`: the name of an identity header, a strip pattern or a method override;
+ * - `alias`: a name with `_` that folds onto a protected name or one the sidecar owns;
+ * - `underscore`: any other name with `_` (identity.underscoreHeaders: drop | reject).
  */
-export function connectionNamed(headers: Readonly<Record<string, string | string[] | undefined>>): ReadonlySet<string> {
-  const c = headers.connection
-  if (c === undefined) return NO_NAMES
-  return new Set((Array.isArray(c) ? c.join(',') : c).split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== ''))
+export type HeaderNameKind = 'protected' | 'alias' | 'underscore'
+export const HEADER_NAME_KINDS: readonly HeaderNameKind[] = ['protected', 'alias', 'underscore']
+
+/** What stripInbound did; undefined when it did nothing (the common case allocates nothing). */
+export interface InboundStrip {
+  /** Set when `underscoreHeaders: reject` refuses the request: the first offending name. */
+  readonly rejected: { readonly name: string; readonly kind: HeaderNameKind } | undefined
+  /** Names removed (lower case, as received), with why. */
+  readonly dropped: readonly { readonly name: string; readonly kind: HeaderNameKind }[]
 }
-const NO_NAMES: ReadonlySet<string> = new Set()
+
+/**
+ * Headers some frameworks read as the method to act on (express's method-override,
+ * Symfony, Rails' Rack::MethodOverride): a `POST` would get past a method-scoped route as a
+ * `DELETE` (issue #9 §6). Stripped unless `requests.methodOverride: honor`.
+ */
+export const METHOD_OVERRIDE_HEADERS: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override']
+
+/** Headers the sidecar itself sets on the upstream request (proxy/server.ts forwardedHeaders). */
+const FORWARDING = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip']
+
+export interface HeaderPolicyOptions {
+  /** Lower-cased token source header names: never stripped, but their `_` aliases are (the app could read another token there). */
+  readonly tokenHeaders?: readonly string[]
+  /** Strip the method-override headers (default true). */
+  readonly stripMethodOverride?: boolean
+}
 
 export interface HeaderPolicy {
-  /** Deletes spoofable identity headers from the inbound request, in place. */
-  stripInbound(headers: IncomingHttpHeaders): void
+  /** Deletes spoofable identity headers and their aliases from the inbound request, in place. */
+  stripInbound(headers: IncomingHttpHeaders): InboundStrip | undefined
   /**
    * Sets the verified identity headers on an outbound header object (a copy). A value over
    * `identity.maxValueBytes` is not set; the dropped ones are returned (for a log line), and
@@ -44,37 +67,46 @@ export interface HeaderPolicy {
   readonly identityNames: readonly string[]
 }
 
-function patternToRegExpSource(p: string): string {
-  return p.toLowerCase().split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')
-}
-
 /**
  * @example
- * const h = createHeaderPolicy(config.identity)
- * h.stripInbound(req.headers)            // X-Auth-* gone
+ * const h = createHeaderPolicy(config.identity, { tokenHeaders: ['authorization'] })
+ * h.stripInbound(req.headers)            // X-Auth-*, x_auth_subject gone
  * h.setIdentity(outHeaders, verified)    // x-auth-subject: <sub>
  */
-export function createHeaderPolicy(identity: IdentityConfig): HeaderPolicy {
+export function createHeaderPolicy(identity: IdentityConfig, options: HeaderPolicyOptions = {}): HeaderPolicy {
   // A dotted claim name is a path into nested claims (realm_access.roles), own properties only.
   const mapping = Object.entries(identity.headers).map(([header, claim]) => ({ name: header.toLowerCase(), path: claim.split('.') }))
   const claimsHeader = identity.claimsHeader?.toLowerCase()
   const identityNames = [...mapping.map((m) => m.name), ...(claimsHeader === undefined ? [] : [claimsHeader])]
-  const { arrays, maxValueBytes } = identity
-  const exact = new Set<string>(identityNames)
-  const patterns: string[] = []
-  for (const s of identity.strip) {
-    if (s.includes('*')) patterns.push(patternToRegExpSource(s))
-    else exact.add(s.toLowerCase())
-  }
-  const re = patterns.length > 0 ? new RegExp(`^(?:${patterns.join('|')})$`) : undefined
+  const { arrays, maxValueBytes, underscoreHeaders } = identity
+  const protectedNames = [...identityNames, ...(options.stripMethodOverride === false ? [] : METHOD_OVERRIDE_HEADERS)]
+  // Removed whenever a client sends them, whatever their spelling.
+  const isProtected = headerNameMatcher(protectedNames, identity.strip)
+  // A `_` spelling of these is never the real header: it can only be read as one by an app
+  // that folds names (a second token, a forged X-Forwarded-For, a second Transfer-Encoding).
+  const owned = new Set([...(options.tokenHeaders ?? []), ...FORWARDING, ...HOP_BY_HOP, ...FRAMING].map(foldHeaderName))
 
   return {
     identityNames,
     stripInbound(headers) {
-      // Node lower-cases header names, so exact lookups need no case folding here.
+      let dropped: { name: string; kind: HeaderNameKind }[] | undefined
       for (const name in headers) {
-        if (exact.has(name) || (re !== undefined && re.test(name))) delete headers[name]
+        // Node lower-cases names; only a name with `_` needs folding (the common case does not).
+        const underscore = name.includes('_')
+        const folded = underscore ? name.replaceAll('_', '-') : name
+        let kind: HeaderNameKind
+        if (!underscore) {
+          if (!isProtected(name)) continue
+          kind = 'protected'
+        } else {
+          kind = isProtected(folded) || owned.has(folded) ? 'alias' : 'underscore'
+          if (underscoreHeaders === 'reject') return { rejected: { name, kind }, dropped: dropped ?? [] }
+          if (underscoreHeaders === 'allow' && kind === 'underscore') continue
+        }
+        delete headers[name]
+        ;(dropped ??= []).push({ name, kind })
       }
+      return dropped === undefined ? undefined : { rejected: undefined, dropped }
     },
     setIdentity(out, claims) {
       let dropped: Dropped[] | undefined

@@ -59,7 +59,7 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, now?: () =
     config,
     routes: createRouteMatcher(config.routes),
     extractor: createTokenExtractor(config.tokens.from),
-    headers: createHeaderPolicy(config.identity),
+    headers: createHeaderPolicy(config.identity, { tokenHeaders, stripMethodOverride: config.requests.methodOverride === 'strip' }),
     verifier: createVerifier(
       { issuers: config.issuers, clockSkew: config.tokens.clockSkew, maxBytes: config.tokens.maxBytes },
       now === undefined ? { keys } : { keys, now },

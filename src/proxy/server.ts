@@ -17,10 +17,11 @@ import type { RateLimitedLog } from '../observe/events.ts'
 import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
-import { normalizePath } from '../policy/normalize.ts'
-import { NO_ROUTE, afterVerify, badPath, begin } from './decide.ts'
+import { parseTarget } from '../policy/normalize.ts'
+import { HOP_BY_HOP, connectionNamed } from '../http/header-names.ts'
+import { NO_ROUTE, afterVerify, badRequest, begin } from './decide.ts'
 import type { Decision } from './decide.ts'
-import { HOP_BY_HOP, connectionNamed } from './headers.ts'
+import type { InboundStrip } from './headers.ts'
 import { denial } from './respond.ts'
 import type { Pipeline } from './pipeline.ts'
 
@@ -80,6 +81,23 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     return503OnClosing: true,
     // Defaults made explicit: we never trust client X-Forwarded-* for our own decisions.
     trustProxy: false,
+    // The whole request, headers and body, must arrive within requests.timeout, or 408 (a body
+    // trickled a byte at a time would otherwise hold its connection for as long as it likes).
+    requestTimeout: config.requests.timeout,
+    http: {
+      // Node checks the deadline every connectionsCheckingInterval (default 30 s): check often
+      // enough that the timeout means what it says.
+      connectionsCheckingInterval: Math.min(5_000, Math.max(100, Math.floor(config.requests.timeout / 10))),
+      headersTimeout: Math.min(60_000, config.requests.timeout),
+    },
+  })
+  // RFC 9110 §10.1.1: with a `checkContinue` listener Node does not answer `Expect:
+  // 100-continue` by itself; the request goes down the normal path and `apply` sends the 100
+  // once the request is admitted (and never to a refused one: its body is never sent).
+  const expectingContinue = new WeakSet<object>()
+  app.server.on('checkContinue', (req, res) => {
+    expectingContinue.add(req)
+    app.server.emit('request', req, res)
   })
   app.decorateRequest('auth', null)
   app.decorateRequest('pipeline', null)
@@ -91,6 +109,9 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       request.auth = { route: d.route, outcome: d.outcome, reason: 'none', issuer: d.issuer, claims: d.claims }
       // A hijacked websocket never reaches onResponse: count it when it is admitted.
       if (request.headers.upgrade !== undefined) record(request, 101)
+      // RFC 9110 §10.1.1: the client waits for 100 Continue before sending the body; it gets
+      // it only now, once admitted, so a refused upload is never sent at all.
+      if (expectingContinue.has(request.raw)) reply.raw.writeContinue()
       done()
       return
     }
@@ -127,6 +148,16 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
 
   const internalError = (route: string): Decision => ({ kind: 'deny', route, reason: 'internal_error', issuer: undefined, answer: denial('internal_error'), detail: undefined })
 
+  /** Names only, never values, at a bounded rate; every removal counted. */
+  function reportStrip(request: FastifyRequest, strip: InboundStrip): void {
+    const action = strip.rejected === undefined ? 'dropped' : 'rejected'
+    const list = strip.rejected === undefined ? strip.dropped : [strip.rejected]
+    for (const { kind } of list) metrics.headerName(kind, action)
+    // A header name is client text: bounded in count and length (pino escapes it).
+    const names = list.slice(0, 10).map(({ name }) => (name.length > 64 ? `${name.slice(0, 64)}…` : name))
+    deps.events.log('info', `request.header_${action}`, { event: `request.header_${action}`, reqId: request.id, names, kinds: [...new Set(list.map((d) => d.kind))] }, `inbound header ${action}`)
+  }
+
   // Strip → decide (decide.ts) → verify → authorize. Callback style: the common path allocates no promise.
   app.addHook('onRequest', (request, reply, done) => {
     metrics.inflight(1)
@@ -135,15 +166,15 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     request.pipeline = p
     try {
       // Strip before anything else, on every route (auth: none included).
-      p.headers.stripInbound(request.headers)
-      const url = request.url
-      const q = url.indexOf('?')
-      const rawPath = q < 0 ? url : url.slice(0, q)
-      const query = q < 0 ? undefined : url.slice(q + 1)
-      const normalized = normalizePath(rawPath)
-      if (!normalized.ok) return apply(request, reply, badPath(normalized.why), done)
-      const next = begin(p, request.method, normalized.path, query, request.headers, request.raw.rawHeaders)
-      if (next !== NO_ROUTE) rewriteTarget(request, p, rawPath, normalized.path, query)
+      const strip = p.headers.stripInbound(request.headers)
+      if (strip !== undefined) {
+        reportStrip(request, strip)
+        if (strip.rejected !== undefined) return apply(request, reply, badRequest(`header name with "_" refused (identity.underscoreHeaders: reject)`), done)
+      }
+      const target = parseTarget(request.url)
+      if (!target.ok) return apply(request, reply, badRequest(target.why), done)
+      const next = begin(p, request.method, target.path, target.query, request.headers, request.raw.rawHeaders)
+      if (next !== NO_ROUTE) rewriteTarget(request, p, target.rawPath, target.path, target.query)
       if (next.kind !== 'verify') return apply(request, reply, next, done)
       const started = performance.now()
       const result = p.verifier.verify(next.token)
@@ -248,11 +279,24 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     disableRequestLogging: true,
     replyOptions: {
       timeout: config.upstream.timeout,
+      // RFC 9110 §7.6.1 applies to responses too: the upstream's Connection, Keep-Alive and the
+      // names its Connection lists describe the upstream connection, not the client's. Passed
+      // on, `connection: keep-alive` overrode the client's own `Connection: close` (Node keeps
+      // a connection alive when the response says so) and reached HTTP/1.0 clients.
+      rewriteHeaders(headers) {
+        const out = headers as Record<string, string | string[] | undefined>
+        const named = connectionNamed(out)
+        for (const h of HOP_BY_HOP) delete out[h]
+        for (const h of named) delete out[h]
+        return out
+      },
       rewriteRequestHeaders(request, headers) {
         const out = headers as Record<string, string | string[] | undefined>
         // reply-from already dropped Connection and the headers it names; drop the rest of
         // the hop-by-hop set (RFC 9110 §7.6.1) so nothing meant for us reaches the app.
         for (const h of HOP_BY_HOP) delete out[h]
+        // Expect is ours: the client got its 100 Continue from us (apply); undici refuses the header.
+        delete out.expect
         forwardedHeaders(request, out)
         identityHeaders(request, out)
         return out

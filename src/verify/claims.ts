@@ -31,6 +31,31 @@ export function claimAt(payload: Payload, path: readonly string[]): unknown {
 }
 
 const isNumericDate = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+
+/**
+ * RFC 7519 §4.1 (and §2 for StringOrURI and NumericDate): the JSON type of each registered
+ * claim. A token whose `sub` is `12345` or `{"id":"admin"}` is malformed: forwarded, it would
+ * become `X-Auth-Subject: {"id":"admin"}` (issue #9 §2). `null` counts as absent, as
+ * everywhere else (requiredClaims, identity headers).
+ */
+const REGISTERED_CLAIM_TYPES: readonly (readonly [string, string, (v: unknown) => boolean])[] = [
+  ['iss', 'a string', (v) => typeof v === 'string'],
+  ['sub', 'a string', (v) => typeof v === 'string'],
+  ['aud', 'a string or an array of strings', (v) => typeof v === 'string' || (Array.isArray(v) && v.every((a) => typeof a === 'string'))],
+  ['exp', 'a NumericDate', isNumericDate],
+  ['nbf', 'a NumericDate', isNumericDate],
+  ['iat', 'a NumericDate', isNumericDate],
+  ['jti', 'a string', (v) => typeof v === 'string'],
+]
+
+/** The first registered claim with the wrong JSON type, with what it should be; undefined when all fit. */
+export function wrongClaimType(payload: Payload): { readonly claim: string; readonly expected: string } | undefined {
+  for (const [claim, expected, fits] of REGISTERED_CLAIM_TYPES) {
+    const v = payload[claim]
+    if (v !== undefined && v !== null && Object.hasOwn(payload, claim) && !fits(v)) return { claim, expected }
+  }
+  return undefined
+}
 const iso = (s: number): string => (Number.isFinite(s) && Math.abs(s) < 8.64e12 ? new Date(s * 1000).toISOString() : String(s))
 const show = (v: unknown): string => (v === undefined ? 'absent' : JSON.stringify(v).slice(0, 80))
 
@@ -46,12 +71,23 @@ export function createClaimRules(issuer: IssuerConfig, clockSkewMs: number): rea
   const maxLifetime = issuer.maxLifetime === undefined ? undefined : issuer.maxLifetime / 1000
   const rules: ClaimRule[] = [
     {
+      name: 'types',
+      // First: every later rule may then rely on the types.
+      check: (p) => (wrongClaimType(p) === undefined ? undefined : 'bad_claim_type'),
+      explain(p) {
+        const wrong = wrongClaimType(p)
+        return wrong === undefined
+          ? 'registered claims have their RFC 7519 types (iss, sub, jti strings; aud a string or strings; exp, nbf, iat NumericDates)'
+          : `${wrong.claim} ${show(p[wrong.claim])} must be ${wrong.expected} (RFC 7519 §4.1)`
+      },
+    },
+    {
       name: 'exp',
       // exp is always required: a token that never expires cannot be revoked by time.
       check(p, now) {
         const exp = p.exp
-        if (exp === undefined) return 'missing_claim'
-        if (!isNumericDate(exp)) return 'malformed'
+        if (exp === undefined || exp === null) return 'missing_claim'
+        if (!isNumericDate(exp)) return 'bad_claim_type'
         // RFC 7519 §4.1.4: the current time must be before exp; skew widens the window.
         return now >= exp + skew ? 'expired' : undefined
       },
@@ -61,8 +97,8 @@ export function createClaimRules(issuer: IssuerConfig, clockSkewMs: number): rea
       name: 'nbf',
       check(p, now) {
         const nbf = p.nbf
-        if (nbf === undefined) return undefined
-        if (!isNumericDate(nbf)) return 'malformed'
+        if (nbf === undefined || nbf === null) return undefined
+        if (!isNumericDate(nbf)) return 'bad_claim_type'
         return now + skew < nbf ? 'not_yet_valid' : undefined
       },
       explain: (p, now) => (p.nbf === undefined ? 'nbf absent' : `nbf ${show(p.nbf)} must be at most now ${Math.floor(now)} plus skew ${skew}s`),
@@ -72,8 +108,8 @@ export function createClaimRules(issuer: IssuerConfig, clockSkewMs: number): rea
       // A token issued in the future means a clock is wrong, here or at the issuer.
       check(p, now) {
         const iat = p.iat
-        if (iat === undefined) return undefined
-        if (!isNumericDate(iat)) return 'malformed'
+        if (iat === undefined || iat === null) return undefined
+        if (!isNumericDate(iat)) return 'bad_claim_type'
         return iat > now + skew ? 'issued_in_future' : undefined
       },
       explain: (p, now) => (p.iat === undefined ? 'iat absent' : `iat ${show(p.iat)} must be at most now ${Math.floor(now)} plus skew ${skew}s`),

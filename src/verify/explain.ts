@@ -16,7 +16,7 @@ import { SUPPORTED_ALGORITHMS } from '../config/types.ts'
 import type { Algorithm, IssuerConfig, RouteConfig, SidecarConfig, TokenSource } from '../config/types.ts'
 import type { KeyResult, KeyStore } from '../keys/types.ts'
 import { createRouteAuthorizer } from '../policy/authorize.ts'
-import { normalizePath } from '../policy/normalize.ts'
+import { parseTarget } from '../policy/normalize.ts'
 import { createRouteMatcher } from '../policy/routes.ts'
 import { createClaimRules, typMatches } from './claims.ts'
 import { createTokenExtractor } from './extract.ts'
@@ -25,7 +25,7 @@ import type { Reason } from './reasons.ts'
 import { verifySignature } from './signature.ts'
 import { parseCompactJws, splitCompactJws } from './token.ts'
 import type { JoseHeader } from './token.ts'
-import { afterVerify, badPath, begin } from '../proxy/decide.ts'
+import { afterVerify, badRequest, begin } from '../proxy/decide.ts'
 import { createPipeline } from '../proxy/pipeline.ts'
 import type { Pipeline } from '../proxy/pipeline.ts'
 
@@ -97,7 +97,7 @@ function routeLine(r: RouteConfig): string {
   return `${r.name} (path ${r.path}): auth ${r.auth}, methods ${r.methods.length === 0 ? 'any' : r.methods.join(',')}, issuers ${r.issuers.length === 0 ? 'any' : r.issuers.join(',')}, require ${req.length === 0 ? 'nothing' : req.join('; ')}`
 }
 
-/** `/a?b` → `/a`: the query string never takes part in matching (proxy/server.ts does the same). */
+/** `/a?b` → `/a`: the query string never takes part in matching (policy/normalize.ts parseTarget). */
 function pathOnly(target: string): string {
   const q = target.indexOf('?')
   return q < 0 ? target : target.slice(0, q)
@@ -134,7 +134,8 @@ export function issuerForToken(config: SidecarConfig, token: string): IssuerConf
 /** The request the proxy would see: the token placed where the first configured source reads it. */
 interface RequestFacts {
   readonly method: string
-  readonly rawPath: string
+  /** The request target as given (path and query, the token query parameter not yet added). */
+  readonly target: string
   readonly query: string | undefined
   readonly headers: Readonly<Record<string, string>>
   readonly rawHeaders: readonly string[]
@@ -142,7 +143,6 @@ interface RequestFacts {
 
 function factsFor(config: SidecarConfig, input: ExplainInput): RequestFacts {
   const q = input.path.indexOf('?')
-  const rawPath = q < 0 ? input.path : input.path.slice(0, q)
   let query = q < 0 ? undefined : input.path.slice(q + 1)
   const headers: Record<string, string> = {}
   const source = config.tokens.from[0]
@@ -151,14 +151,14 @@ function factsFor(config: SidecarConfig, input: ExplainInput): RequestFacts {
     else if (source.kind === 'cookie') headers.cookie = `${source.cookie}=${input.token}`
     else query = `${query === undefined ? '' : `${query}&`}${source.query}=${encodeURIComponent(input.token)}`
   }
-  return { method: input.method, rawPath, query, headers, rawHeaders: Object.entries(headers).flat() }
+  return { method: input.method, target: input.path, query, headers, rawHeaders: Object.entries(headers).flat() }
 }
 
 /** The sidecar's decision for this request: proxy/decide.ts, exactly as the proxy's onRequest hook runs it. */
 async function decide(pipeline: Pipeline, f: RequestFacts): Promise<Outcome> {
   try {
-    const normalized = normalizePath(f.rawPath)
-    const next = normalized.ok ? begin(pipeline, f.method, normalized.path, f.query, f.headers, f.rawHeaders) : badPath(normalized.why)
+    const t = parseTarget(f.target)
+    const next = t.ok ? begin(pipeline, f.method, t.path, f.query, f.headers, f.rawHeaders) : badRequest(t.why)
     const d = next.kind === 'verify' ? afterVerify(pipeline, next.route, await pipeline.verifier.verify(next.token)) : next
     return d.kind === 'admit' ? FORWARDED : denied(d.reason)
   } catch {
@@ -192,13 +192,14 @@ export async function explainRequest(config: SidecarConfig, keys: KeyStore, inpu
   const derived = await (async (): Promise<Outcome> => {
     // path: the proxy matches, and forwards, the normalised path (policy/normalize.ts).
     const raw = pathOnly(input.path)
-    const normalized = normalizePath(raw)
+    const normalized = parseTarget(input.path)
     const target = `${printable(input.method, 40)} ${printable(raw)}`
     if (!normalized.ok) return stop('path', 'invalid_request', `${target} refused: ${normalized.why}`)
     add('path', true, `${target} → ${printable(normalized.path)}${raw === normalized.path ? ' (already normal)' : ' (normalised)'}${raw === input.path ? '' : '; the query string takes no part'}`)
 
     const route = routes.match(input.method, normalized.path)
     if (route === undefined) return stop('route', 'no_route', `no route rule matches ${printable(input.method, 40)} ${printable(normalized.path)} (first match wins, no match is denied)`)
+    if (route.auth === 'deny') return stop('route', 'route_denied', `${routeLine(route)}: closed for what it matches`)
     add('route', true, routeLine(route))
     if (route.auth === 'none') {
       add('source', undefined, `not read: route ${route.name} has auth none, the request is forwarded without verification`)
@@ -227,7 +228,8 @@ export async function explainRequest(config: SidecarConfig, keys: KeyStore, inpu
 
     // issuer by exact iss (RFC 7519 §4.1.1 is case-sensitive).
     const iss = payload.iss
-    if (typeof iss !== 'string') return stop('issuer', 'unknown_issuer', `"iss" is ${iss === undefined ? 'missing' : 'not a string'}`)
+    if (iss === undefined || iss === null) return stop('issuer', 'unknown_issuer', '"iss" is missing')
+    if (typeof iss !== 'string') return stop('issuer', 'bad_claim_type', `"iss" is ${show(iss, 40)}, not a string (RFC 7519 §4.1.1 StringOrURI)`)
     const issuer = config.issuers.find((i) => i.issuer === iss)
     if (issuer === undefined) return stop('issuer', 'unknown_issuer', `iss ${show(iss)} matches no configured issuer (${config.issuers.map((i) => `${i.name}: ${i.issuer}`).join(', ')})`)
     add('issuer', true, `iss ${show(iss)} → ${issuer.name}`)

@@ -3,8 +3,14 @@
  * or a query parameter (RFC 6750 §2.1–2.3). Ambiguity is an error, never a guess: the same
  * header sent twice, or two different tokens in two places, is `invalid_request`, because a
  * proxy and the app behind it could each pick a different one.
+ *
+ * The credential must be exactly an RFC 6750 §2.1 b64token in every source: `auth-scheme
+ * 1*SP b64token`, optional whitespace only SP and HTAB (RFC 9110 §5.6.3). Anything else —
+ * a 0xA0 byte after the token, a space inside it — is `invalid_request` (400): the request
+ * is malformed, and an app that reads the header itself could read it differently.
  */
 import type { TokenSource } from '../config/types.ts'
+import { isB64Token, trimOws } from '../http/grammar.ts'
 
 export type ExtractResult =
   | { readonly kind: 'token'; readonly token: string; readonly source: TokenSource }
@@ -62,8 +68,10 @@ function reader(source: TokenSource): Reader {
         // count the raw occurrences so a repeated header is never silently resolved.
         if (Array.isArray(value) || occurrences(rawHeaders, name) > 1) return { invalid: `header ${source.header} is repeated` }
         if (value.length < prefix.length || value.slice(0, prefix.length).toLowerCase() !== prefix) return undefined
-        const token = value.slice(prefix.length).trim()
-        return token.length === 0 ? { invalid: `header ${source.header} has an empty token` } : token
+        // RFC 9110 §11.4: `auth-scheme 1*SP token68`: more spaces after the scheme are allowed.
+        let start = prefix.length
+        while (value.charCodeAt(start) === 0x20) start++
+        return credential(trimOws(value.slice(start)), `header ${source.header}`)
       }
     }
     case 'cookie': {
@@ -85,7 +93,13 @@ function single(values: readonly string[] | { readonly invalid: string }, what: 
   if (!isList(values)) return values
   if (values.length === 0) return undefined
   if (values.some((v) => v !== values[0])) return { invalid: `${what} carries different values` }
-  return values[0] === '' ? { invalid: `${what} is empty` } : values[0]
+  return credential(values[0]!, what)
+}
+
+/** The token, or why it is not one: empty, or bytes outside the b64token grammar. */
+function credential(token: string, what: string): Found {
+  if (token === '') return { invalid: `${what} has an empty token` }
+  return isB64Token(token) ? token : { invalid: `${what}: the token has characters outside RFC 6750 b64token` }
 }
 
 function isList(v: readonly string[] | { readonly invalid: string }): v is readonly string[] {
@@ -106,8 +120,9 @@ export function cookieValues(header: string, name: string): string[] {
   const out: string[] = []
   for (const part of header.split(';')) {
     const eq = part.indexOf('=')
-    if (eq < 0 || part.slice(0, eq).trim() !== name) continue
-    let v = part.slice(eq + 1).trim()
+    // RFC 6265 §5.2: only SP/HTAB around names and values (trim() would also eat U+00A0).
+    if (eq < 0 || trimOws(part.slice(0, eq)) !== name) continue
+    let v = trimOws(part.slice(eq + 1))
     if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1)
     out.push(v)
   }
@@ -141,9 +156,9 @@ export function withoutQueryParams(query: string, names: ReadonlySet<string>): s
 
 /** The Cookie header without the cookies `names`; undefined if nothing is left. */
 export function withoutCookies(header: string, names: ReadonlySet<string>): string | undefined {
-  const kept = header.split(';').map((p) => p.trim()).filter((part) => {
+  const kept = header.split(';').map(trimOws).filter((part) => {
     const eq = part.indexOf('=')
-    return part !== '' && !names.has((eq < 0 ? part : part.slice(0, eq)).trim())
+    return part !== '' && !names.has(trimOws(eq < 0 ? part : part.slice(0, eq)))
   })
   return kept.length === 0 ? undefined : kept.join('; ')
 }

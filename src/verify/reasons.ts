@@ -16,7 +16,10 @@ export const REASONS = {
   expired: { status: 401, error: 'invalid_token', description: 'the token has expired' },
   not_yet_valid: { status: 401, error: 'invalid_token', description: 'the token is not valid yet' },
   bad_audience: { status: 401, error: 'invalid_token', description: 'the token is not meant for this audience' },
-  missing_claim: { status: 401, error: 'invalid_token', description: 'a required claim is missing or has the wrong type' },
+  missing_claim: { status: 401, error: 'invalid_token', description: 'a required claim is missing' },
+  // RFC 7519 §4.1: iss/sub StringOrURI, aud a string or an array of strings, exp/nbf/iat
+  // NumericDate, jti a string. `"sub": {"id": "admin"}` is a malformed token, not an identity.
+  bad_claim_type: { status: 401, error: 'invalid_token', description: 'a registered claim (iss, sub, aud, exp, nbf, iat, jti) has the wrong JSON type' },
   lifetime_exceeded: { status: 401, error: 'invalid_token', description: 'exp - iat is longer than the issuer allows (maxLifetime)' },
   issued_in_future: { status: 401, error: 'invalid_token', description: 'iat is later than now plus the clock skew' },
   bad_type: { status: 401, error: 'invalid_token', description: 'the typ header is not the one this issuer requires' },
@@ -28,6 +31,8 @@ export const REASONS = {
   invalid_request: { status: 400, error: 'invalid_request', description: 'the request carries its credentials ambiguously' },
   // Authorization, not authentication: no route rule admits the request.
   no_route: { status: 403, error: 'access_denied', description: 'no route rule admits this request' },
+  // A route with `auth: deny` matched: closed on purpose, whatever the token.
+  route_denied: { status: 403, error: 'access_denied', description: 'a route rule with auth: deny matches this request' },
   // The sidecar's own fault, not the client's: 503 with Retry-After (RFC 9110 §15.6.4).
   keys_unavailable: { status: 503, error: 'temporarily_unavailable', description: 'the issuer keys are not available' },
   internal_error: { status: 500, error: 'server_error', description: 'internal error' },

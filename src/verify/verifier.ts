@@ -100,7 +100,9 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
       if (!parsed.ok) return fail(parsed.reason, undefined, parsed.detail)
       const token = parsed.token
       const iss = token.payload.iss
-      if (typeof iss !== 'string') return fail('unknown_issuer', undefined, '"iss" is missing or not a string')
+      if (iss === undefined || iss === null) return fail('unknown_issuer', undefined, '"iss" is missing')
+      // RFC 7519 §4.1.1: StringOrURI. Any other type is a malformed token, not an unknown issuer.
+      if (typeof iss !== 'string') return fail('bad_claim_type', undefined, '"iss" is not a string')
       // Exact match (RFC 7519 §4.1.1 is case-sensitive); an unknown iss never causes a fetch.
       const entry = byIss.get(iss)
       if (entry === undefined) return fail('unknown_issuer', undefined, 'iss matches no configured issuer')

@@ -48,7 +48,7 @@ void describe('parseConfig: a valid file', () => {
     const expected: SidecarConfig = {
       source: 'minimal.yaml',
       listen: { host: '0.0.0.0', port: 8080 },
-      upstream: { url: 'http://127.0.0.1:3000', timeout: 30_000, xForwarded: 'append' },
+      upstream: { url: 'http://127.0.0.1:3000', timeout: 30_000, xForwarded: 'append', drainsBodies: false },
       admin: { listen: { host: '0.0.0.0', port: 9901 }, maxEventLoopDelay: 2000 },
       shutdown: { delay: 5000, timeout: 25_000 },
       issuers: [
@@ -72,9 +72,11 @@ void describe('parseConfig: a valid file', () => {
         },
       ],
       tokens: { from: [{ kind: 'header', header: 'Authorization', prefix: 'Bearer ' }], clockSkew: 60_000, maxBytes: 8192 },
-      identity: { headers: {}, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined },
-      routes: [{ name: 'default', path: '/**', methods: [], auth: 'required', issuers: [], require: { scopes: [], claims: {} } }],
+      identity: { headers: {}, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, underscoreHeaders: 'drop' },
+      requests: { methodOverride: 'strip', timeout: 60_000 },
+      routes: [{ name: 'default', path: '/**', methods: [], auth: 'required', caseSensitive: false, issuers: [], require: { scopes: [], claims: {} } }],
       log: { level: 'info', access: true },
+      warnings: [],
     }
     assert.deepEqual(config, expected)
   })
@@ -140,7 +142,7 @@ log:
 `
     const config = parseConfig(text, '/etc/jwt-sidecar/full.yaml', {})
     assert.deepEqual(config.listen, { host: '::1', port: 8443 })
-    assert.deepEqual(config.upstream, { url: 'https://app.internal:8443/base', timeout: 90_000, xForwarded: 'replace' })
+    assert.deepEqual(config.upstream, { url: 'https://app.internal:8443/base', timeout: 90_000, xForwarded: 'replace', drainsBodies: false })
     assert.deepEqual(config.admin, { listen: { host: '127.0.0.1', port: 0 }, maxEventLoopDelay: 2000 })
     assert.deepEqual(config.issuers[0], {
       name: 'corp',
@@ -179,11 +181,12 @@ log:
       arrays: 'join',
       maxValueBytes: 4096,
       claimsHeader: undefined,
+      underscoreHeaders: 'drop',
     })
     const open = { issuers: [], require: { scopes: [], claims: {} } }
     assert.deepEqual(config.routes, [
-      { name: 'health', path: '/healthz', methods: ['GET', 'HEAD'], auth: 'none', ...open },
-      { name: 'default', path: '/**', methods: [], auth: 'optional', ...open },
+      { name: 'health', path: '/healthz', methods: ['GET', 'HEAD'], auth: 'none', caseSensitive: true, ...open },
+      { name: 'default', path: '/**', methods: [], auth: 'optional', caseSensitive: true, ...open },
     ])
     assert.deepEqual(config.log, { level: 'debug', access: false })
   })
@@ -220,7 +223,7 @@ routes:
 `
     // x-defaults is not a setting: the schema rejects it like any unknown key (line 3).
     assert.deepEqual(lines(text), [
-      'test.yaml:3 x-defaults: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, routes, log)',
+      'test.yaml:3 x-defaults: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log)',
     ])
     const anchored = `upstream:
   url: http://127.0.0.1:3000
@@ -382,7 +385,7 @@ routes:
       { kind: 'cookie', cookie: 'session_jwt' },
       { kind: 'query', query: 'access_token' },
     ])
-    assert.deepEqual(c.routes[0], { name: 'admin', path: '/admin/**', methods: [], auth: 'required', issuers: ['corp'], require: { scopes: ['admin'], claims: { 'realm_access.roles': ['admin'], email_verified: [true] } } })
+    assert.deepEqual(c.routes[0], { name: 'admin', path: '/admin/**', methods: [], auth: 'required', caseSensitive: false, issuers: ['corp'], require: { scopes: ['admin'], claims: { 'realm_access.roles': ['admin'], email_verified: [true] } } })
     assert.equal(c.identity.arrays, 'json')
     assert.equal(c.identity.maxValueBytes, 1024)
     assert.equal(c.identity.claimsHeader, 'X-Auth-Claims')
@@ -416,7 +419,7 @@ routes:
 
   void it('rejects an empty file as a whole', () => {
     assert.deepEqual(lines(''), [
-      'test.yaml (root): expected a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, routes, log)',
+      'test.yaml (root): expected a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log)',
     ])
   })
 
@@ -457,7 +460,7 @@ log:
       'test.yaml:4 upstream.timeout: expected a duration like 30s, 10m or 24h (a bare number has no unit; units are mandatory to avoid confusing milliseconds and seconds: write 30s or 30ms)',
       'test.yaml:6 issuers[0].name: expected a name of lower-case letters, digits, _ and - (like corp)',
       'test.yaml:11 issuers[0].fetch.maxBytes: expected a size like 512KiB or 1MiB (remove the space: write 1MiB)',
-      'test.yaml:15 routes[0].auth: expected one of required, optional, none',
+      'test.yaml:15 routes[0].auth: expected one of required, optional, none, deny',
       'test.yaml:17 log.level: expected one of fatal, error, warn, info, debug, trace, silent',
     ])
   })
@@ -654,7 +657,7 @@ void describe('parseConfig: ${VAR} interpolation', () => {
 
   void it('never interpolates keys', () => {
     assert.deepEqual(lines(`${MINIMAL}\${X}: 1\n`, { X: 'log' }), [
-      'test.yaml:11 ["${X}"]: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, routes, log)',
+      'test.yaml:11 ["${X}"]: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log)',
     ])
   })
 

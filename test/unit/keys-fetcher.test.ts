@@ -10,8 +10,9 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, buildConnector } from 'undici'
-import { createJsonFetcher, isLoopbackHost, JwksFetchError, MAX_REDIRECTS } from '../../src/keys/fetcher.ts'
+import { createJsonFetcher, JwksFetchError, MAX_REDIRECTS } from '../../src/keys/fetcher.ts'
 import type { FetchErrorCode, FetchOutcome, JsonFetcherOptions } from '../../src/keys/fetcher.ts'
+import { MAX_JSON_DEPTH } from '../../src/keys/json-bounds.ts'
 import { startHttpServer, startTestIssuer } from '../helpers/issuer.ts'
 
 const OPTS: JsonFetcherOptions = {
@@ -371,15 +372,6 @@ void describe('createJsonFetcher: transport security', () => {
     assert.equal(idp.lastRequest()!.headers['host'], 'jwks.example.invalid')
   })
 
-  void it('knows which hosts are loopback', () => {
-    for (const host of ['localhost', '127.0.0.1', '127.255.0.9', '[::1]', new URL('http://127.1/').hostname, new URL('http://[0:0:0:0:0:0:0:1]/').hostname]) {
-      assert.equal(isLoopbackHost(host), true, host)
-    }
-    for (const host of ['128.0.0.1', '0.0.0.0', 'localhost.evil.example', '127.0.0.1.nip.io', '[::]', '10.0.0.1', 'example.com']) {
-      assert.equal(isLoopbackHost(host), false, host)
-    }
-  })
-
   void it('fails with config on a URL it cannot or will not fetch', async () => {
     const fetchJson = createJsonFetcher(OPTS)
     await assert.rejects(fetchJson('not a url'), isFetchError('config', /not an absolute URL/))
@@ -519,5 +511,51 @@ void describe('createJsonFetcher: request headers and the bearer token', () => {
       assert.ok(!`${(err as Error).message} ${String((err as Error).cause)}`.includes('s3cr3t'))
       return true
     })
+  })
+})
+
+void describe('createJsonFetcher: nesting depth (issue #9 §8)', () => {
+  /** A server whose /jwks answers 200 with `body()` (read per request). */
+  async function serving(t: TestContext, body: () => string): Promise<string> {
+    const srv = await startHttpServer((_req, res) => {
+      const text = body()
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text)
+    })
+    t.after(() => srv.close())
+    return `${srv.url}/jwks`
+  }
+  const nested = (depth: number): string => `${'['.repeat(depth)}${']'.repeat(depth)}`
+
+  void it('refuses a 400,000-deep body with too_deep before JSON.parse, within the default 1 MiB maxBytes', async (t) => {
+    const deep = `{"keys":${nested(400_000)}}`
+    assert.ok(Buffer.byteLength(deep) < 1024 * 1024, 'the byte cap alone would let it through')
+    const url = await serving(t, () => deep)
+    await assert.rejects(createJsonFetcher({ ...OPTS, maxBytes: 1024 * 1024 })(url), (err) => {
+      isFetchError('too_deep', new RegExp(`^response nests deeper than ${MAX_JSON_DEPTH} levels \\(at character ${8 + MAX_JSON_DEPTH - 1}\\): not a key document$`))(err)
+      // invalid_json carries JSON.parse's SyntaxError as its cause; this refusal never parsed.
+      assert.equal((err as JwksFetchError).cause, undefined)
+      return true
+    })
+  })
+
+  void it(`accepts a body exactly ${MAX_JSON_DEPTH} deep and refuses ${MAX_JSON_DEPTH + 1}; brackets inside strings do not count`, async (t) => {
+    let body = ''
+    const url = await serving(t, () => body)
+    const fetchJson = createJsonFetcher(OPTS)
+
+    body = `{"keys":${nested(MAX_JSON_DEPTH - 1)}}`
+    const ok = await fetchJson(url)
+    assertOk(ok)
+    assert.deepEqual(ok.body, JSON.parse(body))
+
+    body = `{"keys":${nested(MAX_JSON_DEPTH)}}`
+    await assert.rejects(fetchJson(url), isFetchError('too_deep'))
+
+    // A JWKS whose strings are full of brackets and escaped quotes is an ordinary depth-3 document.
+    const doc = { keys: [{ kty: 'EC', kid: `"${'['.repeat(500)}\\"${'{'.repeat(500)}`, x5c: ['[[[[', '\\'] }] }
+    body = JSON.stringify(doc)
+    const strings = await fetchJson(url)
+    assertOk(strings)
+    assert.deepEqual(strings.body, doc)
   })
 })

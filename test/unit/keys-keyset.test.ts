@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import type { JsonWebKey } from 'node:crypto'
 import { calculateJwkThumbprint } from 'jose'
-import { InvalidJwksError, diffKeySets, parseJwks } from '../../src/keys/key-set.ts'
+import { InvalidJwksError, MAX_JWKS_KEYS, diffKeySets, parseJwks } from '../../src/keys/key-set.ts'
 import type { Algorithm } from '../../src/config/types.ts'
 
 const ALL: readonly Algorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
@@ -228,5 +228,47 @@ void describe('diffKeySets', () => {
     const doc = { keys: [{ ...RSA_A.pub, kid: 'a' }, { ...ED25519 }] }
     const d = diffKeySets(await parseJwks(doc, ALL), await parseJwks(doc, ALL))
     assert.deepEqual(d, { added: [], removed: [], changed: [], replaced: false })
+  })
+})
+
+void describe(`parseJwks: at most ${MAX_JWKS_KEYS} keys per document (issue #9 §8)`, () => {
+  /** `n` distinct-kid copies of one P-256 key: every one of them would import. */
+  const many = (n: number): Record<string, unknown>[] => Array.from({ length: n }, (_, i) => ({ ...P256, kid: `k${i}`, alg: 'ES256' }))
+  const tooMany = (count: number) => (err: unknown): boolean => {
+    assert.ok(err instanceof InvalidJwksError, String(err))
+    assert.equal(err.code, 'too_many_keys')
+    assert.equal(err.message, `JWKS lists ${count} keys, more than ${MAX_JWKS_KEYS}: refused before any import`)
+    return true
+  }
+
+  void it(`imports ${MAX_JWKS_KEYS} keys`, async () => {
+    assert.equal(MAX_JWKS_KEYS, 100)
+    const set = await parseJwks({ keys: many(MAX_JWKS_KEYS) }, ALL)
+    assert.equal(set.keys.length, MAX_JWKS_KEYS)
+    assert.deepEqual(set.rejected, [])
+  })
+
+  void it(`refuses ${MAX_JWKS_KEYS + 1} and 5,000 keys as a whole, with code too_many_keys`, async () => {
+    await assert.rejects(parseJwks({ keys: many(MAX_JWKS_KEYS + 1) }, ALL), tooMany(MAX_JWKS_KEYS + 1))
+    await assert.rejects(parseJwks({ keys: many(5_000) }, ALL), tooMany(5_000))
+  })
+
+  void it('counts entries, not usable keys: one good key among 100 non-keys is refused too', async () => {
+    await assert.rejects(parseJwks({ keys: [{ ...P256, kid: 'good' }, ...Array.from({ length: MAX_JWKS_KEYS }, () => null)] }, ALL), tooMany(MAX_JWKS_KEYS + 1))
+  })
+
+  void it('refuses before looking at any entry (nothing is checked, thumbprinted or imported)', async () => {
+    let reads = 0
+    // A real JWK whose every member read is counted: parseJwks must not get that far.
+    const watched = (i: number): object => Object.defineProperties({}, Object.fromEntries(
+      Object.entries({ ...P256, kid: `k${i}` }).map(([k, v]) => [k, { enumerable: true, get: () => (reads++, v) }]),
+    ))
+    const keys = Array.from({ length: 5_000 }, (_, i) => watched(i))
+    await assert.rejects(parseJwks({ keys }, ALL), tooMany(5_000))
+    assert.equal(reads, 0)
+    // The same entries within the bound are read (and imported): the counter does count.
+    const set = await parseJwks({ keys: keys.slice(0, 2) }, ALL)
+    assert.equal(set.keys.length, 2)
+    assert.ok(reads > 0)
   })
 })

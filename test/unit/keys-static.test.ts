@@ -7,7 +7,9 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { calculateJwkThumbprint } from 'jose'
-import { loadStaticKeys, watchStaticKeys } from '../../src/keys/static.ts'
+import { MAX_JSON_DEPTH } from '../../src/keys/json-bounds.ts'
+import { MAX_JWKS_KEYS } from '../../src/keys/key-set.ts'
+import { loadStaticKeys, MAX_KEY_FILE_BYTES, watchStaticKeys } from '../../src/keys/static.ts'
 import type { StaticLoad } from '../../src/keys/static.ts'
 import type { Algorithm, StaticKeyConfig } from '../../src/config/types.ts'
 
@@ -201,6 +203,47 @@ void describe('loadStaticKeys: JWK and JWKS', () => {
     const derPath = join(tmp(), 'key.der')
     writeFileSync(derPath, der)
     assert.match(onlyError(await load1(derPath, 'RS256')), /unknown format/)
+  })
+})
+
+void describe('loadStaticKeys: nesting depth and key count (issue #9 §8)', () => {
+  const nested = (depth: number): string => `${'['.repeat(depth)}${']'.repeat(depth)}`
+
+  void it('refuses a 400,000-deep JSON file before parsing it, with its own reason', async () => {
+    const deep = `{"keys":${nested(400_000)}}`
+    assert.ok(deep.length < MAX_KEY_FILE_BYTES, 'the size cap alone would let it through')
+    const why = onlyError(await load1(file(deep)))
+    assert.equal(why, `too deep: JSON nests deeper than ${MAX_JSON_DEPTH} levels (at character ${8 + MAX_JSON_DEPTH - 1})`)
+  })
+
+  void it(`a JWK with a vendor member nested to depth ${MAX_JSON_DEPTH} in all loads; one level more is refused`, async () => {
+    const jwk = { ...jwkOf(P256.publicKey), alg: 'ES256' }
+    // The JWK object is level 1, so the member's arrays take the other MAX_JSON_DEPTH - 1 levels.
+    const ok = await load1(file(JSON.stringify({ ...jwk, x_vendor: JSON.parse(nested(MAX_JSON_DEPTH - 1)) as unknown })))
+    assert.deepEqual(ok.errors, [])
+    assert.equal(ok.keys.length, 1)
+    const why = onlyError(await load1(file(JSON.stringify({ ...jwk, x_vendor: JSON.parse(nested(MAX_JSON_DEPTH)) as unknown }))))
+    assert.match(why, /^too deep: /)
+  })
+
+  void it(`loads a JWKS file of ${MAX_JWKS_KEYS} keys and refuses ${MAX_JWKS_KEYS + 1} and 5,000 whole`, async () => {
+    const many = (n: number): string => JSON.stringify({ keys: Array.from({ length: n }, (_, i) => ({ ...jwkOf(P256.publicKey), kid: `k${i}`, alg: 'ES256' })) })
+    const ok = await load1(file(many(MAX_JWKS_KEYS)))
+    assert.deepEqual(ok.errors, [])
+    assert.equal(ok.keys.length, MAX_JWKS_KEYS)
+    for (const n of [MAX_JWKS_KEYS + 1, 5_000]) {
+      const load = await load1(file(many(n)))
+      assert.equal(onlyError(load), `too many keys: JWKS lists ${n} keys, more than ${MAX_JWKS_KEYS}`)
+      assert.deepEqual(load.rejected, [], 'refused whole: no key was looked at, so none is reported')
+    }
+  })
+
+  void it('a bad file does not stop the others from loading', async () => {
+    const good = file(JSON.stringify({ ...jwkOf(P256.publicKey), kid: 'good', alg: 'ES256' }))
+    const deep = file(`{"keys":${nested(1_000)}}`)
+    const load = await loadStaticKeys([spec(deep), spec(good)], ALL)
+    assert.deepEqual(load.keys.map((k) => k.kid), ['good'])
+    assert.deepEqual(load.errors.map((e) => e.file), [deep])
   })
 })
 

@@ -12,14 +12,17 @@ import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { calculateJwkThumbprint } from 'jose'
 import type { JWK } from 'jose'
+import { MAX_JSON_DEPTH } from '../../src/keys/json-bounds.ts'
+import { MAX_JWKS_KEYS } from '../../src/keys/key-set.ts'
 import { createKeyStore } from '../../src/keys/store.ts'
+import { createMetrics } from '../../src/observe/metrics.ts'
 import type { KeyStoreDeps, Schedule } from '../../src/keys/store.ts'
 import type { Algorithm, IssuerConfig, RefreshSettings, StaticKeyConfig } from '../../src/config/types.ts'
 import type { IssuerKeys, KeyEvent, KeyResult, KeyStore } from '../../src/keys/types.ts'
@@ -1172,5 +1175,103 @@ describe('stop() and robustness', () => {
     const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
     assert.equal(idp.lastRequest()?.headers['user-agent'], `jwt-sidecar/${version}`)
     assert.equal(idp.lastRequest()?.headers['accept'], 'application/json')
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// 12. Hostile key documents: nesting depth and key count (issue #9 §8)
+// ---------------------------------------------------------------------------------------------
+
+describe('hostile key documents (issue #9 §8)', () => {
+  /** `{"keys":[[[…]]]}`, 400,000 levels: under 1 MiB, so only the depth bound stops it. */
+  const DEEP = `{"keys":${'['.repeat(400_000)}${']'.repeat(400_000)}}`
+  const deepError = `too deep: JSON nests deeper than ${MAX_JSON_DEPTH} levels (at character ${8 + MAX_JSON_DEPTH - 1})`
+  /** 5,000 distinct kids on one real key: each entry would import if the count were not bounded. */
+  const manyKeys = (jwk: JWK | Record<string, unknown>, n = 5_000): string =>
+    JSON.stringify({ keys: Array.from({ length: n }, (_, i) => ({ ...jwk, kid: `k${i}` })) })
+
+  it('a 400,000-deep document, then a 5,000-key JWKS: the last good set stays, refresh_failed says why, metrics count errors; a good set recovers', async (t) => {
+    const idp = await issuer(t, { kids: ['k1'] })
+    const base = remoteCfg(idp)
+    // The shipped default cap (config/schema.ts): both documents fit under it.
+    const maxBytes = 1024 * 1024
+    const h = harness(t, [{ ...base, fetch: { ...base.fetch, maxBytes } }])
+    const keys = h.keys()
+    await h.step(() => h.store.start())
+    const good = okKey(keys.getKey('k1', 'ES256'))
+
+    // 1. The deep document: refused by the fetcher before JSON.parse.
+    assert.ok(DEEP.length < maxBytes)
+    idp.setBody(DEEP)
+    const deep = await h.step(() => h.clock.fire(60_000))
+    const tooDeep = `too_deep: response nests deeper than ${MAX_JSON_DEPTH} levels (at character ${8 + MAX_JSON_DEPTH - 1}): not a key document`
+    assert.deepEqual(deep.map(timed), [
+      { event: 'jwks.refresh_failed', issuer: 'test', trigger: 'schedule', durationMs: 0, error: tooDeep, failures: 1, retryInMs: 1_000 },
+      { event: 'jwks.stale', issuer: 'test', lastSuccess: T0, error: tooDeep },
+    ])
+    assert.equal(keys.getKey('k1', 'ES256'), good, 'the last good set is still served')
+    assert.deepEqual([keys.status().state, keys.status().keys, keys.status().lastError], ['stale', 1, tooDeep])
+
+    // 2. 5,000 keys: refused whole before any import, so no key event of any kind.
+    const body = manyKeys(idp.keys()[0]!.jwk)
+    assert.ok(body.length < maxBytes)
+    idp.setBody(body)
+    const many = await h.step(() => h.clock.fire(1_000))
+    const tooMany = `too_many_keys: JWKS lists 5000 keys, more than ${MAX_JWKS_KEYS}: refused before any import`
+    assert.deepEqual(many.map(timed), [
+      { event: 'jwks.refresh_failed', issuer: 'test', trigger: 'schedule', durationMs: 0, error: tooMany, failures: 2, retryInMs: 2_000 },
+    ])
+    assert.equal(keys.getKey('k1', 'ES256'), good)
+    assert.deepEqual(sync(keys.getKey('k4999', 'ES256')), UNKNOWN, 'none of the 5,000 kids was taken in (cooldown: no refetch)')
+    assert.deepEqual([keys.status().state, keys.status().keys, keys.status().lastError], ['stale', 1, tooMany])
+
+    // 3. A good set again: recovered, same key, nothing re-announced.
+    idp.setBody(undefined)
+    const back = await h.step(() => h.clock.fire(2_000))
+    assert.deepEqual(names(back), ['jwks.refreshed', 'jwks.recovered'])
+    assert.equal(okKey(keys.getKey('k1', 'ES256')).key, good.key)
+    assert.deepEqual([keys.status().state, keys.status().lastError], ['fresh', undefined])
+
+    // The metric path: app.ts hands every key event to observe/metrics.ts.
+    const metrics = createMetrics({ issuers: ['test'] })
+    for (const e of h.events) metrics.keyEvent(e)
+    const text = await metrics.expose()
+    const value = (series: string): string | undefined => text.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1)
+    assert.equal(value('jwt_sidecar_jwks_refresh_total{issuer="test",trigger="schedule",result="error"}'), '2')
+    assert.equal(value('jwt_sidecar_jwks_refresh_total{issuer="test",trigger="schedule",result="updated"}'), '1')
+    assert.equal(value('jwt_sidecar_jwks_key_rejections_total{issuer="test"}'), '0', 'refused documents reject no single key')
+  })
+
+  it('a static JWKS file that turns 400,000 deep, then holds 5,000 keys, keeps its old key; a good file recovers', async (t) => {
+    const dir = tempDir(t)
+    const file = join(dir, 'jwks.json')
+    const jwk = { ...EC_A.publicKey.export({ format: 'jwk' }), kid: 'static-1', alg: 'ES256' }
+    const goodJwks = JSON.stringify({ keys: [jwk] })
+    writeFileSync(file, goodJwks)
+    // Replaced the way the kubelet does it (rename), so the watcher never reads half a file.
+    const replace = (content: string): void => {
+      writeFileSync(join(dir, 'next.tmp'), content)
+      renameSync(join(dir, 'next.tmp'), file)
+    }
+    const h = harness(t, [issuerCfg({ issuer: 'https://static.example', keys: [{ file, alg: undefined, kid: undefined }] })])
+    const keys = h.keys()
+    await h.step(() => h.store.start())
+    const good = okKey(keys.getKey('static-1', 'ES256'))
+
+    const failedWith = async (content: string, why: string): Promise<void> => {
+      const mark = h.events.length
+      const error = `${file}: ${why}`
+      replace(content)
+      await until(() => only(h.since(mark), 'jwks.refresh_failed').some((e) => e.error === error), `refresh_failed "${error}"`)
+      assert.deepEqual(h.since(mark).filter((e) => e.event !== 'jwks.refresh_failed'), [], 'no key event')
+      assert.equal(okKey(keys.getKey('static-1', 'ES256')).key, good.key, 'the old key still answers')
+      assert.deepEqual([keys.status().state, keys.status().keys], ['static', 1])
+    }
+    await failedWith(DEEP, deepError)
+    await failedWith(manyKeys(jwk), `too many keys: JWKS lists 5000 keys, more than ${MAX_JWKS_KEYS}`)
+
+    const back = await h.step(() => replace(goodJwks))
+    assert.deepEqual(names(back), ['jwks.refreshed'], 'the same key again: no key event')
+    assert.equal(okKey(keys.getKey('static-1', 'ES256')).key, good.key)
   })
 })

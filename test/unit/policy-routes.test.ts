@@ -27,9 +27,9 @@ test('exact, prefix (/**) and one-segment (*) patterns', () => {
 
 test('first match wins, methods filter, no match is undefined (deny)', () => {
   const routes: RouteConfig[] = [
-    { name: 'health', path: '/healthz', methods: ['GET'], auth: 'none', issuers: [], require: { scopes: [], claims: {} } },
-    { name: 'public', path: '/public/**', methods: [], auth: 'optional', issuers: [], require: { scopes: [], claims: {} } },
-    { name: 'api', path: '/api/**', methods: [], auth: 'required', issuers: [], require: { scopes: [], claims: {} } },
+    { name: 'health', path: '/healthz', methods: ['GET'], auth: 'none', caseSensitive: true, issuers: [], require: { scopes: [], claims: {} } },
+    { name: 'public', path: '/public/**', methods: [], auth: 'optional', caseSensitive: true, issuers: [], require: { scopes: [], claims: {} } },
+    { name: 'api', path: '/api/**', methods: [], auth: 'required', caseSensitive: false, issuers: [], require: { scopes: [], claims: {} } },
   ]
   const m = createRouteMatcher(routes)
   assert.equal(m.match('GET', '/healthz')?.name, 'health')
@@ -41,8 +41,8 @@ test('first match wins, methods filter, no match is undefined (deny)', () => {
 
 test('route matching sees the normalised path, so a rule cannot be dodged by spelling', () => {
   const m = createRouteMatcher([
-    { name: 'admin', path: '/admin/**', methods: [], auth: 'required', issuers: [], require: { scopes: [], claims: {} } },
-    { name: 'open', path: '/**', methods: [], auth: 'none', issuers: [], require: { scopes: [], claims: {} } },
+    { name: 'admin', path: '/admin/**', methods: [], auth: 'required', caseSensitive: false, issuers: [], require: { scopes: [], claims: {} } },
+    { name: 'open', path: '/**', methods: [], auth: 'none', caseSensitive: true, issuers: [], require: { scopes: [], claims: {} } },
   ])
   for (const p of ['/%61dmin/users', '/public/../admin/users', '//admin//users', '/./admin/users']) {
     const n = normalizePath(p)

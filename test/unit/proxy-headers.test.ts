@@ -10,6 +10,7 @@ test('stripInbound removes configured names, patterns and every identity header,
     arrays: 'join',
     maxValueBytes: 4096,
     claimsHeader: undefined,
+    underscoreHeaders: 'drop',
   })
   const headers: Record<string, string> = {
     'x-auth-subject': 'spoof', 'x-auth-anything': 'spoof', 'x-user-email': 'spoof',
@@ -20,7 +21,7 @@ test('stripInbound removes configured names, patterns and every identity header,
 })
 
 test('setIdentity maps claims to headers and skips missing claims', () => {
-  const policy = createHeaderPolicy({ headers: { 'X-Auth-Subject': 'sub', 'X-Auth-Scopes': 'scope', 'X-Auth-Email': 'email' }, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined })
+  const policy = createHeaderPolicy({ headers: { 'X-Auth-Subject': 'sub', 'X-Auth-Scopes': 'scope', 'X-Auth-Email': 'email' }, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, underscoreHeaders: 'drop' })
   const out: Record<string, string | string[] | undefined> = {}
   policy.setIdentity(out, { sub: 'alice', scope: 'a b' })
   assert.deepEqual(out, { 'x-auth-subject': 'alice', 'x-auth-scopes': 'a b' })

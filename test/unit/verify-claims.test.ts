@@ -26,7 +26,7 @@ test('claim rules: exp required, skew both ways, iat in the future, required cla
   const ok = { exp: NOW + 300, iat: NOW, sub: 'a', aud: 'api' }
   assert.equal(first(rules, ok), undefined)
   assert.equal(first(rules, { ...ok, exp: undefined }), 'missing_claim')
-  assert.equal(first(rules, { ...ok, exp: '1' }), 'malformed')
+  assert.equal(first(rules, { ...ok, exp: '1' }), 'bad_claim_type', 'issue #9 §2: a registered claim of the wrong type has its own reason')
   assert.equal(first(rules, { ...ok, exp: NOW - 30 }), undefined, 'within skew')
   assert.equal(first(rules, { ...ok, exp: NOW - 60 }), 'expired')
   assert.equal(first(rules, { ...ok, nbf: NOW + 61 }), 'not_yet_valid')
@@ -40,6 +40,27 @@ test('claim rules: exp required, skew both ways, iat in the future, required cla
   assert.equal(first(rules, { ...ok, aud: 'x' }), 'bad_audience')
   assert.equal(first(rules, { ...ok, aud: undefined }), 'bad_audience')
   for (const r of rules) assert.equal(typeof r.explain(ok, NOW), 'string')
+})
+
+test('registered claims of the wrong JSON type are bad_claim_type (issue #9 §2, RFC 7519 §4.1)', () => {
+  const rules = createClaimRules(issuer(), 60_000)
+  const ok = { iss: 'https://idp', sub: 'alice', aud: 'api', exp: NOW + 300, nbf: NOW, iat: NOW, jti: 'j1' }
+  assert.equal(first(rules, ok), undefined)
+  const wrong: [string, unknown][] = [
+    ['sub', 12345], ['sub', { id: 'admin' }], ['sub', ['admin']], ['sub', true],
+    ['iss', 1], ['aud', 5], ['aud', ['api', 5]], ['aud', { a: 'api' }],
+    ['exp', '1'], ['exp', true], ['exp', [NOW + 300]], ['nbf', '0'], ['iat', {}], ['jti', 7], ['jti', ['a']],
+  ]
+  for (const [claim, value] of wrong) {
+    assert.equal(first(rules, { ...ok, [claim]: value }), 'bad_claim_type', `${claim}: ${JSON.stringify(value)}`)
+    const types = rules.find((r) => r.name === 'types')!
+    assert.match(types.explain({ ...ok, [claim]: value }, NOW), new RegExp(`^${claim} .* must be `))
+  }
+  // null is absent, as for requiredClaims; unregistered claims keep any type.
+  assert.equal(first(rules, { ...ok, sub: null, jti: null, nbf: null }), undefined)
+  assert.equal(first(rules, { ...ok, roles: { a: 1 }, tid: 5 }), undefined)
+  assert.equal(first(rules, { ...ok, aud: [] }), 'bad_audience', 'an empty list has the right type and no audience')
+  assert.equal(first(rules, { ...ok, exp: 1.5e9 + 0.5 }), 'expired', 'a NumericDate may be fractional')
 })
 
 test('typ is compared as RFC 8725 §3.11 says', () => {
@@ -73,7 +94,7 @@ test('scopes from scope (space-delimited) or scp (string or array); claim values
   assert.equal(claimMatches(['admin', 'user'], ['admin']), true)
   assert.equal(claimMatches(true, ['true']), false, 'values compare by type')
   const route: RouteConfig = {
-    name: 'admin', path: '/admin/**', methods: [], auth: 'required', issuers: ['corp'],
+    name: 'admin', path: '/admin/**', methods: [], auth: 'required', caseSensitive: false, issuers: ['corp'],
     require: { scopes: ['orders:write'], claims: { 'realm_access.roles': ['admin'], email_verified: [true] } },
   }
   const a = createRouteAuthorizer(route)

@@ -1,0 +1,68 @@
+/**
+ * Header names as every hop reads them: the hop-by-hop set, the names listed in Connection,
+ * and the folding legacy stacks apply. One module, so the request path, the config checks and
+ * the key fetcher agree on which names are special (issue #9 §5).
+ */
+
+/**
+ * RFC 9110 §7.6.1 (was RFC 7230 §6.1): headers meant for one connection only, never forwarded,
+ * plus the de-facto Keep-Alive and Proxy-Connection. Lower case.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
+  'te', 'trailer', 'transfer-encoding', 'upgrade',
+])
+
+/** RFC 9112 §6–7: the headers that frame a message or name its target; whoever sends the message owns them. */
+export const FRAMING: ReadonlySet<string> = new Set(['host', 'content-length', 'transfer-encoding'])
+
+/**
+ * The name as CGI (RFC 3875 §4.1.18), FastCGI/PHP, WSGI (PEP 3333 `HTTP_*`), Rack and many
+ * servlet containers see it: letter case and `-` versus `_` are lost, so `X_Auth_Subject`,
+ * `x-auth_subject` and `X-Auth-Subject` are one header to the app. Folded to lower case with
+ * `-`, so a name without `_` folds to its own lower-case form.
+ *
+ * @example
+ * foldHeaderName('X_Auth_Subject') // 'x-auth-subject'
+ */
+export function foldHeaderName(name: string): string {
+  const lower = name.toLowerCase()
+  return lower.includes('_') ? lower.replaceAll('_', '-') : lower
+}
+
+/**
+ * RFC 9110 §7.6.1: the names listed in `Connection` are hop-by-hop for this one connection.
+ * Lower-cased; empty when there is no Connection header.
+ */
+export function connectionNamed(headers: Readonly<Record<string, string | string[] | undefined>>): ReadonlySet<string> {
+  const c = headers.connection
+  if (c === undefined) return NO_NAMES
+  return new Set((Array.isArray(c) ? c.join(',') : c).split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== ''))
+}
+const NO_NAMES: ReadonlySet<string> = new Set()
+
+/**
+ * A test for header names against exact names and `*` patterns (`*` = any run of
+ * characters), compared after {@link foldHeaderName} on both sides: `X-Auth-*` also covers
+ * `x_auth_subject`. Give it folded names only (Node's lower-cased names, folded).
+ *
+ * @example
+ * const covered = headerNameMatcher(['X-Auth-Subject'], ['X-Internal-*'])
+ * covered(foldHeaderName('x_internal_role')) // true
+ */
+export function headerNameMatcher(names: Iterable<string>, patterns: Iterable<string>): (folded: string) => boolean {
+  const exact = new Set<string>()
+  for (const n of names) exact.add(foldHeaderName(n))
+  const sources: string[] = []
+  for (const p of patterns) {
+    if (p.includes('*')) sources.push(foldHeaderName(p).split('*').map(escapeRegExp).join('.*'))
+    else exact.add(foldHeaderName(p))
+  }
+  if (sources.length === 0) return (folded) => exact.has(folded)
+  const re = new RegExp(`^(?:${sources.join('|')})$`)
+  return (folded) => exact.has(folded) || re.test(folded)
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
