@@ -67,6 +67,8 @@ const RESTART_ONLY: ReadonlyArray<[string, (c: SidecarConfig) => unknown]> = [
   ['admin.maxEventLoopDelay', (c) => c.admin.maxEventLoopDelay],
   ['upstream.url', (c) => c.upstream.url],
   ['upstream.timeout', (c) => c.upstream.timeout],
+  ['upstream.drainsBodies', (c) => c.upstream.drainsBodies],
+  ['requests.timeout', (c) => c.requests.timeout],
   ['shutdown', (c) => c.shutdown],
 ]
 
@@ -98,6 +100,11 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
     return `http://${host}:${a.port}`
   }
 
+  /** check-config's warnings, once per config in force (at start and after each reload). */
+  function logWarnings(c: SidecarConfig): void {
+    for (const w of c.warnings) log.warn({ event: 'config.warning', file: w.file, line: w.line, path: w.path }, w.message)
+  }
+
   let closing: Promise<void> | undefined
   function close(): Promise<void> {
     closing ??= (async () => {
@@ -121,6 +128,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
       await proxy.listen({ host: config.listen.host, port: config.listen.port })
       const urls = { proxyUrl: url(proxy), adminUrl: url(admin) }
       log.info({ event: 'server.started', proxy: urls.proxyUrl, admin: urls.adminUrl, issuers: config.issuers.map((i) => i.name) }, 'jwt-sidecar started')
+      logWarnings(config)
       return urls
     },
     reload(next) {
@@ -133,6 +141,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
       pipeline = createPipeline(next, keys, deps.now)
       config = next
       log.level = next.log.level
+      logWarnings(next)
       return { restartRequired, issuers }
     },
     async shutdown() {

@@ -7,7 +7,8 @@
  * methods) closes the path.
  *
  * The analysis runs the real matcher over sample paths drawn from each route's own pattern,
- * so it agrees with what the proxy does.
+ * so it agrees with what the proxy does. A method that reaches a route listing that very method
+ * (`orders-write` with `methods: [POST]`) was given its own rule on purpose and is not reported.
  */
 import type { RouteConfig } from '../config/types.ts'
 import { createRouteMatcher } from './routes.ts'
@@ -67,7 +68,8 @@ export function findFallThroughs(routes: readonly RouteConfig[]): FallThrough[] 
       if (route.methods.includes(method)) continue
       for (const path of samplePaths(route.path)) {
         const other = matcher.match(method, path)
-        if (other === undefined || !requiresLess(other, route)) continue
+        // No route (403 no_route), or a route that names this method itself: a decision, not a fall-through.
+        if (other === undefined || other.methods.includes(method) || !requiresLess(other, route)) continue
         const j = routes.indexOf(other)
         const list = escaped.get(j) ?? []
         if (!list.includes(method)) list.push(method)

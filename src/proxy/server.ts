@@ -84,6 +84,9 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     // The whole request, headers and body, must arrive within requests.timeout, or 408 (a body
     // trickled a byte at a time would otherwise hold its connection for as long as it likes).
     requestTimeout: config.requests.timeout,
+    clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
+      clientError(err, socket)
+    },
     http: {
       // Node checks the deadline every connectionsCheckingInterval (default 30 s): check often
       // enough that the timeout means what it says.
@@ -91,6 +94,37 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       headersTimeout: Math.min(60_000, config.requests.timeout),
     },
   })
+  /**
+   * Node's socket-level errors: the request timeout gets our own 408 (the closed reason set,
+   * counted and logged like any refusal; the route is not known at this level); the rest get
+   * the same answers fastify gives (431 for oversized headers, 400 otherwise). Nothing is
+   * written into a response already under way (Node's own rule in socketOnError).
+   */
+  const timedOut = denial('request_timeout')
+  function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    // A reset connection has nobody to answer.
+    if (err.code === 'ECONNRESET' || socket.destroyed) return
+    let head: string
+    let body: string
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      metrics.request(UNMATCHED_ROUTE, 'denied', 'request_timeout')
+      deps.events.log('info', 'request.timeout', { event: 'request.timeout', timeoutMs: config.requests.timeout }, 'request not received within requests.timeout')
+      head = `408 Request Timeout\r\n${Object.entries(timedOut.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}`
+      body = timedOut.body
+    } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+      head = '431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n'
+      body = '{"error":"Request Header Fields Too Large","message":"Exceeded maximum allowed HTTP header size","statusCode":431}'
+    } else {
+      head = '400 Bad Request\r\ncontent-type: application/json\r\n'
+      body = '{"error":"Bad Request","message":"Client Error","statusCode":400}'
+    }
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage
+    if (socket.writable && (inFlight === undefined || inFlight === null || inFlight.headersSent !== true)) {
+      socket.write(`HTTP/1.1 ${head}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    }
+    socket.destroy(err)
+  }
+
   // RFC 9110 §10.1.1: with a `checkContinue` listener Node does not answer `Expect:
   // 100-continue` by itself; the request goes down the normal path and `apply` sends the 100
   // once the request is admitted (and never to a refused one: its body is never sent).

@@ -36,6 +36,8 @@ export const REASONS = {
   // The sidecar's own fault, not the client's: 503 with Retry-After (RFC 9110 §15.6.4).
   keys_unavailable: { status: 503, error: 'temporarily_unavailable', description: 'the issuer keys are not available' },
   internal_error: { status: 500, error: 'server_error', description: 'internal error' },
+  // The client did not send the whole request (headers and body) within requests.timeout.
+  request_timeout: { status: 408, error: 'request_timeout', description: 'the request did not arrive within requests.timeout' },
   // Proxy outcomes after a request was admitted.
   upstream_unavailable: { status: 502, error: 'bad_gateway', description: 'the upstream could not be reached' },
   upstream_timeout: { status: 504, error: 'gateway_timeout', description: 'the upstream did not answer in time' },

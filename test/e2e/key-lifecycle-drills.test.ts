@@ -333,3 +333,62 @@ describe('drill (d): a static PEM replaced on disk is used without a restart', (
     }
   })
 })
+
+describe('drill (e): a hostile JWKS (400,000-deep, 5,000 keys) never costs the last good set (issue #9 §8)', () => {
+  test('each is refused with its own code in jwks.refresh_failed and counted as an error; the good set answers throughout', { timeout: 60_000 }, async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'good', alg: 'ES256', use: 'sig' }
+    const bodies: Record<string, string> = {
+      good: JSON.stringify({ keys: [jwk] }),
+      // Both fit under the 1MiB fetch.maxBytes of refreshYaml(), the shipped default.
+      deep: `{"keys":${'['.repeat(400_000)}${']'.repeat(400_000)}}`,
+      many: JSON.stringify({ keys: Array.from({ length: 5_000 }, (_, i) => ({ ...jwk, kid: `k${i}` })) }),
+    }
+    let mode = 'good'
+    const jwks = await startHttpServer((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(bodies[mode]))
+    const upstream = await startUpstream()
+    const iss = 'https://hostile.drill.example'
+    const sidecar = await startSidecar(drillConfig(upstream.url, `
+  - name: hostile
+    issuer: ${iss}
+    jwksUri: ${jwks.url}/jwks
+    audiences: [api]
+    algorithms: [ES256]${refreshYaml({ maxStale: '1h' })}`))
+    const token = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'ES256', kid: 'good' })
+      .setIssuer(iss).setAudience('api').setIssuedAt().setExpirationTime('10m').sign(privateKey)
+    const p = probe(sidecar, () => token)
+    const timings: string[] = []
+    try {
+      const expectations: Array<[string, RegExp]> = [
+        ['deep', /^too_deep: response nests deeper than 32 levels /],
+        ['many', /^too_many_keys: JWKS lists 5000 keys, more than 100: /],
+      ]
+      for (const [m, error] of expectations) {
+        const failedBefore = events(sidecar, 'jwks.refresh_failed').length
+        const t0 = performance.now()
+        mode = m
+        await waitFor(`a failed refresh in mode ${m}`, () => events(sidecar, 'jwks.refresh_failed').length > failedBefore, 15_000)
+        const e = events(sidecar, 'jwks.refresh_failed').at(-1)!
+        assert.match(String(e.error), error, `mode ${m}`)
+        timings.push(`${m} ${Math.round(performance.now() - t0)} ms`)
+        assert.equal((await call(sidecar, token)).status, 200, `mode ${m}: the last good set still verifies`)
+        const keys = (await (await request(`${sidecar.adminUrl}/keys`)).body.json()) as { issuers: Array<{ state: string; lastError: string; keys: Array<{ kid: string }> }> }
+        assert.deepEqual(keys.issuers[0]!.keys.map((k) => k.kid), ['good'], `mode ${m}: nothing of the hostile document was taken in`)
+        assert.match(keys.issuers[0]!.lastError, error, `mode ${m}: /keys says why`)
+        mode = 'good'
+        await waitFor(`recovery after ${m}`, async () => metricValue(await metrics(sidecar), 'jwt_sidecar_jwks_state{issuer="hostile",state="fresh"}') === 1, 15_000)
+      }
+      const text = await metrics(sidecar)
+      assert.ok(metricValue(text, 'jwt_sidecar_jwks_refresh_total{issuer="hostile",trigger="schedule",result="error"}') >= expectations.length)
+      assert.equal(metricValue(text, 'jwt_sidecar_jwks_key_rejections_total{issuer="hostile"}'), 0, 'refused documents reject no single key')
+      assert.equal(events(sidecar, 'jwks.key_added').filter((e) => e.kid !== 'good').length, 0)
+      const failures = await p.stop()
+      assert.deepEqual(failures, [], `${failures.length} of ${p.count()} valid requests failed`)
+      console.log(`drill (e): each hostile document refused after ${timings.join(', ')}; ${p.count()} probe requests, 0 failed`)
+    } finally {
+      await p.stop()
+      await sidecar.close()
+      await Promise.all([jwks.close(), upstream.close()])
+    }
+  })
+})

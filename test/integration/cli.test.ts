@@ -126,3 +126,39 @@ test('demo: prints three curl commands that give 200 (with identity headers), 40
   })
   assert.equal(code, 0, err)
 })
+
+test('check-config: a route a method can walk around is a warning naming both routes and the methods (issue #9 §4)', async () => {
+  requireBuild()
+  const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-cli-'))
+  const file = join(dir, 'fallthrough.yaml')
+  const head = [
+    'upstream:',
+    '  url: http://127.0.0.1:3000',
+    'issuers:',
+    '  - name: corp',
+    '    issuer: https://idp.example.com',
+    '    jwksUri: https://idp.example.com/certs',
+    '    audiences: [orders-api]',
+    'routes:',
+    '  - name: orders-read',
+    '    path: /api/**',
+    '    methods: [GET, HEAD]',
+    '    require: {scopes: [orders:read]}',
+  ]
+  writeFileSync(file, [...head, '  - name: default', '    path: /**', '    auth: required', ''].join('\n'))
+  const r = await cliRun(['check-config', '--config', file])
+  assert.equal(r.code, 0, r.stderr)
+  const lines = r.stdout.trimEnd().split('\n')
+  assert.equal(lines.length, 2, r.stdout)
+  assert.equal(
+    lines[0],
+    `${file}:9 routes[0]: warning: route orders-read requires scopes orders:read only for GET, HEAD; POST, PUT, PATCH, DELETE, OPTIONS, TRACE on /api/** fall through to routes[1] (default), which requires only a valid token. If that is not intended, add a route {path: /api/**, auth: deny} right after this one, or list those methods here`,
+  )
+  assert.match(lines[1]!, /: OK: 1 issuer\(s\) \(corp\), 2 route\(s\), .*, 1 warning\(s\)$/)
+
+  // The fix the warning names: the other methods are closed, and the warning is gone.
+  writeFileSync(file, [...head, '  - name: orders-closed', '    path: /api/**', '    auth: deny', '  - name: default', '    path: /**', '    auth: required', ''].join('\n'))
+  const fixed = await cliRun(['check-config', '--config', file])
+  assert.equal(fixed.code, 0, fixed.stderr)
+  assert.match(fixed.stdout, /^\S+: OK: 1 issuer\(s\) \(corp\), 3 route\(s\), [^\n]*\d\n$/)
+})

@@ -25,7 +25,7 @@ void describe('jsonDepthExceededAt', () => {
     ['an empty array', '[]', 1],
     ['a JWKS with x5c (the deepest real key document)', '{"keys":[{"kty":"RSA","x5c":["MIIC"]}]}', 4],
     ['a discovery document with mtls_endpoint_aliases', '{"issuer":"https://idp","mtls_endpoint_aliases":{"token_endpoint":"https://mtls"}}', 2],
-    ['siblings do not add up', '[[1],[2],[3],{"a":[]},{"b":{}}]', 2],
+    ['siblings do not add up', '[[1],[2],[3],{"a":1},{"b":"]"},[]]', 2],
     ['brackets and braces inside a string', '{"a":"[[[[{{{{]]]]}}}}"}', 1],
     ['an escaped quote does not end the string', String.raw`{"a":"\"[[[[{{{{"}`, 1],
     ['an escaped backslash before the closing quote does end it', String.raw`["\\",[[]]]`, 3],

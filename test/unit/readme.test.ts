@@ -12,6 +12,7 @@ import { ConfigError, parseConfig } from '../../src/config/load.ts'
 import { configSchema } from '../../src/config/schema.ts'
 import type { SchemaNode } from '../../src/config/schema.ts'
 import { createMetrics } from '../../src/observe/metrics.ts'
+import { checkReport } from '../../src/config/report.ts'
 import { REASONS } from '../../src/verify/reasons.ts'
 import type { Reason } from '../../src/verify/reasons.ts'
 
@@ -153,5 +154,21 @@ describe('README.md', () => {
     // What cli.ts prints to stderr for check-config.
     const actual = `${err.message}\n${err.issues.length} error(s) in bad.yaml`
     assert.equal(pasted, actual, 'the check-config output in README.md is stale: run it again and paste the real output')
+  })
+
+  test('the route-pattern examples: the trap warns exactly as pasted, the fix is quiet (issue #9 §4)', () => {
+    const start = README.indexOf('\n### Route patterns\n')
+    assert.ok(start >= 0, 'README.md has no "### Route patterns" section')
+    const text = README.slice(start, README.indexOf('\n### ', start + 1))
+    const [trap, fix] = fencedBlocks(text, 'yaml')
+    const [consoleBlock] = fencedBlocks(text, 'console')
+    assert.ok(trap !== undefined && fix !== undefined && consoleBlock !== undefined, 'the two route examples or the console block are missing')
+    const [command, ...output] = consoleBlock.trimEnd().split('\n')
+    assert.equal(command, '$ jwt-sidecar check-config --config orders.yaml')
+    assert.equal(output.join('\n') + '\n', checkReport(parseConfig(trap, 'orders.yaml', {})), 'the pasted warning is stale: run check-config again and paste the real output')
+    // The fix keeps the trap's head (upstream, issuers) and replaces its routes.
+    const fixed = parseConfig(trap.slice(0, trap.indexOf('routes:')) + fix, 'orders.yaml', {})
+    assert.deepEqual(fixed.warnings, [], 'the recommended routes must not warn')
+    assert.deepEqual(fixed.routes.map((r) => r.auth), ['required', 'required', 'deny', 'required'])
   })
 })
