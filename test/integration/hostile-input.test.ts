@@ -415,3 +415,87 @@ describe('a spoofed identity header named in Connection', () => {
     assert.equal(seen.headers['x-auth-subject'], 'alice')
   })
 })
+
+// ---------------------------------------------------------------------------------------------
+// 14–19: issue #9, requests the sidecar and the app behind it would read differently
+// (test/integration/framework-differential.test.ts runs the same classes against real apps)
+// ---------------------------------------------------------------------------------------------
+
+describe('issue #9 §1: header names legacy stacks fold together (X_Auth_Subject is X-Auth-Subject to CGI/WSGI)', () => {
+  // First: the request.header_dropped lines are rate-limited (10 per 10 s), and this one reads them.
+  test('any other name with "_" is dropped by default (identity.underscoreHeaders: drop), and counted', async () => {
+    const seen = await expectForwarded('/public/x', { 'X_Forwarded_For': '10.0.0.1', 'x_custom': '1', 'x-kept': 'yes' })
+    assert.equal(seen.headers['x-kept'], 'yes')
+    assert.equal(Object.keys(seen.headers).some((h) => h.includes('_')), false, JSON.stringify(seen.headers))
+    const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text()
+    assert.match(metrics, /jwt_sidecar_inbound_header_names_total\{kind="alias",action="dropped"\} [1-9]/)
+    assert.match(metrics, /jwt_sidecar_inbound_header_names_total\{kind="underscore",action="dropped"\} [1-9]/)
+    const line = sidecar.logs().find((l) => l.event === 'request.header_dropped' && JSON.stringify(l.names).includes('x_custom'))
+    assert.ok(line !== undefined, 'a request.header_dropped line names the headers')
+    assert.ok(!sidecar.logText().includes('10.0.0.1'), 'header values are never logged')
+  })
+  const spoofs = ['X_Auth_Subject', 'x-auth_subject', 'X_AUTH_SUBJECT', 'X-Auth_Roles', 'x_auth_anything']
+  for (const name of spoofs) {
+    test(`${name}: evil on auth: none → forwarded without any spelling of it`, async () => {
+      const seen = await expectForwarded('/public/x', { [name]: 'evil' })
+      for (const h of Object.keys(seen.headers)) assert.ok(!h.replaceAll('_', '-').startsWith('x-auth-'), `${h} reached the upstream`)
+    })
+    test(`${name}: evil with a valid token → only the verified identity reaches the upstream`, async () => {
+      const seen = await expectForwarded('/x', { [name]: 'evil', ...bearer(await corp.sign({ sub: 'alice' })) })
+      assert.equal(seen.headers['x-auth-subject'], 'alice')
+      assert.ok(!JSON.stringify(seen.headers).includes('evil'), JSON.stringify(seen.headers))
+    })
+  }
+})
+
+describe('issue #9 §2: registered claims of the wrong JSON type', () => {
+  const cases: [string, Record<string, unknown>][] = [
+    ['sub 12345', { sub: 12345 }],
+    ['sub {"id":"admin"}', { sub: { id: 'admin' } }],
+    ['sub ["admin"]', { sub: ['admin'] }],
+    ['aud ["test-api", 5]', { aud: ['test-api', 5] }],
+    ['exp "9999999999"', { exp: '9999999999' }],
+    ['nbf true', { nbf: true }],
+    ['jti 7', { jti: 7 }],
+  ]
+  table(cases.map(([name, claims]): Denied => ({ name, headers: async () => bearer(await corp.sign({ sub: 'alice', ...claims })), status: 401, reason: 'bad_claim_type' })))
+  table([{ name: 'iss 5 (signed, so it cannot pick an issuer either)', headers: () => bearer(rs256('{"alg":"RS256","kid":"k1"}', `{"iss":5,"aud":"test-api","exp":${now() + 300}}`, corpPrivate())), status: 401, reason: 'bad_claim_type' }])
+})
+
+describe('issue #9 §3: the credential is exactly one b64token (RFC 6750 §2.1), in every source', () => {
+  test('Bearer <token> followed by 0xA0 → 400 invalid_request (trim() would have accepted it)', async () => {
+    const seen = upstream.requests()
+    const { port } = new URL(sidecar.proxyUrl)
+    const t = await corp.sign({ sub: 'alice' })
+    const head = `GET /x HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${t}\u00a0\r\nConnection: close\r\n\r\n`
+    const r = await raw(head)
+    assert.equal(r.status, 400, r.text.slice(0, 300))
+    assert.match(r.text, /"reason":"invalid_request"/)
+    assert.equal(upstream.requests(), seen)
+  })
+  test('extra spaces after the scheme and trailing OWS are fine', async () => {
+    const t = await corp.sign({ sub: 'alice' })
+    const seen = await expectForwarded('/x', { authorization: `Bearer    ${t}` })
+    assert.equal(seen.headers['x-auth-subject'], 'alice')
+  })
+  table([
+    { name: 'query token with a space (percent-encoded)', path: '/x?access_token=abc%20def', headers: () => ({}), status: 400, reason: 'invalid_request' },
+    { name: 'query token with a NBSP', path: '/x?access_token=abc%C2%A0', headers: () => ({}), status: 400, reason: 'invalid_request' },
+    { name: 'Bearer token,other', headers: () => bearer('aaa.bbb.ccc,ddd'), status: 400, reason: 'invalid_request' },
+  ])
+})
+
+describe('issue #9 §6: request targets the app reads differently from the route matcher', () => {
+  const noAdmin = async (): Promise<Record<string, string>> => bearer(await corp.sign({ sub: 'alice', scope: 'read' }))
+  table([
+    { name: 'fragment /admin#x', path: '/admin#x', headers: () => ({}), status: 400, reason: 'invalid_request' },
+    { name: 'fragment /public#/../admin', path: '/public#/../admin', headers: () => ({}), status: 400, reason: 'invalid_request' },
+    { name: 'fragment after the query /public/x?a#b', path: '/public/x?a#b', headers: () => ({}), status: 400, reason: 'invalid_request' },
+    ...['/ADMIN/x', '/Admin', '/%41DMIN/users', '/aDmIn/'].map((path): Denied => ({ name: `letter case ${path} (no admin scope)`, path, headers: noAdmin, status: 403, reason: 'insufficient_scope' })),
+    ...['/PUBLIC/x', '/Public'].map((path): Denied => ({ name: `letter case ${path} is not the auth: none route`, path, headers: () => ({}), status: 401, reason: 'missing_token' })),
+  ])
+  test('method-override headers never reach the upstream (requests.methodOverride: strip)', async () => {
+    const seen = await expectForwarded('/public/x', { 'x-http-method-override': 'DELETE', 'x-http-method': 'PUT', 'x-method-override': 'PATCH', 'x_http_method_override': 'DELETE' })
+    for (const h of ['x-http-method-override', 'x-http-method', 'x-method-override', 'x_http_method_override']) assert.equal(seen.headers[h], undefined, h)
+  })
+})

@@ -59,7 +59,10 @@ test('websockets: a valid token upgrades and carries identity headers; without a
   let upgrades = 0
   wss.on('connection', (socket, req) => {
     upgrades++
-    socket.send(JSON.stringify({ subject: req.headers['x-auth-subject'] ?? null, spoofed: req.headers['x-auth-role'] ?? null, hop: req.headers['x-private-hop'] ?? null }))
+    socket.send(JSON.stringify({
+      subject: req.headers['x-auth-subject'] ?? null, spoofed: req.headers['x-auth-role'] ?? null, hop: req.headers['x-private-hop'] ?? null,
+      underscored: Object.keys(req.headers).filter((h) => h.includes('_')),
+    }))
     socket.on('message', (data: Buffer) => socket.send(`echo:${data.toString()}`))
   })
   await new Promise<void>((r) => wsServer.listen(0, '127.0.0.1', r))
@@ -79,7 +82,7 @@ test('websockets: a valid token upgrades and carries identity headers; without a
       ws.on('error', reject)
     })
     ws.close()
-    assert.deepEqual(JSON.parse(messages[0]!), { subject: 'alice', spoofed: null, hop: null })
+    assert.deepEqual(JSON.parse(messages[0]!), { subject: 'alice', spoofed: null, hop: null, underscored: [] })
     assert.equal(messages[1], 'echo:ping')
 
     const refused = new WebSocket(wsUrl)
@@ -99,7 +102,8 @@ test('websockets: a valid token upgrades and carries identity headers; without a
         sock.write([
           'GET /api/socket HTTP/1.1', `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade, X-Private-Hop',
           'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-          `Authorization: Bearer ${token}`, 'X-Private-Hop: secret', '', '',
+          // Issue #9 §1: the `_` spellings of identity headers are stripped on the upgrade too.
+          `Authorization: Bearer ${token}`, 'X-Private-Hop: secret', 'X_Auth_Role: admin', 'X-Auth_Subject: evil', '', '',
         ].join('\r\n'))
       })
       let buf = Buffer.alloc(0)
@@ -116,7 +120,30 @@ test('websockets: a valid token upgrades and carries identity headers; without a
       })
       sock.on('error', reject)
     })
-    assert.deepEqual(JSON.parse(first), { subject: 'alice', spoofed: null, hop: null })
+    assert.deepEqual(JSON.parse(first), { subject: 'alice', spoofed: null, hop: null, underscored: [] })
+
+    // Issue #9 §6: a fragment in the upgrade's target is refused before any route is matched.
+    // By hand: the ws client refuses a URL with a fragment.
+    const fragmentHead = await new Promise<string>((resolve, reject) => {
+      const sock = connect(Number(port), '127.0.0.1', () => {
+        sock.write([
+          'GET /api/socket#x HTTP/1.1', `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade',
+          'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, `Authorization: Bearer ${token}`, '', '',
+        ].join('\r\n'))
+      })
+      let text = ''
+      sock.setEncoding('latin1')
+      sock.on('data', (d: string) => {
+        text += d
+        if (text.includes('\r\n\r\n')) {
+          resolve(text.slice(0, text.indexOf('\r\n')))
+          sock.destroy()
+        }
+      })
+      sock.on('error', reject)
+    })
+    assert.equal(fragmentHead, 'HTTP/1.1 400 Bad Request')
+    assert.equal(upgrades, 2, 'the refused upgrade never reached the upstream')
   } finally {
     await sc.close()
     wss.close()
