@@ -177,7 +177,10 @@ async function parseJsonFile(text: string, spec: StaticKeyConfig, allowed: reado
   try {
     json = JSON.parse(text)
   } catch (err) {
-    return { why: `invalid JSON: ${clip(err instanceof Error ? err.message : String(err), 200)}` }
+    // Not V8's message: newer V8 quotes a slice of the input, and a key file is never quoted
+    // into logs or /keys (a private key pasted by mistake would leak). The position is enough.
+    const at = /position (\d+)/.exec(err instanceof Error ? err.message : '')?.[1]
+    return { why: `invalid JSON${at === undefined ? '' : ` at character ${at}`}` }
   }
   if (!isObject(json)) return { why: 'unknown format: JSON that is not an object' }
   const isJwks = 'keys' in json

@@ -23,6 +23,7 @@ import { NO_ROUTE, afterVerify, badRequest, begin } from './decide.ts'
 import type { Decision } from './decide.ts'
 import type { InboundStrip } from './headers.ts'
 import { denial } from './respond.ts'
+import { createUpstreamDispatcher } from './upstream.ts'
 import type { Pipeline } from './pipeline.ts'
 
 /** What the auth step decided, kept on the request for the proxy step and the access log. */
@@ -307,8 +308,18 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     }
   }
 
+  // Our own pool (upstream.ts): a connection that carried a body is closed after its response
+  // unless upstream.drainsBodies, and an unsolicited 100 Continue from the app is dropped.
+  // reply-from never closes a dispatcher it was given. onClose runs once the server has
+  // drained (or the shutdown timeout cut it): whatever is left upstream is abandoned.
+  const dispatcher = createUpstreamDispatcher({ url: config.upstream.url, drainsBodies: config.upstream.drainsBodies })
+  app.addHook('onClose', async () => {
+    await dispatcher.destroy()
+  })
+
   void app.register(fastifyHttpProxy, {
     upstream: config.upstream.url,
+    undici: dispatcher,
     websocket: true,
     disableRequestLogging: true,
     replyOptions: {

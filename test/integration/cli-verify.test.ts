@@ -126,7 +126,7 @@ test('a valid token on /x: every step is shown, outcome forwarded, exit 0', asyn
   assert.ok(!r.stdout.includes('consistency'), r.stdout)
   // The order is the sidecar's.
   const order = r.stdout.split('\n').filter((l) => /^[✔✘·] /.test(l)).map((l) => l.slice(2).split(' ')[0])
-  assert.deepEqual(order, ['path', 'route', 'source', 'token', 'issuer', 'algorithm', 'key', 'signature', 'exp', 'nbf', 'iat', 'aud', 'authorization', 'authorization'])
+  assert.deepEqual(order, ['path', 'route', 'source', 'token', 'issuer', 'algorithm', 'key', 'signature', 'types', 'exp', 'nbf', 'iat', 'aud', 'authorization', 'authorization'])
 })
 
 test('an expired token: denied 401 expired, and the exp line shows the values compared', async () => {
@@ -203,7 +203,7 @@ test('--json prints the Explanation, matching the text run', async () => {
   assert.equal(ok.code, 0)
   const e = JSON.parse(ok.stdout) as { steps: { step: string; ok: boolean | null; detail: string }[]; forwarded: boolean; status: number; reason: string }
   assert.deepEqual({ forwarded: e.forwarded, status: e.status, reason: e.reason }, { forwarded: true, status: 200, reason: 'none' })
-  assert.deepEqual(e.steps.map((s) => s.step), ['path', 'route', 'source', 'token', 'issuer', 'algorithm', 'key', 'signature', 'exp', 'nbf', 'iat', 'aud', 'authorization', 'authorization'])
+  assert.deepEqual(e.steps.map((s) => s.step), ['path', 'route', 'source', 'token', 'issuer', 'algorithm', 'key', 'signature', 'types', 'exp', 'nbf', 'iat', 'aud', 'authorization', 'authorization'])
   // Every step passed, except the informational `issuers: any` line (nothing to pass: no `ok`).
   assert.ok(e.steps.every((s) => (s.ok === true || (s.ok === undefined && s.detail === 'issuers: any')) && typeof s.detail === 'string'))
   const text = await verify(['--path', '/x', token])
