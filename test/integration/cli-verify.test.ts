@@ -51,6 +51,9 @@ before(async () => {
     '    auth: required',
     '    require:',
     '      scopes: [admin]',
+    '  - name: internal',
+    '    path: /internal/**',
+    '    auth: deny',
     '  - name: default',
     '    path: /**',
     '    auth: required',
@@ -236,6 +239,27 @@ test('the steps stop where the sidecar stops: an encoded slash is 400, no token 
   assertNoTokenMaterial(r, foreign)
   assert.equal(r.code, 1)
   assert.match(line(r, 'issuer', '✘'), /iss "https:\/\/elsewhere\.example" matches no configured issuer .* → 401 unknown_issuer/)
+})
+
+test('issue #9: a registered claim of the wrong type, an auth: deny route and a fragment, each where the sidecar stops', async () => {
+  const typed = await idp.sign({ sub: { id: 'admin' } })
+  const t = await verify(['--path', '/x', typed])
+  assertNoTokenMaterial(t, typed)
+  assert.equal(t.code, 1)
+  assert.match(line(t, 'types', '✘'), /^✘ types +sub \{"id":"admin"\} must be a string \(RFC 7519 §4\.1\) → 401 bad_claim_type$/)
+  assert.match(t.stdout, /outcome: denied 401 bad_claim_type\n$/)
+
+  const good = await idp.sign({ sub: 'alice' })
+  const d = await verify(['--path', '/INTERNAL/x', good])
+  assert.equal(d.code, 1)
+  assert.match(line(d, 'route', '✘'), /internal \(path \/internal\/\*\*\): auth deny.*→ 403 route_denied$/)
+  assert.match(d.stdout, /outcome: denied 403 route_denied\n$/)
+
+  const f = await verify(['--path', '/admin#x', good])
+  assert.equal(f.code, 1)
+  assert.match(line(f, 'path', '✘'), /fragment/)
+  assert.match(f.stdout, /outcome: denied 400 invalid_request\n$/)
+  assert.doesNotMatch(t.stdout + d.stdout + f.stdout, /consistency/)
 })
 
 test('usage errors exit 2; a bad config exits 1 as run does', async () => {

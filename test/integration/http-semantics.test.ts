@@ -152,3 +152,26 @@ test('headers trickled slower than requests.timeout get 408 too', async () => {
   const r = await exchange(sidecar.proxyUrl, ['GET /api/x HTTP/1.1\r\n', 'Host: a\r\n', 'X-A: 1\r\n', 'X-B: 2\r\n', 'X-C: 3\r\n', 'X-D: 4\r\n'], { gapMs: 400, waitMs: 6_000 })
   assert.deepEqual(statusLines(r.text), ['HTTP/1.1 408 Request Timeout'], r.text)
 })
+
+test('an upstream that sends an interim 100 Continue before its answer: the client gets the 200, not 502', async () => {
+  const { createServer } = await import('node:net')
+  // Written by hand: Node's http server sends 100 only when asked; some servers do unasked.
+  const raw = createServer((sock) => {
+    sock.once('data', () => {
+      sock.write('HTTP/1.1 100 Continue\r\n\r\n')
+      setTimeout(() => sock.end('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'), 20)
+    })
+  })
+  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r))
+  const port = (raw.address() as import('node:net').AddressInfo).port
+  const sc = await startSidecar(sidecarYaml({ upstream: `http://127.0.0.1:${port}`, issuers: [{ name: 'corp', issuer: issuer.issuer, jwksUri: issuer.jwksUri }] }))
+  try {
+    const token = await issuer.sign({ sub: 'alice' })
+    const r = await exchange(sc.proxyUrl, [`POST /api/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi`])
+    assert.deepEqual(statusLines(r.text), ['HTTP/1.1 200 OK'], r.text)
+    assert.ok(r.text.endsWith('\r\n\r\nok'), r.text)
+  } finally {
+    await sc.close()
+    await new Promise<void>((r) => raw.close(() => r()))
+  }
+})

@@ -160,3 +160,104 @@ describe('token sources and identity options', () => {
     assert.equal(upstream.last()!.headers['x-auth-claims'], undefined)
   })
 })
+
+describe('issue #9: the request-reading options', () => {
+  /** A sidecar of its own for `extra` settings (identity and requests sections, routes). */
+  async function withSidecar(extra: string, fn: (sc: TestSidecar) => Promise<void>): Promise<void> {
+    const sc = await startSidecar(`
+listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+upstream: { url: ${upstream.url} }
+issuers:
+  - { name: corp, issuer: ${JSON.stringify(corp.issuer)}, jwksUri: ${JSON.stringify(corp.jwksUri)}, audiences: [test-api] }
+${extra}`)
+    try {
+      await fn(sc)
+    } finally {
+      await sc.close()
+    }
+  }
+  const routes = `routes:
+  - { name: orders-read, path: /orders/**, methods: [GET], require: { scopes: ["orders:read"] } }
+  - { name: orders-delete, path: /orders/**, methods: [DELETE], require: { scopes: ["orders:delete"] } }
+  - { name: default, path: /**, auth: required }`
+
+  test('underscoreHeaders: reject → 400 invalid_request for any name with "_", counted as rejected, upstream untouched', async () => {
+    await withSidecar(`identity: { headers: { X-Auth-Subject: sub }, underscoreHeaders: reject }\n${routes}`, async (sc) => {
+      const seen = upstream.requests()
+      const token = await corp.sign({ sub: 'alice', scope: 'orders:read' })
+      const res = await request(`${sc.proxyUrl}/orders/1`, { headers: { authorization: `Bearer ${token}`, x_trace_id: '1' } })
+      assert.equal(res.statusCode, 400)
+      assert.deepEqual(await res.body.json(), { error: 'invalid_request', reason: 'invalid_request' })
+      assert.equal(upstream.requests(), seen)
+      const metrics = await (await request(`${sc.adminUrl}/metrics`)).body.text()
+      assert.match(metrics, /jwt_sidecar_inbound_header_names_total\{kind="underscore",action="rejected"\} 1/)
+      assert.ok(sc.logs().some((l) => l.event === 'request.header_rejected' && JSON.stringify(l.names) === '["x_trace_id"]'))
+      const ok = await request(`${sc.proxyUrl}/orders/1`, { headers: { authorization: `Bearer ${token}`, 'x-trace-id': '1' } })
+      assert.equal(ok.statusCode, 200)
+      await ok.body.dump()
+    })
+  })
+
+  test('underscoreHeaders: allow → other "_" names pass, aliases of protected names still do not', async () => {
+    await withSidecar(`identity: { headers: { X-Auth-Subject: sub }, underscoreHeaders: allow }\n${routes}`, async (sc) => {
+      const token = await corp.sign({ sub: 'alice', scope: 'orders:read' })
+      const res = await request(`${sc.proxyUrl}/orders/1`, { headers: { authorization: `Bearer ${token}`, x_trace_id: '1', x_auth_subject: 'evil' } })
+      assert.equal(res.statusCode, 200)
+      await res.body.dump()
+      assert.equal(upstream.last()!.headers.x_trace_id, '1')
+      assert.equal(upstream.last()!.headers.x_auth_subject, undefined)
+      assert.equal(upstream.last()!.headers['x-auth-subject'], 'alice')
+    })
+  })
+
+  test('methodOverride: strip (default) → a POST with X-HTTP-Method-Override: DELETE is a POST, the header never arrives', async () => {
+    await withSidecar(routes, async (sc) => {
+      const token = await corp.sign({ sub: 'alice', scope: 'orders:read' })
+      const res = await request(`${sc.proxyUrl}/orders/1`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'x-http-method-override': 'DELETE' } })
+      assert.equal(res.statusCode, 200, 'POST falls to the catch-all (check-config warns about that shape)')
+      await res.body.dump()
+      assert.equal(upstream.last()!.headers['x-http-method-override'], undefined)
+    })
+  })
+
+  test('methodOverride: honor → the POST is matched as the DELETE the app will run; disagreeing overrides are 400', async () => {
+    await withSidecar(`requests: { methodOverride: honor }\n${routes}`, async (sc) => {
+      const reader = await corp.sign({ sub: 'alice', scope: 'orders:read' })
+      const denied = await request(`${sc.proxyUrl}/orders/1`, { method: 'POST', headers: { authorization: `Bearer ${reader}`, 'x-http-method-override': 'delete' } })
+      assert.equal(denied.statusCode, 403)
+      assert.deepEqual(await denied.body.json(), { error: 'insufficient_scope', reason: 'insufficient_scope' })
+      const deleter = await corp.sign({ sub: 'bob', scope: 'orders:delete' })
+      const ok = await request(`${sc.proxyUrl}/orders/1`, { method: 'POST', headers: { authorization: `Bearer ${deleter}`, 'x-http-method-override': 'DELETE' } })
+      assert.equal(ok.statusCode, 200)
+      await ok.body.dump()
+      assert.equal(upstream.last()!.headers['x-http-method-override'], 'DELETE', 'forwarded: the app acts on it')
+      const ambiguous = await request(`${sc.proxyUrl}/orders/1`, { method: 'POST', headers: { authorization: `Bearer ${deleter}`, 'x-http-method-override': 'DELETE', 'x-http-method': 'GET' } })
+      assert.equal(ambiguous.statusCode, 400)
+      await ambiguous.body.dump()
+    })
+  })
+
+  test('auth: deny → 403 route_denied without reading a token; the start-up log carries check-config\'s warning for the trap', async () => {
+    await withSidecar(`routes:
+  - { name: orders-read, path: /orders/**, methods: [GET], require: { scopes: ["orders:read"] } }
+  - { name: default, path: /**, auth: required }`, async (sc) => {
+      const warning = sc.logs().find((l) => l.event === 'config.warning')
+      assert.ok(warning !== undefined, 'config.warning logged at start')
+      assert.equal(warning.level, 'warn')
+      assert.equal(warning.path, 'routes[0]')
+      assert.match(String(warning.msg), /route orders-read requires scopes orders:read only for GET; HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE on \/orders\/\*\* fall through to routes\[1\] \(default\)/)
+    })
+    await withSidecar(`routes:
+  - { name: orders-read, path: /orders/**, methods: [GET], require: { scopes: ["orders:read"] } }
+  - { name: orders-closed, path: /orders/**, auth: deny }
+  - { name: default, path: /**, auth: required }`, async (sc) => {
+      assert.equal(sc.logs().some((l) => l.event === 'config.warning'), false)
+      const seen = upstream.requests()
+      const res = await request(`${sc.proxyUrl}/orders/1`, { method: 'PUT' })
+      assert.equal(res.statusCode, 403)
+      assert.deepEqual(await res.body.json(), { error: 'access_denied', reason: 'route_denied' })
+      assert.equal(upstream.requests(), seen)
+    })
+  })
+})

@@ -50,3 +50,27 @@ test('route matching sees the normalised path, so a rule cannot be dodged by spe
     assert.equal(m.match('GET', n.path)?.name, 'admin', p)
   }
 })
+
+test('issue #9 §6: routes that protect match any letter case and a trailing slash; routes that admit match exactly', () => {
+  const route = (o: Partial<RouteConfig> & Pick<RouteConfig, 'name' | 'path' | 'auth' | 'caseSensitive'>): RouteConfig => ({ methods: [], issuers: [], require: { scopes: [], claims: {} }, ...o })
+  const m = createRouteMatcher([
+    route({ name: 'health', path: '/healthz', auth: 'none', caseSensitive: true }),
+    route({ name: 'public', path: '/public/**', auth: 'optional', caseSensitive: true }),
+    route({ name: 'users', path: '/api/users', auth: 'required', caseSensitive: false }),
+    route({ name: 'user', path: '/api/users/*', auth: 'required', caseSensitive: false }),
+    route({ name: 'admin', path: '/admin/**', auth: 'required', caseSensitive: false }),
+    route({ name: 'closed', path: '/internal/**', auth: 'deny', caseSensitive: false }),
+    route({ name: 'exact-case', path: '/Reports', auth: 'required', caseSensitive: true }),
+    route({ name: 'default', path: '/**', auth: 'required', caseSensitive: false }),
+  ])
+  const cases: [string, string][] = [
+    ['/healthz', 'health'], ['/HEALTHZ', 'default'], ['/healthz/', 'default'],
+    ['/public/x', 'public'], ['/PUBLIC/x', 'default'], ['/public/', 'public'],
+    ['/api/users', 'users'], ['/api/users/', 'users'], ['/API/Users', 'users'], ['/api/users//', 'default'],
+    ['/api/users/42', 'user'], ['/api/users/42/', 'user'], ['/Api/Users/42', 'user'],
+    ['/admin', 'admin'], ['/ADMIN/x', 'admin'], ['/aDmIn/', 'admin'], ['/administrator', 'default'],
+    ['/INTERNAL/x', 'closed'],
+    ['/Reports', 'exact-case'], ['/Reports/', 'exact-case'], ['/reports', 'default'],
+  ]
+  for (const [path, name] of cases) assert.equal(m.match('GET', path)?.name, name, path)
+})

@@ -52,3 +52,39 @@ test("formatClaim: a raw value that poses as an ext-value is encoded too, so it 
   assert.equal(formatClaim("utf-8'x"), "UTF-8''utf-8%27x")
   assert.equal(formatClaim("it's fine"), "it's fine")
 })
+
+test('issue #9 §1: names are compared folded (case, _ and -); identity.underscoreHeaders decides the rest', () => {
+  const identity = { headers: { 'X-Auth-Subject': 'sub' }, strip: ['X-Internal-*'], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: 'X-Auth-Claims' } as const
+  const inbound = (): Record<string, string> => ({
+    'x-auth-subject': 's', x_auth_subject: 's', 'x-auth_subject': 's', x_auth_claims: 'c', x_internal_role: 'r',
+    'x-http-method-override': 'DELETE', x_http_method: 'DELETE', x_api_token: 't', x_forwarded_for: '1.2.3.4', transfer_encoding: 'chunked',
+    x_custom: 'kept only with allow', 'x-api-token': 'the token source itself', accept: '*/*',
+  })
+  const kinds = (r: ReturnType<ReturnType<typeof createHeaderPolicy>['stripInbound']>) => Object.fromEntries((r?.dropped ?? []).map((d) => [d.name, d.kind]))
+
+  const drop = createHeaderPolicy({ ...identity, underscoreHeaders: 'drop' }, { tokenHeaders: ['x-api-token'] })
+  const h1 = inbound()
+  const r1 = drop.stripInbound(h1)
+  assert.deepEqual(h1, { 'x-api-token': 'the token source itself', accept: '*/*' })
+  assert.equal(r1?.rejected, undefined)
+  assert.deepEqual(kinds(r1), {
+    'x-auth-subject': 'protected', x_auth_subject: 'alias', 'x-auth_subject': 'alias', x_auth_claims: 'alias', x_internal_role: 'alias',
+    'x-http-method-override': 'protected', x_http_method: 'alias', x_api_token: 'alias', x_forwarded_for: 'alias', transfer_encoding: 'alias',
+    x_custom: 'underscore',
+  })
+
+  const allow = createHeaderPolicy({ ...identity, underscoreHeaders: 'allow' }, { tokenHeaders: ['x-api-token'] })
+  const h2 = inbound()
+  allow.stripInbound(h2)
+  assert.deepEqual(h2, { x_custom: 'kept only with allow', 'x-api-token': 'the token source itself', accept: '*/*' }, 'aliases go in every mode')
+
+  const reject = createHeaderPolicy({ ...identity, underscoreHeaders: 'reject' }, { tokenHeaders: ['x-api-token'] })
+  const r3 = reject.stripInbound({ accept: '*/*', x_custom: '1' })
+  assert.deepEqual(r3?.rejected, { name: 'x_custom', kind: 'underscore' })
+  assert.equal(reject.stripInbound({ accept: '*/*', 'x-auth-subject': 's' })?.rejected, undefined, 'a protected name without _ is dropped, not a reason to reject')
+
+  const honor = createHeaderPolicy({ ...identity, underscoreHeaders: 'allow' }, { stripMethodOverride: false })
+  const h4: Record<string, string> = { 'x-http-method-override': 'DELETE', 'x-method-override': 'PUT' }
+  assert.equal(honor.stripInbound(h4), undefined, 'nothing done, nothing allocated')
+  assert.deepEqual(h4, { 'x-http-method-override': 'DELETE', 'x-method-override': 'PUT' })
+})

@@ -60,3 +60,35 @@ test('removing a token from the query and from cookies keeps everything else', (
   assert.equal(withoutCookies('a=1; session_jwt=t; b=2', new Set(['session_jwt'])), 'a=1; b=2')
   assert.equal(withoutCookies('session_jwt=t', new Set(['session_jwt'])), undefined)
 })
+
+test('issue #9 §3: the credential is exactly a b64token in every source; OWS is SP/HTAB only', () => {
+  const all = createTokenExtractor([
+    { kind: 'header', header: 'Authorization', prefix: 'Bearer ' },
+    { kind: 'cookie', cookie: 'session_jwt' },
+    { kind: 'query', query: 'access_token' },
+  ])
+  const header = (v: string) => all.extract({ authorization: v }, ['Authorization', v], undefined)
+  const cookie = (v: string) => all.extract({ cookie: v }, ['Cookie', v], undefined)
+  const query = (q: string) => all.extract({}, [], q)
+  const cases: [string, ReturnType<typeof header>['kind'], ReturnType<typeof header>][] = [
+    ['header: token', 'token', header('Bearer a.b.c')],
+    ['header: padding =', 'token', header('Bearer abc==')],
+    ['header: more spaces after the scheme', 'token', header('Bearer    a.b.c')],
+    ['header: trailing SP/HTAB', 'token', header('Bearer a.b.c \t')],
+    ['header: NBSP after the token', 'invalid', header('Bearer a.b.c\u00a0')],
+    ['header: BOM before the token', 'invalid', header('Bearer \ufeffa.b.c')],
+    ['header: a space inside', 'invalid', header('Bearer a.b c')],
+    ['header: a comma', 'invalid', header('Bearer a.b.c, x')],
+    ['header: a quote', 'invalid', header('Bearer "a.b.c"')],
+    ['header: HTAB instead of SP after the scheme (not our prefix)', 'none', header('Bearer\ta.b.c')],
+    ['cookie: token', 'token', cookie('session_jwt=a.b.c')],
+    ['cookie: OWS around it', 'token', cookie(' session_jwt = a.b.c ')],
+    ['cookie: NBSP after the value', 'invalid', cookie('session_jwt=a.b.c\u00a0')],
+    ['cookie: NBSP before the name (another cookie)', 'none', cookie('\u00a0session_jwt=a.b.c')],
+    ['query: token', 'token', query('access_token=a.b.c')],
+    ['query: %20 inside', 'invalid', query('access_token=a.b%20c')],
+    ['query: + (a space in form encoding)', 'invalid', query('access_token=a.b+c')],
+    ['query: %C2%A0 after', 'invalid', query('access_token=a.b.c%C2%A0')],
+  ]
+  for (const [name, kind, r] of cases) assert.equal(r.kind, kind, name)
+})
