@@ -99,7 +99,7 @@ function expressHandler(kind: 'express4' | 'express5'): NodeHandler {
     // express 5 (path-to-regexp 8) names its wildcards; express 4 takes a bare `*`.
     app.all(kind === 'express4' ? ['/admin', '/admin/*'] : ['/admin', '/admin/{*rest}'], handle('admin'))
     app.all(kind === 'express4' ? '*' : '/{*rest}', handle('echo'))
-    return app as unknown as ReturnType<NodeHandler>
+    return app
   }
 }
 
@@ -119,7 +119,11 @@ function koaHandler(): NodeHandler {
       ctx.type = 'application/json'
       ctx.body = reply(record, 'echo', ctx.method, ctx.path, (h) => ctx.get(h) || undefined, ctx.headers)
     })
-    return app.callback()
+    const callback = app.callback()
+    // koa's callback returns its promise; the http server ignores it (koa handles its own errors).
+    return (req, res) => {
+      void callback(req, res)
+    }
   }
 }
 

@@ -5,7 +5,8 @@
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { startHttpServer, startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import type { TestIssuer, TestServer, TestUpstream } from '../helpers/issuer.ts'
 import { sidecarYaml, startSidecar } from '../helpers/sidecar.ts'
@@ -154,7 +155,6 @@ test('headers trickled slower than requests.timeout get 408 too', async () => {
 })
 
 test('an upstream that sends an interim 100 Continue before its answer: the client gets the 200, not 502', async () => {
-  const { createServer } = await import('node:net')
   // Written by hand: Node's http server sends 100 only when asked; some servers do unasked.
   const raw = createServer((sock) => {
     sock.once('data', () => {
@@ -163,7 +163,7 @@ test('an upstream that sends an interim 100 Continue before its answer: the clie
     })
   })
   await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r))
-  const port = (raw.address() as import('node:net').AddressInfo).port
+  const port = (raw.address() as AddressInfo).port
   const sc = await startSidecar(sidecarYaml({ upstream: `http://127.0.0.1:${port}`, issuers: [{ name: 'corp', issuer: issuer.issuer, jwksUri: issuer.jwksUri }] }))
   try {
     const token = await issuer.sign({ sub: 'alice' })
