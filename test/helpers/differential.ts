@@ -24,19 +24,28 @@ export interface Variant {
 
 /** What the sidecar does with a variant. */
 export type SidecarView =
-  | { readonly rejected: true; readonly why: string }
+  | { readonly rejected: true; readonly why?: string }
   | {
       readonly rejected: false
       /** The route the sidecar matched demands the admin scope (or denies). */
       readonly protected: boolean
-      readonly route: string
-      /** The request the app would receive from the sidecar: normalised target, stripped headers. */
-      readonly forwarded: Variant
+      readonly route?: string
+      /**
+       * The request the app would receive from the sidecar: normalised target, stripped headers.
+       * Absent: the variant as sent.
+       */
+      readonly forwarded?: Variant
     }
 
 export interface RawReply {
   readonly status: number
   readonly body: Record<string, unknown> | undefined
+  /**
+   * The handler that answered, from `body.handler` or, when the body is not JSON, from its
+   * opening `{"handler": "..."`: nginx's `return` interpolates `$uri` unescaped, so a path with
+   * `"` or `\` breaks its JSON while its admin location still ran.
+   */
+  readonly handler: 'admin' | 'echo' | undefined
   readonly raw: string
 }
 
@@ -45,12 +54,20 @@ const PATHS = [
   '/admin', '/ADMIN', '/Admin/x', '/aDmIn/users', '/%61dmin', '/%41DMIN/x', '/%61%64%6d%69%6e/x',
   // trailing slash, dot segments, repeated slashes
   '/admin/', '/admin/x/', '/x/../admin', '/./admin', '/public/../admin/x', '/public/%2e%2e/admin', '//admin', '//admin//x',
+  // dot segments below /admin: express, koa, http.server and Flask route /admin/. and /admin/.. to admin; nginx resolves them
+  '/admin/.', '/admin/..', '/ADMIN/./',
   // fragments
   '/admin#x', '/public#/../admin', '/public/x#/admin',
   // `;` parameters (Tomcat-style path parameters)
   '/admin;x', '/admin;/x', '/admin;jsessionid=1/x', '/public;/../admin',
   // encoded slash and backslash, control characters
   '/public/..%2fadmin', '/public%2f..%2fadmin', '/public/..%5cadmin', '/admin%00', '/admin%2f',
+  // werkzeug strips leading slashes after wsgiref decodes %2F: Flask routes these to admin
+  '/%2fadmin', '/%2Fadmin/x',
+  // a quote in the path: nginx echoes $uri into its body unescaped (RawReply.handler copes)
+  '/admin/%22',
+  // absolute-form (RFC 9112 §3.2.2): express, koa and nginx route on its path
+  'http://app/admin', 'HTTP://APP/ADMIN/x',
   // the query never takes part
   '/admin?x=1', '/public?/admin', '/public/x?../../admin',
   // near misses that must stay unprotected everywhere
@@ -93,34 +110,60 @@ export function sendRaw(url: string, v: Variant, extraHeaders: Readonly<Record<s
     sock.setTimeout(5_000, () => sock.destroy())
     sock.on('close', () => {
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(raw)?.[1] ?? 0)
-      const text = raw.slice(raw.indexOf('\r\n\r\n') + 4)
+      const split = raw.indexOf('\r\n\r\n')
+      const head = split < 0 ? raw : raw.slice(0, split)
+      let text = split < 0 ? '' : raw.slice(split + 4)
+      if (/^transfer-encoding:[ \t]*chunked[ \t]*$/im.test(head)) text = dechunk(text)
       let body: Record<string, unknown> | undefined
       try {
-        body = JSON.parse(text) as Record<string, unknown>
+        const parsed: unknown = JSON.parse(text)
+        body = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined
       } catch {
         body = undefined
       }
-      resolve({ status, body, raw })
+      const named = body === undefined ? /^\s*\{\s*"handler"\s*:\s*"(admin|echo)"/.exec(text)?.[1] : body['handler']
+      resolve({ status, body, handler: named === 'admin' || named === 'echo' ? named : undefined, raw })
     })
   })
 }
 
+/** A chunked body's data (RFC 9112 §7.1), extensions and trailers dropped; a truncated one as far as it goes. */
+function dechunk(text: string): string {
+  let out = ''
+  let at = 0
+  for (;;) {
+    const eol = text.indexOf('\r\n', at)
+    if (eol < 0) return out
+    const size = Number.parseInt(text.slice(at, eol).split(';')[0] ?? '', 16)
+    if (!Number.isFinite(size) || size <= 0) return out
+    out += text.slice(eol + 2, eol + 2 + size)
+    at = eol + 2 + size + 2
+  }
+}
+
 /**
- * Sends, for every app and variant the sidecar would forward, the forwarded request straight to
- * the app; reports each case where the app ran its admin handler on a request the sidecar did
- * not hold to the admin requirement. HEAD answers have no body, so HEAD variants are judged by
- * their GET twin's handler (the same route in every framework tried).
+ * Sends, for every app and variant the sidecar would forward, the forwarded request (the variant
+ * itself when the view names none) straight to the app; reports each case where the app ran its
+ * admin handler on a request the sidecar did not hold to the admin requirement. HEAD answers
+ * have no body, so HEAD variants are judged by their GET twin's handler (the same route in every
+ * framework tried).
+ *
+ * @example
+ * // A view that protects nothing: every variant an app routes to admin is a finding.
+ * await findBypasses([app], requestVariants(), () => ({ rejected: false, protected: false }))
+ * // → ['express5: GET /ADMIN {} -> app served admin (as GET /ADMIN), sidecar route (none) unprotected', ...]
  */
 export async function findBypasses(apps: readonly RealApp[], variants: readonly Variant[], sidecarView: (v: Variant) => SidecarView): Promise<string[]> {
   const findings: string[] = []
   for (const v of variants) {
     const view = sidecarView(v)
     if (view.rejected || view.protected) continue
-    const probe = view.forwarded.method === 'HEAD' ? { ...view.forwarded, method: 'GET' } : view.forwarded
+    const forwarded = view.forwarded ?? v
+    const probe = forwarded.method === 'HEAD' ? { ...forwarded, method: 'GET' } : forwarded
     for (const app of apps) {
       const r = await sendRaw(app.url, probe)
-      if (r.body?.handler === 'admin') {
-        findings.push(`${app.kind}: ${v.method} ${v.target} ${JSON.stringify(v.headers)} -> app served admin (as ${probe.method} ${probe.target}), sidecar route ${view.route} unprotected`)
+      if (r.handler === 'admin') {
+        findings.push(`${app.kind}: ${v.method} ${v.target} ${JSON.stringify(v.headers)} -> app served admin (as ${probe.method} ${probe.target}), sidecar route ${view.route ?? '(none)'} unprotected`)
       }
     }
   }
