@@ -11,9 +11,10 @@ import { createKeyStore } from './keys/store.ts'
 import type { KeyStoreDeps, ReconfigurableKeyStore } from './keys/store.ts'
 import type { KeyEvent } from './keys/types.ts'
 import { createRateLimitedLog } from './observe/events.ts'
-import { createLogger, logKeyEvent } from './observe/log.ts'
+import { createLogger, logKeyEvent, stdoutDestination } from './observe/log.ts'
 import { createLoopMonitor } from './observe/loop-monitor.ts'
 import type { Logger } from './observe/log.ts'
+import { createTokenCacheStats } from './verify/token-cache.ts'
 import { createMetrics } from './observe/metrics.ts'
 import type { Metrics } from './observe/metrics.ts'
 import { createPipeline } from './proxy/pipeline.ts'
@@ -78,16 +79,25 @@ const RESTART_ONLY: ReadonlyArray<[string, (c: SidecarConfig) => unknown]> = [
  * const { proxyUrl } = await app.start()
  */
 export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
-  const log = deps.log ?? createLogger(initial.log)
+  const stdout = deps.log === undefined ? stdoutDestination() : undefined
+  const log = deps.log ?? createLogger(initial.log, stdout)
   let config = initial
   // The metrics read key-store state at scrape time; the store reports events to the metrics.
-  const metrics = createMetrics({ keyStatus: () => keys.status(), issuers: config.issuers.map((i) => i.name), ...(deps.now === undefined ? {} : { now: deps.now }) })
+  // The token cache's counters outlive each config's cache; its size is the current one's.
+  const cacheStats = createTokenCacheStats()
+  const metrics = createMetrics({
+    keyStatus: () => keys.status(),
+    issuers: config.issuers.map((i) => i.name),
+    tokenCache: { stats: cacheStats, usage: () => pipeline.verifier.cacheUsage() },
+    ...(deps.now === undefined ? {} : { now: deps.now }),
+  })
+  stdout?.onDrop(() => metrics.logDropped())
   const onEvent = (e: KeyEvent): void => {
     logKeyEvent(log, e)
     metrics.keyEvent(e)
   }
   const keys = createKeyStore(config.issuers, { onEvent, ...(deps.now === undefined ? {} : { now: deps.now }), ...deps.keyStore })
-  let pipeline: Pipeline = createPipeline(config, keys, deps.now)
+  let pipeline: Pipeline = createPipeline(config, keys, { now: deps.now, cacheStats })
   let serving = true
   const events = createRateLimitedLog(log, { perKeyPerInterval: 10, intervalMs: 10_000 })
   const loop = createLoopMonitor({ thresholdMs: config.admin.maxEventLoopDelay })
@@ -138,7 +148,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
       const issuers = keys.reconfigure(next.issuers)
       for (const name of issuers.added) metrics.initIssuer(name)
       // One assignment: a request reads either the old pipeline or the new one, never a mix.
-      pipeline = createPipeline(next, keys, deps.now)
+      pipeline = createPipeline(next, keys, { now: deps.now, cacheStats })
       config = next
       log.level = next.log.level
       logWarnings(next)

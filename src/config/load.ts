@@ -561,6 +561,7 @@ function semanticIssues(data: unknown): Found[] {
     add(['tokens', 'clockSkew'], 'must be at most 5m; a larger skew keeps expired tokens valid and is almost certainly a mistake')
   }
   if (bytes(tokens, 'maxBytes') === 0) add(['tokens', 'maxBytes'], 'must be greater than 0B')
+  if (bytes(field(tokens, 'cache'), 'maxBytes') === 0) add(['tokens', 'cache', 'maxBytes'], 'must be greater than 0B (to turn the cache off, set tokens.cache.enabled: false)')
 
   // Identity headers: set by the sidecar, so they must be names it can own outright.
   const identity = field(data, 'identity')
@@ -711,6 +712,7 @@ interface RawConfig {
     readonly from: readonly { readonly header?: string; readonly prefix?: string; readonly cookie?: string; readonly query?: string }[]
     readonly clockSkew: string
     readonly maxBytes: string
+    readonly cache: { readonly enabled: boolean; readonly maxEntries: number; readonly maxBytes: string }
   }
   readonly identity: {
     readonly headers: Readonly<Record<string, string>>
@@ -788,6 +790,7 @@ function convert(raw: RawConfig, source: string): SidecarConfig {
       }),
       clockSkew: parseDuration(raw.tokens.clockSkew),
       maxBytes: parseSize(raw.tokens.maxBytes),
+      cache: raw.tokens.cache.enabled ? { maxEntries: raw.tokens.cache.maxEntries, maxBytes: parseSize(raw.tokens.cache.maxBytes) } : undefined,
     },
     identity: {
       headers: Object.fromEntries(Object.entries(raw.identity.headers)),

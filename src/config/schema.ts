@@ -24,7 +24,7 @@ export const EXPECTED = 'x-expected'
  */
 export type SchemaNode = {
   readonly [EXPECTED]: string
-  readonly type: 'object' | 'array' | 'string' | 'boolean' | readonly ('string' | 'number' | 'boolean')[]
+  readonly type: 'object' | 'array' | 'string' | 'boolean' | 'integer' | readonly ('string' | 'number' | 'boolean')[]
   readonly default?: unknown
   readonly properties?: Readonly<Record<string, SchemaNode>>
   readonly required?: readonly string[]
@@ -35,6 +35,8 @@ export type SchemaNode = {
   readonly enum?: readonly string[]
   readonly pattern?: string
   readonly minLength?: number
+  readonly minimum?: number
+  readonly maximum?: number
   readonly format?: UnitFormat
 }
 
@@ -248,7 +250,7 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
       timeout: duration('25s'),
     }),
     issuers: { type: 'array', minItems: 1, items: issuer, [EXPECTED]: 'at least one issuer' },
-    tokens: settings('a map with from, clockSkew and maxBytes', {
+    tokens: settings('a map with from, clockSkew, maxBytes and cache', {
       from: {
         type: 'array',
         minItems: 1,
@@ -259,6 +261,12 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
       },
       clockSkew: duration('60s'),
       maxBytes: size('8KiB'),
+      // The verified-token cache (verify/token-cache.ts): on by default, bounded both ways.
+      cache: settings('a map with enabled, maxEntries and maxBytes', {
+        enabled: boolean(true),
+        maxEntries: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000, [EXPECTED]: 'a whole number from 1 to 1000000' },
+        maxBytes: size('32MiB'),
+      }),
     }),
     identity: settings('a map with headers, strip, forwardToken, arrays, maxValueBytes, claimsHeader and underscoreHeaders', {
       headers: {

@@ -108,6 +108,14 @@ export interface TokensConfig {
   readonly clockSkew: number
   /** bytes; a longer token is rejected before it is parsed. */
   readonly maxBytes: number
+  /** The verified-token cache; undefined when `tokens.cache.enabled` is false. */
+  readonly cache: TokenCacheConfig | undefined
+}
+
+export interface TokenCacheConfig {
+  readonly maxEntries: number
+  /** bytes, as estimated per entry (verify/token-cache.ts entryBytes). */
+  readonly maxBytes: number
 }
 
 export interface IdentityConfig {

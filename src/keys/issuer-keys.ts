@@ -410,6 +410,7 @@ export function createIssuerRuntime(cfg: IssuerConfig, deps: IssuerKeysDeps): Is
   const keys: IssuerKeys = {
     name,
     getKey,
+    version: () => index,
     ready: () => index.keys.length > 0,
     status: (): IssuerKeyStatus => ({
       issuer: name,

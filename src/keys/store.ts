@@ -98,6 +98,7 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
       facade: {
         name: cfg.name,
         getKey: (kid, alg) => current(slot).keys.getKey(kid, alg),
+        version: () => current(slot).keys.version(),
         ready: () => current(slot).keys.ready(),
         status: () => current(slot).keys.status(),
       },

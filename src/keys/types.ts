@@ -45,6 +45,13 @@ export const KEY_SET_STATES: readonly KeySetState[] = ['loading', 'fresh', 'stal
 export interface IssuerKeys {
   readonly name: string
   getKey(kid: string | undefined, alg: Algorithm): KeyResult | Promise<KeyResult>
+  /**
+   * An opaque value that changes whenever the issuer's key index is swapped (a refresh, a
+   * file reload, keys expiring past maxStale, a reload switching runtimes), compared by
+   * identity. The verified-token cache keeps an entry only while this stays the same, so a
+   * withdrawn key cannot keep working through it.
+   */
+  version(): object
   /** True when the issuer has at least one usable key. */
   ready(): boolean
   status(): IssuerKeyStatus

@@ -16,12 +16,39 @@ export const REDACT_PATHS = [
   'headers.authorization', 'headers.cookie', 'headers["set-cookie"]',
 ]
 
+/** Log bytes held in memory at most while stdout does not keep up; beyond it lines are dropped (and counted). */
+export const LOG_BUFFER_MAX_BYTES = 16 * 2 ** 20
+
+/** What the default destination reports: lines it had to drop because stdout did not keep up. */
+export interface LogDrops {
+  onDrop(listener: () => void): void
+}
+
+/**
+ * stdout, written asynchronously (pino's `sync: false`): a request never waits for a write(2)
+ * of its access line; lines written while one write is in flight go out together in the next.
+ * Bounded: past LOG_BUFFER_MAX_BYTES unwritten, lines are dropped rather than memory growing or
+ * the event loop stalling on a full pipe. Flushed synchronously at exit, so nothing logged
+ * before a clean exit (or process.exit) is lost.
+ */
+export function stdoutDestination(): DestinationStream & LogDrops {
+  const dest = pino.destination({ dest: 1, sync: false, minLength: 0, maxLength: LOG_BUFFER_MAX_BYTES })
+  process.once('exit', () => {
+    try {
+      dest.flushSync()
+    } catch {
+      // not open yet or already closed: nothing to flush
+    }
+  })
+  return Object.assign(dest, { onDrop: (listener: () => void) => void dest.on('drop', listener) })
+}
+
 /**
  * @example
  * const log = createLogger({ level: 'info', access: true })
  * log.info({ event: 'jwks.key_added', issuer: 'corp', kid: 'k1' }, 'key added')
  */
-export function createLogger(config: Pick<LogConfig, 'level'>, destination?: DestinationStream): Logger {
+export function createLogger(config: Pick<LogConfig, 'level'>, destination: DestinationStream = stdoutDestination()): Logger {
   return pino(
     {
       level: config.level,

@@ -3,6 +3,9 @@
  * and route names, the reason codes, fixed outcome/result words. Never a path, sub, kid or IP.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { BoundCounter, BoundHistogram } from './bound-metrics.ts'
+import type { CounterChild, HistogramChild } from './bound-metrics.ts'
+import type { TokenCacheStats } from '../verify/token-cache.ts'
 import { KEY_SET_STATES } from '../keys/types.ts'
 import { packageVersion } from '../package-root.ts'
 import type { IssuerKeyStatus, KeyEvent } from '../keys/types.ts'
@@ -34,6 +37,8 @@ export interface Metrics {
   keyEvent(event: KeyEvent): void
   /** Start an issuer's counters at 0 (at start-up, and for an issuer added by a reload). */
   initIssuer(issuer: string): void
+  /** A log line the asynchronous stdout destination had to drop (observe/log.ts). */
+  logDropped(): void
   /** Text exposition of both registries. */
   expose(): Promise<string>
 }
@@ -52,6 +57,8 @@ export interface MetricsOptions {
   readonly issuers?: readonly string[]
   /** epoch ms */
   readonly now?: () => number
+  /** The verified-token cache: cumulative counters, and the current cache's size, read at scrape time. */
+  readonly tokenCache?: { readonly stats: TokenCacheStats; readonly usage: () => { readonly entries: number; readonly bytes: number } }
 }
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -60,44 +67,51 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const processRegistry = new Registry()
   collectDefaultMetrics({ register: processRegistry, prefix: PREFIX })
 
-  const requests = new Counter({
+  // The per-request metrics bind a child per label set once (bound-metrics.ts): no label
+  // hashing on the request path.
+  const requests = new BoundCounter({
     name: `${PREFIX}requests_total`,
     help: 'Requests by route rule, outcome (allowed, denied, anonymous, error) and reason code.',
     labelNames: ['route', 'outcome', 'reason'] as const,
     registers: [registry],
   })
-  const verificationDuration = new Histogram({
+  const verificationDuration = new BoundHistogram({
     name: `${PREFIX}verification_duration_seconds`,
     help: 'Time to verify a token whose issuer was recognised, including any key lookup wait.',
     labelNames: ['issuer'] as const,
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 2.5],
     registers: [registry],
   })
-  const requestDuration = new Histogram({
+  const requestDuration = new BoundHistogram({
     name: `${PREFIX}request_duration_seconds`,
     help: 'Whole-request duration at the proxy port (authentication and upstream), by route rule and outcome.',
     labelNames: ['route', 'outcome'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   })
-  const tokenAge = new Histogram({
+  const tokenAge = new BoundHistogram({
     name: `${PREFIX}token_age_seconds`,
     help: 'Age of verified tokens (now - iat), by issuer: clock drift shows below 0, over-long or replayed tokens at the top.',
     labelNames: ['issuer'] as const,
     buckets: [-60, 0, 5, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400],
     registers: [registry],
   })
-  const timeToExpiry = new Histogram({
+  const timeToExpiry = new BoundHistogram({
     name: `${PREFIX}token_time_to_expiry_seconds`,
     help: 'Remaining lifetime of verified tokens (exp - now), by issuer; below 0 only within the clock skew.',
     labelNames: ['issuer'] as const,
     buckets: [-60, 0, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400],
     registers: [registry],
   })
-  const inflightRequests = new Gauge({
+  // A plain number on the request path, read at scrape time.
+  let inflightNow = 0
+  new Gauge({
     name: `${PREFIX}inflight_requests`,
     help: 'Requests at the proxy port that have started and not yet finished.',
     registers: [registry],
+    collect() {
+      this.set(inflightNow)
+    },
   })
   const configReloads = new Counter({
     name: `${PREFIX}config_reloads_total`,
@@ -210,25 +224,96 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   }
   for (const issuer of options.issuers ?? []) initIssuer(issuer)
 
+  const logDrops = new Counter({
+    name: `${PREFIX}log_lines_dropped_total`,
+    help: 'Log lines dropped because stdout did not keep up (more than 16 MiB waiting to be written).',
+    registers: [registry],
+  })
+  logDrops.inc(0)
+
+  // Registered even without a cache (all zeros): dashboards and alerts see one shape.
+  const cache = options.tokenCache ?? { stats: { hits: 0, misses: 0, evictedCapacity: 0, evictedExpired: 0, evictedKeys: 0 }, usage: () => ({ entries: 0, bytes: 0 }) }
+  // Cumulative counts kept by the cache (no call per request): handed over at scrape time.
+  const reported = { hit: 0, miss: 0, capacity: 0, expired: 0, keys_changed: 0 }
+  new Counter({
+    name: `${PREFIX}token_cache_lookups_total`,
+    help: 'Verified-token cache lookups by result (hit: answered from the cache, miss: verified in full).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+    collect() {
+      for (const [result, now] of [['hit', cache.stats.hits], ['miss', cache.stats.misses]] as const) {
+        this.labels(result).inc(now - reported[result])
+        reported[result] = now
+      }
+    },
+  })
+  new Counter({
+    name: `${PREFIX}token_cache_evictions_total`,
+    help: 'Verified-token cache entries removed, by reason (capacity: room for a newer one, expired: past exp or refused by a claim rule on a hit, keys_changed: the issuer key set changed since).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    collect() {
+      for (const [reason, now] of [['capacity', cache.stats.evictedCapacity], ['expired', cache.stats.evictedExpired], ['keys_changed', cache.stats.evictedKeys]] as const) {
+        this.labels(reason).inc(now - reported[reason])
+        reported[reason] = now
+      }
+    },
+  })
+  new Gauge({
+    name: `${PREFIX}token_cache_entries`,
+    help: 'Tokens held by the verified-token cache of the config in force.',
+    registers: [registry],
+    collect() {
+      this.set(cache.usage().entries)
+    },
+  })
+  new Gauge({
+    name: `${PREFIX}token_cache_bytes`,
+    help: 'Estimated bytes held by the verified-token cache of the config in force (bounded by tokens.cache.maxBytes).',
+    registers: [registry],
+    collect() {
+      this.set(cache.usage().bytes)
+    },
+  })
+
+  // Children bound once per label set (closed sets: route and issuer names, outcomes, reasons).
+  const requestChildren = new Map<string, Map<string, Map<string, CounterChild>>>()
+  const durationChildren = new Map<string, Map<string, HistogramChild>>()
+  const requestChild = (route: string, outcome: string, reason: string): CounterChild => requests.child(route, outcome, reason)
+  const durationChild = (route: string, outcome: string): HistogramChild => requestDuration.child(route, outcome)
+  const issuerChildren = new Map<string, { readonly verification: HistogramChild; readonly age: HistogramChild; readonly ttl: HistogramChild }>()
+  function perIssuer(issuer: string) {
+    let c = issuerChildren.get(issuer)
+    if (c === undefined) {
+      c = { verification: verificationDuration.child(issuer), age: tokenAge.child(issuer), ttl: timeToExpiry.child(issuer) }
+      issuerChildren.set(issuer, c)
+    }
+    return c
+  }
+
   return {
     registry,
     processRegistry,
     initIssuer,
     request(route, outcome, reason) {
-      requests.labels(route, outcome, reason).inc()
+      child3(requestChildren, route, outcome, reason, requestChild).inc()
     },
     requestDuration(route, outcome, seconds) {
-      requestDuration.labels(route, outcome).observe(seconds)
+      child2(durationChildren, route, outcome, durationChild).observe(seconds)
     },
     verification(issuer, seconds) {
-      verificationDuration.labels(issuer).observe(seconds)
+      perIssuer(issuer).verification.observe(seconds)
     },
     tokenTimes(issuer, age, ttl) {
-      if (age !== undefined) tokenAge.labels(issuer).observe(age)
-      if (ttl !== undefined) timeToExpiry.labels(issuer).observe(ttl)
+      const c = perIssuer(issuer)
+      if (age !== undefined) c.age.observe(age)
+      if (ttl !== undefined) c.ttl.observe(ttl)
     },
     inflight(delta) {
-      inflightRequests.inc(delta)
+      inflightNow += delta
+    },
+    logDropped() {
+      logDrops.inc()
     },
     configReload(result) {
       configReloads.labels(result).inc()
@@ -276,4 +361,23 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       return (await registry.metrics()) + (await processRegistry.metrics())
     },
   }
+}
+
+/** The child for (a, b), made once: two Map lookups per request, no key string built. */
+function child2<C>(map: Map<string, Map<string, C>>, a: string, b: string, make: (a: string, b: string) => C): C {
+  let inner = map.get(a)
+  if (inner === undefined) map.set(a, (inner = new Map<string, C>()))
+  let c = inner.get(b)
+  if (c === undefined) inner.set(b, (c = make(a, b)))
+  return c
+}
+
+function child3<C>(map: Map<string, Map<string, Map<string, C>>>, a: string, b: string, c: string, make: (a: string, b: string, c: string) => C): C {
+  let inner = map.get(a)
+  if (inner === undefined) map.set(a, (inner = new Map<string, Map<string, C>>()))
+  let innermost = inner.get(b)
+  if (innermost === undefined) inner.set(b, (innermost = new Map<string, C>()))
+  let child = innermost.get(c)
+  if (child === undefined) innermost.set(c, (child = make(a, b, c)))
+  return child
 }

@@ -13,6 +13,7 @@ import { createTokenExtractor } from '../verify/extract.ts'
 import type { TokenExtractor } from '../verify/extract.ts'
 import { createVerifier } from '../verify/verifier.ts'
 import type { Verifier } from '../verify/verifier.ts'
+import type { TokenCacheStats } from '../verify/token-cache.ts'
 import { createHeaderPolicy } from './headers.ts'
 import type { HeaderPolicy } from './headers.ts'
 import { fixedDecisions } from './decide.ts'
@@ -43,10 +44,17 @@ export interface Pipeline {
 
 /**
  * @example
- * let pipeline = createPipeline(config, keys)
- * // on reload: pipeline = createPipeline(next, keys)
+ * let pipeline = createPipeline(config, keys, { cacheStats })
+ * // on reload: pipeline = createPipeline(next, keys, { cacheStats })
  */
-export function createPipeline(config: SidecarConfig, keys: KeyStore, now?: () => number): Pipeline {
+export interface PipelineDeps {
+  /** epoch ms */
+  readonly now?: (() => number) | undefined
+  /** The verified-token cache's counters, kept across reloads (the cache itself is per pipeline). */
+  readonly cacheStats?: TokenCacheStats | undefined
+}
+
+export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: PipelineDeps = {}): Pipeline {
   const tokenHeaders: string[] = []
   const tokenCookies = new Set<string>()
   const tokenQuery = new Set<string>()
@@ -60,9 +68,11 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, now?: () =
     routes: createRouteMatcher(config.routes),
     extractor: createTokenExtractor(config.tokens.from),
     headers: createHeaderPolicy(config.identity, { tokenHeaders, stripMethodOverride: config.requests.methodOverride === 'strip' }),
+    // A new verifier, and so an empty token cache, per config: a reload that changes an
+    // issuer's rules can never be answered from verifications made under the old ones.
     verifier: createVerifier(
-      { issuers: config.issuers, clockSkew: config.tokens.clockSkew, maxBytes: config.tokens.maxBytes },
-      now === undefined ? { keys } : { keys, now },
+      { issuers: config.issuers, clockSkew: config.tokens.clockSkew, maxBytes: config.tokens.maxBytes, cache: config.tokens.cache },
+      { keys, ...(deps.now === undefined ? {} : { now: deps.now }), ...(deps.cacheStats === undefined ? {} : { cacheStats: deps.cacheStats }) },
     ),
     policies: new Map(config.routes.map((r) => [r, {
       authorizer: createRouteAuthorizer(r),

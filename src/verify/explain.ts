@@ -310,7 +310,7 @@ export async function explainRequest(config: SidecarConfig, keys: KeyStore, inpu
 
   // The answer the sidecar would give, from the real decision (run after the steps, so the key
   // step above is the one that saw any unknown-kid refetch, as the first request would).
-  const real = await decide(createPipeline(config, keys, now), factsFor(config, input))
+  const real = await decide(createPipeline(config, keys, { now }), factsFor(config, input))
   if (real.forwarded !== derived.forwarded || real.status !== derived.status || real.reason !== derived.reason) {
     add('consistency', false, `the steps say ${describeOutcome(derived)} but the sidecar's pipeline says ${describeOutcome(real)}: the pipeline's answer is reported (please report this as a bug)`)
   }

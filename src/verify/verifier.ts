@@ -11,6 +11,8 @@ import type { ParsedToken } from './token.ts'
 import { verifySignature } from './signature.ts'
 import { createClaimRules, typMatches } from './claims.ts'
 import type { ClaimRule } from './claims.ts'
+import { createTokenCache, entryBytes } from './token-cache.ts'
+import type { CacheEntry, TokenCacheOptions, TokenCacheStats } from './token-cache.ts'
 
 export type Claims = Readonly<Record<string, unknown>>
 
@@ -31,17 +33,29 @@ export interface VerifierOptions {
   readonly clockSkew: number
   /** bytes */
   readonly maxBytes: number
+  /** The verified-token cache (token-cache.ts); off when undefined. */
+  readonly cache?: TokenCacheOptions | undefined
 }
 
 export interface VerifierDeps {
   readonly keys: KeyStore
   /** epoch ms */
   readonly now?: () => number
+  /** Where the cache counts hits, misses and evictions (shared across reloads). */
+  readonly cacheStats?: TokenCacheStats
 }
 
 export interface Verifier {
   /** Synchronous when the key is cached (the common case); a promise only while an unknown-kid refetch runs. */
   verify(token: string): VerifyResult | Promise<VerifyResult>
+  /** Entries and estimated bytes in the verified-token cache (zeros when it is off). */
+  cacheUsage(): { readonly entries: number; readonly bytes: number }
+}
+
+/** What the cache holds for a verified token: the issuer it passed for and the very result returned. */
+interface Verified {
+  readonly entry: IssuerEntry
+  readonly result: VerifyResult & { readonly ok: true }
 }
 
 const SUPPORTED = new Set<string>(SUPPORTED_ALGORITHMS)
@@ -67,6 +81,44 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
     const keys = deps.keys.issuer(config.name)
     if (keys === undefined) throw new Error(`key store has no issuer named ${config.name}`)
     byIss.set(config.issuer, { config, keys, allowed: new Set(config.algorithms), rules: createClaimRules(config, options.clockSkew), typ: config.typ })
+  }
+
+  const cache = options.cache === undefined ? undefined : createTokenCache<Verified>(options.cache, deps.cacheStats ?? { hits: 0, misses: 0, evictedCapacity: 0, evictedExpired: 0, evictedKeys: 0 })
+  const skewSeconds = options.clockSkew / 1000
+
+  /**
+   * A cached verification still stands only under the key index it was verified with and
+   * while every claim rule still holds at this instant (exp, nbf and iat move with the clock;
+   * the others cannot change). Anything else goes back through the full path, which gives
+   * the reason: one implementation of every refusal.
+   */
+  function fromCache(raw: string, hit: CacheEntry<Verified>): VerifyResult | undefined {
+    const { entry, result } = hit.value
+    if (entry.keys.version() !== hit.keys) {
+      cache!.drop(raw, 'keys')
+      return undefined
+    }
+    const t = now() / 1000
+    if (t > hit.until) {
+      cache!.drop(raw, 'expired')
+      return undefined
+    }
+    for (const rule of entry.rules) {
+      if (rule.check(result.claims, t) !== undefined) {
+        cache!.drop(raw, 'expired')
+        return undefined
+      }
+    }
+    return result
+  }
+
+  function remember(raw: string, entry: IssuerEntry, keys: object, result: VerifyResult & { readonly ok: true }): void {
+    // The payload's JSON is 3/4 of its base64url segment (between the two dots).
+    const payloadLength = Math.ceil(((raw.lastIndexOf('.') - raw.indexOf('.') - 1) * 3) / 4)
+    const exp = result.claims.exp
+    // RFC 7519 §4.1.4 with the configured skew: the instant the full path would start refusing.
+    const until = typeof exp === 'number' ? exp + skewSeconds : Infinity
+    cache!.set(raw, { value: { entry, result }, keys, until, bytes: entryBytes(raw, payloadLength) })
   }
 
   function fail(reason: TokenReason | 'keys_unavailable', issuer: string | undefined, detail: string): VerifyResult {
@@ -96,6 +148,13 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
 
   return {
     verify(raw) {
+      if (cache !== undefined) {
+        const hit = cache.get(raw)
+        if (hit !== undefined) {
+          const r = fromCache(raw, hit)
+          if (r !== undefined) return r
+        }
+      }
       const parsed = parseCompactJws(raw, options.maxBytes)
       if (!parsed.ok) return fail(parsed.reason, undefined, parsed.detail)
       const token = parsed.token
@@ -110,9 +169,16 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
       // The allowlist is checked before any key is touched: alg confusion (HS256 signed with
       // an RSA public key, `none`) never reaches a verification primitive.
       if (!SUPPORTED.has(alg) || !entry.allowed.has(alg)) return fail('alg_not_allowed', entry.config.name, 'alg is not in the allowlist')
+      // The key index the key comes from, read with it: a synchronous lookup cannot straddle a swap.
+      const keysVersion = entry.keys.version()
       const lookup = entry.keys.getKey(token.header.kid, alg as Algorithm)
+      // After an unknown-kid refetch the index may have moved on between the lookup and here:
+      // such a result is used but not cached (the next request for the token caches it).
       if (lookup instanceof Promise) return lookup.then((r) => finish(entry, token, alg as Algorithm, r))
-      return finish(entry, token, alg as Algorithm, lookup)
+      const result = finish(entry, token, alg as Algorithm, lookup)
+      if (result.ok && cache !== undefined) remember(raw, entry, keysVersion, result)
+      return result
     },
+    cacheUsage: () => ({ entries: cache?.size ?? 0, bytes: cache?.bytes ?? 0 }),
   }
 }

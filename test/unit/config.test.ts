@@ -71,7 +71,7 @@ void describe('parseConfig: a valid file', () => {
           },
         },
       ],
-      tokens: { from: [{ kind: 'header', header: 'Authorization', prefix: 'Bearer ' }], clockSkew: 60_000, maxBytes: 8192 },
+      tokens: { from: [{ kind: 'header', header: 'Authorization', prefix: 'Bearer ' }], clockSkew: 60_000, maxBytes: 8192, cache: { maxEntries: 10_000, maxBytes: 32 * 2 ** 20 } },
       identity: { headers: {}, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, underscoreHeaders: 'drop' },
       requests: { methodOverride: 'strip', timeout: 60_000 },
       routes: [{ name: 'default', path: '/**', methods: [], auth: 'required', caseSensitive: false, issuers: [], require: { scopes: [], claims: {} } }],
@@ -122,6 +122,10 @@ tokens:
     - header: X-Token
   clockSkew: 30s
   maxBytes: 16KB
+  cache:
+    enabled: true
+    maxEntries: 500
+    maxBytes: 2MiB
 identity:
   headers:
     X-Auth-Subject: sub
@@ -173,6 +177,7 @@ log:
       ],
       clockSkew: 30_000,
       maxBytes: 16_000,
+      cache: { maxEntries: 500, maxBytes: 2 * 2 ** 20 },
     })
     assert.deepEqual(config.identity, {
       headers: { 'X-Auth-Subject': 'sub', 'X-Auth-Scopes': 'scope' },
@@ -286,6 +291,20 @@ void describe('parseConfig: errors carry file, line and path', () => {
         message: 'unknown key (expected one of: name, issuer, jwksUri, discovery, keys, audiences, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, fetch, refresh)',
       } satisfies ConfigIssue,
     ])
+  })
+
+  void it('bounds tokens.cache: whole entries from 1 to 1,000,000, bytes above 0, enabled a boolean; enabled: false turns it off', () => {
+    for (const [yaml, message] of [
+      ['maxEntries: 1.5', 'tokens.cache.maxEntries: expected a whole number from 1 to 1000000'],
+      ['maxEntries: 0', 'tokens.cache.maxEntries: expected a whole number from 1 to 1000000'],
+      ['maxEntries: 2000000', 'tokens.cache.maxEntries: expected a whole number from 1 to 1000000'],
+      ['maxEntries: "10"', 'tokens.cache.maxEntries: expected a whole number from 1 to 1000000'],
+      ['maxBytes: 0B', 'tokens.cache.maxBytes: must be greater than 0B (to turn the cache off, set tokens.cache.enabled: false)'],
+      ['enabled: yes', 'tokens.cache.enabled: expected true or false'],
+    ]) {
+      assert.deepEqual(lines(`${MINIMAL}tokens:\n  cache:\n    ${yaml}\n`).map((l) => l.replace(/^test\.yaml:\d+ /, '')), [message], yaml)
+    }
+    assert.equal(parseConfig(`${MINIMAL}tokens:\n  cache:\n    enabled: false\n`, 'test.yaml', {}).tokens.cache, undefined)
   })
 
   void it('rejects a duration without a unit, saying units are mandatory', () => {

@@ -1,0 +1,134 @@
+/**
+ * The verified-token cache: a token that passed signature and claims once is not verified
+ * again while nothing that decided it has changed. Envoy's jwt_authn keeps the same kind of
+ * cache (`jwt_cache_config`, keyed by the whole token); jose has none.
+ *
+ * What keeps it safe (the verifier does the checking; this unit only stores and bounds):
+ * - The key is the whole token string, compared in full by the Map: a signature reused with
+ *   another header or payload is another key, so it misses.
+ * - Only successful verifications are stored, with the issuer's key-set version at the time
+ *   (IssuerKeys.version): when the issuer's key index is swapped — a key withdrawn, keys
+ *   expired past maxStale, any refresh that rebuilt the set — the entry no longer counts.
+ * - Time claims are checked again on every hit (the same claim rules, RFC 7519 §4.1.4/§4.1.5,
+ *   with the same clock skew), and an entry found past its `exp` + skew is dropped.
+ * - One cache per verifier, and a verifier per config: a reload starts from an empty cache.
+ *
+ * Bounds: at most `maxEntries` entries and `maxBytes` estimated bytes (token text + parsed
+ * claims + bookkeeping, an over-estimate of what V8 holds: bench/run.ts measures RSS). Eviction
+ * is least-recently-used with a Map in insertion order: a hit moves the entry to the end, an
+ * insertion past a bound removes from the front. Every operation is O(1), and only a token
+ * that passed a full verification can be inserted, so a flood of junk tokens cannot churn it.
+ */
+
+export interface TokenCacheOptions {
+  readonly maxEntries: number
+  readonly maxBytes: number
+}
+
+/** Cumulative counts, shared by the caches of successive configs and read at scrape time (no metric call per request). */
+export interface TokenCacheStats {
+  hits: number
+  misses: number
+  /** Removed for room (entries or bytes). */
+  evictedCapacity: number
+  /** Found past `exp` (+ skew), or refused by a claim rule on a hit. */
+  evictedExpired: number
+  /** Found under an older key-set version. */
+  evictedKeys: number
+}
+
+export function createTokenCacheStats(): TokenCacheStats {
+  return { hits: 0, misses: 0, evictedCapacity: 0, evictedExpired: 0, evictedKeys: 0 }
+}
+
+export interface CacheEntry<V> {
+  readonly value: V
+  /** The issuer's IssuerKeys.version() when the token was verified. */
+  readonly keys: object
+  /** Seconds since the epoch after which the entry is dead (exp + skew), or Infinity. */
+  readonly until: number
+  readonly bytes: number
+}
+
+export interface TokenCache<V> {
+  /** The live entry for `token`, moved to most-recently-used; undefined on a miss. */
+  get(token: string): CacheEntry<V> | undefined
+  set(token: string, entry: CacheEntry<V>): void
+  /** Remove an entry the caller found dead; `why` is counted. */
+  drop(token: string, why: 'expired' | 'keys'): void
+  readonly size: number
+  /** Estimated bytes held (entryBytes summed). */
+  readonly bytes: number
+}
+
+/**
+ * Bookkeeping per entry beyond its strings: the Map slot, the entry and result objects, the
+ * claims object's hidden class share. Measured with bench/run.ts's memory step and rounded up.
+ */
+export const ENTRY_OVERHEAD_BYTES = 512
+
+/**
+ * The bytes an entry is charged: the token (one byte per character: JWS compact serialisation
+ * is ASCII) and the claims, estimated at twice their JSON length (V8 objects with string
+ * values hold about that), plus the fixed overhead.
+ */
+export function entryBytes(token: string, payloadJsonLength: number): number {
+  return token.length + 2 * payloadJsonLength + ENTRY_OVERHEAD_BYTES
+}
+
+/**
+ * @example
+ * const cache = createTokenCache<VerifyResult>({ maxEntries: 10_000, maxBytes: 32 * 2 ** 20 }, stats)
+ * const hit = cache.get(token)
+ */
+export function createTokenCache<V>(options: TokenCacheOptions, stats: TokenCacheStats): TokenCache<V> {
+  const map = new Map<string, CacheEntry<V>>()
+  let bytes = 0
+
+  function remove(token: string, entry: CacheEntry<V>): void {
+    map.delete(token)
+    bytes -= entry.bytes
+  }
+
+  return {
+    get(token) {
+      const entry = map.get(token)
+      if (entry === undefined) {
+        stats.misses++
+        return undefined
+      }
+      stats.hits++
+      // Most recently used goes last; the front is what eviction takes.
+      map.delete(token)
+      map.set(token, entry)
+      return entry
+    },
+    set(token, entry) {
+      // An entry larger than the whole budget is simply not cached.
+      if (entry.bytes > options.maxBytes || options.maxEntries === 0) return
+      const old = map.get(token)
+      if (old !== undefined) remove(token, old)
+      while (map.size >= options.maxEntries || bytes + entry.bytes > options.maxBytes) {
+        const first = map.entries().next().value
+        if (first === undefined) break
+        remove(first[0], first[1])
+        stats.evictedCapacity++
+      }
+      map.set(token, entry)
+      bytes += entry.bytes
+    },
+    drop(token, why) {
+      const entry = map.get(token)
+      if (entry === undefined) return
+      remove(token, entry)
+      if (why === 'expired') stats.evictedExpired++
+      else stats.evictedKeys++
+    },
+    get size() {
+      return map.size
+    },
+    get bytes() {
+      return bytes
+    },
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The verified-token cache's bounds and bookkeeping (src/verify/token-cache.ts). What makes a
+ * hit count (key-set version, exp, claims) is the verifier's job and is tested through the
+ * real sidecar in test/integration/token-cache.test.ts.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { ENTRY_OVERHEAD_BYTES, createTokenCache, createTokenCacheStats, entryBytes } from '../../src/verify/token-cache.ts'
+import type { CacheEntry } from '../../src/verify/token-cache.ts'
+
+const VERSION = {}
+const entry = (value: string, bytes = 100): CacheEntry<string> => ({ value, keys: VERSION, until: Infinity, bytes })
+
+test('least recently used goes first when maxEntries is reached; a get refreshes recency', () => {
+  const stats = createTokenCacheStats()
+  const cache = createTokenCache<string>({ maxEntries: 2, maxBytes: 1e9 }, stats)
+  cache.set('a', entry('A'))
+  cache.set('b', entry('B'))
+  assert.equal(cache.get('a')?.value, 'A')
+  cache.set('c', entry('C'))
+  assert.equal(cache.get('b'), undefined)
+  assert.equal(cache.get('a')?.value, 'A')
+  assert.equal(cache.get('c')?.value, 'C')
+  assert.equal(cache.size, 2)
+  assert.deepEqual(stats, { hits: 3, misses: 1, evictedCapacity: 1, evictedExpired: 0, evictedKeys: 0 })
+})
+
+test('maxBytes bounds the sum of entry bytes; an entry larger than the budget is not stored', () => {
+  const stats = createTokenCacheStats()
+  const cache = createTokenCache<string>({ maxEntries: 100, maxBytes: 250 }, stats)
+  cache.set('a', entry('A', 100))
+  cache.set('b', entry('B', 100))
+  cache.set('c', entry('C', 100)) // 300 > 250: a goes
+  assert.equal(cache.bytes, 200)
+  assert.equal(cache.get('a'), undefined)
+  cache.set('huge', entry('H', 251))
+  assert.equal(cache.get('huge'), undefined)
+  assert.equal(cache.size, 2)
+  assert.equal(cache.bytes, 200)
+  assert.equal(stats.evictedCapacity, 1)
+})
+
+test('setting a token again replaces its entry without counting it twice', () => {
+  const cache = createTokenCache<string>({ maxEntries: 2, maxBytes: 1000 }, createTokenCacheStats())
+  cache.set('a', entry('A1', 100))
+  cache.set('a', entry('A2', 150))
+  assert.equal(cache.size, 1)
+  assert.equal(cache.bytes, 150)
+  assert.equal(cache.get('a')?.value, 'A2')
+})
+
+test('drop removes an entry and counts why; dropping a missing token is a no-op', () => {
+  const stats = createTokenCacheStats()
+  const cache = createTokenCache<string>({ maxEntries: 10, maxBytes: 1000 }, stats)
+  cache.set('a', entry('A'))
+  cache.set('b', entry('B'))
+  cache.drop('a', 'expired')
+  cache.drop('b', 'keys')
+  cache.drop('zzz', 'keys')
+  assert.equal(cache.size, 0)
+  assert.equal(cache.bytes, 0)
+  assert.equal(stats.evictedExpired, 1)
+  assert.equal(stats.evictedKeys, 1)
+})
+
+test('the key is the whole token: tokens sharing a signature segment are different entries', () => {
+  const cache = createTokenCache<string>({ maxEntries: 10, maxBytes: 1e6 }, createTokenCacheStats())
+  cache.set('h.p1.sig', entry('first'))
+  assert.equal(cache.get('h.p2.sig'), undefined)
+  assert.equal(cache.get('h2.p1.sig'), undefined)
+  assert.equal(cache.get('h.p1.sig')?.value, 'first')
+})
+
+test('eviction stays constant-time per insertion under churn (100,000 inserts into 1,000 slots)', () => {
+  const stats = createTokenCacheStats()
+  const cache = createTokenCache<number>({ maxEntries: 1000, maxBytes: 1e9 }, stats)
+  for (let i = 0; i < 100_000; i++) cache.set(`t${i}`, { value: i, keys: VERSION, until: Infinity, bytes: 1 })
+  assert.equal(cache.size, 1000)
+  assert.equal(stats.evictedCapacity, 99_000)
+  assert.equal(cache.get('t99999')?.value, 99_999)
+  assert.equal(cache.get('t98999'), undefined)
+})
+
+test('entryBytes charges the token, twice the claims JSON, and the fixed overhead', () => {
+  assert.equal(entryBytes('x'.repeat(1000), 600), 1000 + 1200 + ENTRY_OVERHEAD_BYTES)
+})
