@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks'
 import type { RouteConfig, SidecarConfig } from '../config/types.ts'
 import type { Metrics, Outcome } from '../observe/metrics.ts'
 import { UNMATCHED_ROUTE } from '../observe/metrics.ts'
+import { createAccessLogger } from '../observe/log.ts'
 import type { Logger } from '../observe/log.ts'
 import type { RateLimitedLog } from '../observe/events.ts'
 import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
@@ -74,8 +75,13 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
 
   // Widen pino's Logger to fastify's logger type so the instance type stays the default one.
   const loggerInstance: FastifyBaseLogger = log
+  const accessLog = createAccessLogger(log)
   const app = fastify({
     loggerInstance,
+    // No child logger per request (fastify's default binds reqId into a new pino child for
+    // every request: measurable on this path). fastify's own few lines log `req` (with its
+    // id) through the serializer instead; ours carry reqId themselves.
+    childLoggerFactory: (logger) => logger,
     // We write our own access line (onResponse) with route, outcome and reason instead.
     logController: new LogController({ disableRequestLogging: true }),
     // While closing, new requests get 503 rather than hanging on a draining server.
@@ -246,7 +252,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       const url = request.url
       const q = url.indexOf('?')
       // The query string is never logged: a token or other secret may ride in it.
-      log.info({
+      accessLog.info({
         event: 'http.access', reqId: request.id, method: request.method, path: q < 0 ? url : url.slice(0, q),
         route, outcome, reason, issuer: a?.issuer, status,
       }, 'request')
