@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { BoundCounter, BoundHistogram } from './bound-metrics.ts'
 import type { CounterChild, HistogramChild } from './bound-metrics.ts'
+import { createTokenCacheStats } from '../verify/token-cache.ts'
 import type { TokenCacheStats } from '../verify/token-cache.ts'
 import { KEY_SET_STATES } from '../keys/types.ts'
 import { packageVersion } from '../package-root.ts'
@@ -232,7 +233,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   logDrops.inc(0)
 
   // Registered even without a cache (all zeros): dashboards and alerts see one shape.
-  const cache = options.tokenCache ?? { stats: { hits: 0, misses: 0, evictedCapacity: 0, evictedExpired: 0, evictedKeys: 0 }, usage: () => ({ entries: 0, bytes: 0 }) }
+  const cache = options.tokenCache ?? { stats: createTokenCacheStats(), usage: () => ({ entries: 0, bytes: 0 }) }
   // Cumulative counts kept by the cache (no call per request): handed over at scrape time.
   const reported = { hit: 0, miss: 0, capacity: 0, expired: 0, keys_changed: 0 }
   new Counter({

@@ -10,7 +10,8 @@
  *   (IssuerKeys.version): when the issuer's key index is swapped — a key withdrawn, keys
  *   expired past maxStale, any refresh that rebuilt the set — the entry no longer counts.
  * - Time claims are checked again on every hit (the same claim rules, RFC 7519 §4.1.4/§4.1.5,
- *   with the same clock skew), and an entry found past its `exp` + skew is dropped.
+ *   with the same clock skew; `exp` is always required), and an entry found past its `exp` +
+ *   skew is dropped.
  * - One cache per verifier, and a verifier per config: a reload starts from an empty cache.
  *
  * Bounds: at most `maxEntries` entries and `maxBytes` estimated bytes (token text + parsed
@@ -31,7 +32,7 @@ export interface TokenCacheStats {
   misses: number
   /** Removed for room (entries or bytes). */
   evictedCapacity: number
-  /** Found past `exp` (+ skew), or refused by a claim rule on a hit. */
+  /** Refused by a claim rule on a hit: past `exp` (+ skew), most often. */
   evictedExpired: number
   /** Found under an older key-set version. */
   evictedKeys: number
@@ -45,8 +46,6 @@ export interface CacheEntry<V> {
   readonly value: V
   /** The issuer's IssuerKeys.version() when the token was verified. */
   readonly keys: object
-  /** Seconds since the epoch after which the entry is dead (exp + skew), or Infinity. */
-  readonly until: number
   readonly bytes: number
 }
 

@@ -11,7 +11,7 @@ import type { ParsedToken } from './token.ts'
 import { verifySignature } from './signature.ts'
 import { createClaimRules, typMatches } from './claims.ts'
 import type { ClaimRule } from './claims.ts'
-import { createTokenCache, entryBytes } from './token-cache.ts'
+import { createTokenCache, createTokenCacheStats, entryBytes } from './token-cache.ts'
 import type { CacheEntry, TokenCacheOptions, TokenCacheStats } from './token-cache.ts'
 
 export type Claims = Readonly<Record<string, unknown>>
@@ -83,14 +83,23 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
     byIss.set(config.issuer, { config, keys, allowed: new Set(config.algorithms), rules: createClaimRules(config, options.clockSkew), typ: config.typ })
   }
 
-  const cache = options.cache === undefined ? undefined : createTokenCache<Verified>(options.cache, deps.cacheStats ?? { hits: 0, misses: 0, evictedCapacity: 0, evictedExpired: 0, evictedKeys: 0 })
-  const skewSeconds = options.clockSkew / 1000
+  const cache = options.cache === undefined ? undefined : createTokenCache<Verified>(options.cache, deps.cacheStats ?? createTokenCacheStats())
+
+  /** The first claim rule the payload fails at `t` (seconds), in table order. */
+  function failedRule(entry: IssuerEntry, payload: Claims, t: number): { readonly rule: ClaimRule; readonly reason: TokenReason } | undefined {
+    for (const rule of entry.rules) {
+      const reason = rule.check(payload, t)
+      if (reason !== undefined) return { rule, reason }
+    }
+    return undefined
+  }
 
   /**
    * A cached verification still stands only under the key index it was verified with and
    * while every claim rule still holds at this instant (exp, nbf and iat move with the clock;
-   * the others cannot change). Anything else goes back through the full path, which gives
-   * the reason: one implementation of every refusal.
+   * the others cannot change; exp is always required, so no entry outlives exp + skew).
+   * Anything else goes back through the full path, which gives the reason: one
+   * implementation of every refusal.
    */
   function fromCache(raw: string, hit: CacheEntry<Verified>): VerifyResult | undefined {
     const { entry, result } = hit.value
@@ -98,16 +107,9 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
       cache!.drop(raw, 'keys')
       return undefined
     }
-    const t = now() / 1000
-    if (t > hit.until) {
+    if (failedRule(entry, result.claims, now() / 1000) !== undefined) {
       cache!.drop(raw, 'expired')
       return undefined
-    }
-    for (const rule of entry.rules) {
-      if (rule.check(result.claims, t) !== undefined) {
-        cache!.drop(raw, 'expired')
-        return undefined
-      }
     }
     return result
   }
@@ -115,10 +117,7 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
   function remember(raw: string, entry: IssuerEntry, keys: object, result: VerifyResult & { readonly ok: true }): void {
     // The payload's JSON is 3/4 of its base64url segment (between the two dots).
     const payloadLength = Math.ceil(((raw.lastIndexOf('.') - raw.indexOf('.') - 1) * 3) / 4)
-    const exp = result.claims.exp
-    // RFC 7519 §4.1.4 with the configured skew: the instant the full path would start refusing.
-    const until = typeof exp === 'number' ? exp + skewSeconds : Infinity
-    cache!.set(raw, { value: { entry, result }, keys, until, bytes: entryBytes(raw, payloadLength) })
+    cache!.set(raw, { value: { entry, result }, keys, bytes: entryBytes(raw, payloadLength) })
   }
 
   function fail(reason: TokenReason | 'keys_unavailable', issuer: string | undefined, detail: string): VerifyResult {
@@ -138,11 +137,8 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
   function checkClaims(entry: IssuerEntry, token: ParsedToken): VerifyResult {
     const name = entry.config.name
     if (entry.typ !== undefined && !typMatches(entry.typ, token.header.typ)) return fail('bad_type', name, `typ ${JSON.stringify(token.header.typ)} is not ${entry.typ}`)
-    const t = now() / 1000
-    for (const rule of entry.rules) {
-      const reason = rule.check(token.payload, t)
-      if (reason !== undefined) return fail(reason, name, `${rule.name} check failed`)
-    }
+    const failed = failedRule(entry, token.payload, now() / 1000)
+    if (failed !== undefined) return fail(failed.reason, name, `${failed.rule.name} check failed`)
     return { ok: true, issuer: entry.config, claims: token.payload, kid: token.header.kid }
   }
 

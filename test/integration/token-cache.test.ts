@@ -12,7 +12,7 @@ import { parseConfig } from '../../src/config/load.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import type { TestIssuer, TestUpstream } from '../helpers/issuer.ts'
 import { sidecarYaml, startSidecar } from '../helpers/sidecar.ts'
-import type { TestSidecar } from '../helpers/sidecar.ts'
+import type { SidecarOptions, TestSidecar } from '../helpers/sidecar.ts'
 
 async function call(sc: TestSidecar, token: string, path = '/api/x'): Promise<{ status: number; reason: unknown }> {
   const res = await request(`${sc.proxyUrl}${path}`, { headers: { authorization: `Bearer ${token}` } })
@@ -34,6 +34,16 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   while (!(await check())) {
     if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
     await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/** Runs `body` against a sidecar started from `text`, and closes it whatever happens. */
+async function withSidecar(text: string, body: (sc: TestSidecar) => Promise<void>, opts: SidecarOptions = {}): Promise<void> {
+  const sc = await startSidecar(text, opts)
+  try {
+    await body(sc)
+  } finally {
+    await sc.close()
   }
 }
 
@@ -76,8 +86,7 @@ describe('verified-token cache', () => {
   }
 
   test('a hit forwards the same verified identity; failures are never stored', async () => {
-    const sc = await startSidecar(yaml())
-    try {
+    await withSidecar(yaml(), async (sc) => {
       const token = await issuer.sign({ sub: 'alice' })
       await cached(sc, token)
       assert.equal(upstream.last()?.headers['x-auth-subject'], 'alice')
@@ -89,14 +98,11 @@ describe('verified-token cache', () => {
       const expired = await issuer.sign({ sub: 'carol', iat: 1, exp: 2 })
       for (let i = 0; i < 3; i++) assert.equal((await call(sc, expired)).reason, 'expired')
       assert.equal((await cacheMetrics(sc)).entries, 1, 'refused tokens are not cached')
-    } finally {
-      await sc.close()
-    }
+    })
   })
 
   test('a cached signature with another payload (or header) misses and fails verification', async () => {
-    const sc = await startSidecar(yaml())
-    try {
+    await withSidecar(yaml(), async (sc) => {
       const token = await issuer.sign({ sub: 'alice' })
       await cached(sc, token)
       const [h, p, s] = token.split('.') as [string, string, string]
@@ -107,15 +113,12 @@ describe('verified-token cache', () => {
       const reheaded = `${Buffer.from(JSON.stringify({ ...header, typ: 'at+jwt' })).toString('base64url')}.${p}.${s}`
       assert.deepEqual(await call(sc, reheaded), { status: 401, reason: 'bad_signature' })
       assert.equal(upstream.last()?.headers['x-auth-subject'], 'alice', 'mallory never reached the upstream')
-    } finally {
-      await sc.close()
-    }
+    })
   })
 
   test('exp is checked on every hit: a cached token stops at exp + clockSkew, and the entry is dropped', async () => {
     let offsetMs = 0
-    const sc = await startSidecar(yaml(), { now: () => Date.now() + offsetMs })
-    try {
+    await withSidecar(yaml(), async (sc) => {
       const token = await issuer.sign({ sub: 'alice' }, { expiresIn: 5 })
       await cached(sc, token)
       // clockSkew is 30s in sidecarYaml: still good 20 s after exp, refused 40 s after.
@@ -126,39 +129,34 @@ describe('verified-token cache', () => {
       const m = await cacheMetrics(sc)
       assert.equal(m['evictions.expired'], 1)
       assert.equal(m.entries, 0)
-    } finally {
-      await sc.close()
-    }
+    }, { now: () => Date.now() + offsetMs })
   })
 
   test('route policy runs on the cached claims of every request', async () => {
-    const sc = await startSidecar(yaml())
-    try {
+    await withSidecar(yaml(), async (sc) => {
       const reader = await issuer.sign({ sub: 'alice', scope: 'read' })
       await cached(sc, reader)
       assert.deepEqual(await call(sc, reader, '/admin/x'), { status: 403, reason: 'insufficient_scope' })
       const admin = await issuer.sign({ sub: 'root', scope: 'admin' })
       await cached(sc, admin, '/admin/x')
-    } finally {
-      await sc.close()
-    }
+    })
   })
 
   test('a key withdrawn from the JWKS stops its cached tokens at the refresh that removes it', async () => {
     const rotating = await startTestIssuer({ kids: ['old'] })
-    const sc = await startSidecar(sidecarYaml({ upstream: upstream.url, issuers: [{ name: 'corp', issuer: rotating.issuer, jwksUri: rotating.jwksUri }] }))
     try {
-      const token = await rotating.sign({ sub: 'alice' })
-      await cached(sc, token)
-      await rotating.addKey('new')
-      rotating.removeKey('old')
-      // A token under the new kid triggers the unknown-kid refresh that swaps the key set.
-      assert.equal((await call(sc, await rotating.sign({ sub: 'bob' }, { kid: 'new' }))).status, 200)
-      assert.deepEqual(await call(sc, token), { status: 401, reason: 'unknown_kid' })
-      const m = await cacheMetrics(sc)
-      assert.equal(m['evictions.keys_changed'], 1)
+      await withSidecar(sidecarYaml({ upstream: upstream.url, issuers: [{ name: 'corp', issuer: rotating.issuer, jwksUri: rotating.jwksUri }] }), async (sc) => {
+        const token = await rotating.sign({ sub: 'alice' })
+        await cached(sc, token)
+        await rotating.addKey('new')
+        rotating.removeKey('old')
+        // A token under the new kid triggers the unknown-kid refresh that swaps the key set.
+        assert.equal((await call(sc, await rotating.sign({ sub: 'bob' }, { kid: 'new' }))).status, 200)
+        assert.deepEqual(await call(sc, token), { status: 401, reason: 'unknown_kid' })
+        const m = await cacheMetrics(sc)
+        assert.equal(m['evictions.keys_changed'], 1)
+      })
     } finally {
-      await sc.close()
       await rotating.close()
     }
   })
@@ -168,51 +166,44 @@ describe('verified-token cache', () => {
     const text = sidecarYaml({ upstream: upstream.url, issuers: [{ name: 'corp', issuer: flaky.issuer, jwksUri: flaky.jwksUri }] })
       .replace('      unknownKidCooldown: 30s', '      interval: 1s\n      minInterval: 1s\n      maxInterval: 1s\n      maxStale: 2s\n      unknownKidCooldown: 30s')
     assert.match(text, /maxStale: 2s/)
-    const sc = await startSidecar(text)
     try {
-      const token = await flaky.sign({ sub: 'alice' })
-      await cached(sc, token)
-      flaky.setStatus(500)
-      await waitFor('keys_unavailable for the cached token', async () => (await call(sc, token)).reason === 'keys_unavailable')
-      assert.ok((await cacheMetrics(sc))['evictions.keys_changed']! >= 1)
-      flaky.setStatus(200)
-      await waitFor('the token passes again once the keys are back', async () => (await call(sc, token)).status === 200)
+      await withSidecar(text, async (sc) => {
+        const token = await flaky.sign({ sub: 'alice' })
+        await cached(sc, token)
+        flaky.setStatus(500)
+        await waitFor('keys_unavailable for the cached token', async () => (await call(sc, token)).reason === 'keys_unavailable')
+        assert.ok((await cacheMetrics(sc))['evictions.keys_changed']! >= 1)
+        flaky.setStatus(200)
+        await waitFor('the token passes again once the keys are back', async () => (await call(sc, token)).status === 200)
+      })
     } finally {
-      await sc.close()
       await flaky.close()
     }
   })
 
   test('a reload with other rules for the issuer starts from an empty cache: the new audience applies at once', async () => {
-    const sc = await startSidecar(yaml())
-    try {
+    await withSidecar(yaml(), async (sc) => {
       const token = await issuer.sign({ sub: 'alice' })
       await cached(sc, token)
       const result = sc.app.reload(parseConfig(yaml({ audiences: ['other-api'] }), 'test.yaml', {}))
       assert.deepEqual(result.restartRequired, [])
       assert.deepEqual(await call(sc, token), { status: 401, reason: 'bad_audience' })
       assert.equal((await cacheMetrics(sc)).entries, 0)
-    } finally {
-      await sc.close()
-    }
+    })
   })
 
   test('tokens.cache.enabled: false verifies every request in full', async () => {
-    const sc = await startSidecar(yaml({ extra: '' }).replace('  clockSkew: 30s', '  clockSkew: 30s\n  cache:\n    enabled: false'))
-    try {
+    await withSidecar(yaml({ extra: '' }).replace('  clockSkew: 30s', '  clockSkew: 30s\n  cache:\n    enabled: false'), async (sc) => {
       const token = await issuer.sign({ sub: 'alice' })
       for (let i = 0; i < 3; i++) assert.equal((await call(sc, token)).status, 200)
       const m = await cacheMetrics(sc)
       assert.equal(m['lookups.hit'], 0)
       assert.equal(m.entries, 0)
-    } finally {
-      await sc.close()
-    }
+    })
   })
 
   test('the cache stays within maxEntries, evicting the least recently used', async () => {
-    const sc = await startSidecar(yaml().replace('  clockSkew: 30s', '  clockSkew: 30s\n  cache:\n    maxEntries: 2'))
-    try {
+    await withSidecar(yaml().replace('  clockSkew: 30s', '  clockSkew: 30s\n  cache:\n    maxEntries: 2'), async (sc) => {
       const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((sub) => issuer.sign({ sub })))
       await cached(sc, a!)
       await cached(sc, b!)
@@ -226,8 +217,6 @@ describe('verified-token cache', () => {
       const after = await cacheMetrics(sc)
       assert.equal(after['lookups.hit']! - before['lookups.hit']!, 1, 'a was kept')
       assert.equal(after['lookups.miss']! - before['lookups.miss']!, 1, 'b was evicted')
-    } finally {
-      await sc.close()
-    }
+    })
   })
 })

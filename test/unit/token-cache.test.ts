@@ -9,7 +9,7 @@ import { ENTRY_OVERHEAD_BYTES, createTokenCache, createTokenCacheStats, entryByt
 import type { CacheEntry } from '../../src/verify/token-cache.ts'
 
 const VERSION = {}
-const entry = (value: string, bytes = 100): CacheEntry<string> => ({ value, keys: VERSION, until: Infinity, bytes })
+const entry = (value: string, bytes = 100): CacheEntry<string> => ({ value, keys: VERSION, bytes })
 
 test('least recently used goes first when maxEntries is reached; a get refreshes recency', () => {
   const stats = createTokenCacheStats()
@@ -74,7 +74,7 @@ test('the key is the whole token: tokens sharing a signature segment are differe
 test('eviction stays constant-time per insertion under churn (100,000 inserts into 1,000 slots)', () => {
   const stats = createTokenCacheStats()
   const cache = createTokenCache<number>({ maxEntries: 1000, maxBytes: 1e9 }, stats)
-  for (let i = 0; i < 100_000; i++) cache.set(`t${i}`, { value: i, keys: VERSION, until: Infinity, bytes: 1 })
+  for (let i = 0; i < 100_000; i++) cache.set(`t${i}`, { value: i, keys: VERSION, bytes: 1 })
   assert.equal(cache.size, 1000)
   assert.equal(stats.evictedCapacity, 99_000)
   assert.equal(cache.get('t99999')?.value, 99_999)
