@@ -3,7 +3,8 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
+  // The generated config validator is ajv's output (scripts/gen-config-validator.ts); .scratch is local experiments.
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.scratch/**', 'src/config/validate.generated.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -6,6 +6,7 @@
  *
  *   node --import tsx bench/profile.ts                      # SECONDS=10 ALGS="RS256 ES256"
  *   ACCESS_LOG=1 CACHE=1 node --import tsx bench/profile.ts # the access log on; the token cache on
+ *   SCENARIO=same CACHE=1 node --import tsx bench/profile.ts # one token for every request (cache hits)
  *   node --import tsx bench/profile.ts report FILE.cpuprofile   # the breakdown of an existing profile
  *
  * Attribution walks each sample's stack from the leaf towards the root and takes the first frame
@@ -55,7 +56,7 @@ const RULES: ReadonlyArray<readonly [(url: string, fn: string) => boolean, Step 
   [(u, f) => u === '' && (f === '(program)' || f === '(root)'), 'other'],
 ]
 
-function stepOf(url: string, fn: string): Step | null {
+export function stepOf(url: string, fn: string): Step | null {
   for (const [test, step] of RULES) if (test(url, fn)) return step
   return null
 }
@@ -104,13 +105,20 @@ export function breakdown(profile: CpuProfile): Breakdown {
   return { steps, busyMs: busy, top }
 }
 
-export function printBreakdown(title: string, b: Breakdown): void {
+/** `requests`: how many the load completed, for a µs-per-request column (start-up excluded). */
+export function printBreakdown(title: string, b: Breakdown, requests?: number): void {
   console.log(`\n${title}: ${(b.busyMs / 1000).toFixed(1)} s busy`)
-  console.log('| step | share of busy time |\n|---|---:|')
+  const perRequest = requests !== undefined && requests > 0
+  console.log(perRequest ? '| step | share of busy time | µs per request |\n|---|---:|---:|' : '| step | share of busy time |\n|---|---:|')
+  let total = 0
   for (const s of STEPS) {
     const ms = b.steps.get(s) ?? 0
-    if (ms > 0) console.log(`| ${s} | ${((100 * ms) / b.busyMs).toFixed(1)} % |`)
+    if (ms === 0) continue
+    const us = (1000 * ms) / (requests ?? 1)
+    if (s !== 'start-up') total += us
+    console.log(`| ${s} | ${((100 * ms) / b.busyMs).toFixed(1)} % |${perRequest ? ` ${s === 'start-up' ? '–' : us.toFixed(1)} |` : ''}`)
   }
+  if (perRequest) console.log(`| **all but start-up** | | **${total.toFixed(1)}** |`)
   console.log('\nhottest frames (self time):')
   for (const [name, ms] of b.top) console.log(`  ${((100 * ms) / b.busyMs).toFixed(1).padStart(5)} %  ${name}`)
 }
@@ -147,20 +155,21 @@ async function main(): Promise<void> {
   const algs = (process.env.ALGS ?? 'RS256 ES256').split(/\s+/) as BenchAlg[]
   const accessLog = process.env.ACCESS_LOG === '1'
   const cache = process.env.CACHE === undefined ? undefined : process.env.CACHE === '1'
+  const scenario = process.env.SCENARIO === 'same' ? 'same' : 'unique'
   const rig = await startRig()
-  console.log(`node ${process.version}; proxy on CPU ${PROXY_CPU}; unique-tokens, 64 connections, ${seconds} s; access log ${accessLog ? 'on' : 'off'}; token cache ${cache === undefined ? 'default' : cache ? 'on' : 'off'}; profiles in ${rig.dir}`)
+  console.log(`node ${process.version}; proxy on CPU ${PROXY_CPU}; ${scenario} tokens, 64 connections, ${seconds} s; access log ${accessLog ? 'on' : 'off'}; token cache ${cache === undefined ? 'default' : cache ? 'on' : 'off'}; profiles in ${rig.dir}`)
   try {
     const bareDir = join(rig.dir, 'prof-bare')
     const bare = await startBare(rig, ['--cpu-prof', `--cpu-prof-dir=${bareDir}`])
     const rb = await wrk(rig, bare.port, 'none', seconds, 200)
     await stop(bare.process)
-    printBreakdown(`bare @fastify/http-proxy, no token: ${Math.round(rb.rps)} req/s, ${rb.wrong} wrong`, breakdown(readProfile(bareDir)))
+    printBreakdown(`bare @fastify/http-proxy, no token: ${Math.round(rb.rps)} req/s, ${rb.wrong} wrong`, breakdown(readProfile(bareDir)), rb.rps * seconds)
     for (const alg of algs) {
       const dir = join(rig.dir, `prof-${alg}`)
       const s = await startSidecar(rig, `profile-${alg}`, sidecarYaml(rig, { accessLog, cache }), ['--cpu-prof', `--cpu-prof-dir=${dir}`])
-      const r = await wrk(rig, s.port, rig.tokens(alg, 'unique'), seconds, 200)
+      const r = await wrk(rig, s.port, rig.tokens(alg, scenario), seconds, 200)
       await stop(s.process)
-      printBreakdown(`jwt-sidecar ${alg} unique tokens: ${Math.round(r.rps)} req/s, ${r.wrong} wrong`, breakdown(readProfile(dir)))
+      printBreakdown(`jwt-sidecar ${alg} ${scenario} tokens: ${Math.round(r.rps)} req/s, ${r.wrong} wrong`, breakdown(readProfile(dir)), r.rps * seconds)
     }
   } finally {
     rig.close()

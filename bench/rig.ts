@@ -217,14 +217,17 @@ export interface Sidecar {
   readonly startMs: number
 }
 
-/** The built CLI (`dist/src/cli.js run`) pinned to CPU 0 with `yaml` as its config. */
-export async function startSidecar(rig: Rig, name: string, yaml: (port: number, adminPort: number) => string, nodeArgs: readonly string[] = []): Promise<Sidecar> {
+/**
+ * The built CLI (`dist/src/cli.js run`) pinned to CPU 0 with `yaml` as its config. `cli`: another
+ * build's cli.js, to compare two builds in one run (e.g. a `git worktree` of the previous commit).
+ */
+export async function startSidecar(rig: Rig, name: string, yaml: (port: number, adminPort: number) => string, nodeArgs: readonly string[] = [], cli = join(root, 'dist/src/cli.js')): Promise<Sidecar> {
   const port = await freePort()
   const adminPort = await freePort()
   const file = join(rig.dir, `${name}.yaml`)
   writeFileSync(file, yaml(port, adminPort))
   const started = Date.now()
-  const child = pinned(PROXY_CPU, process.execPath, [...nodeArgs, join(root, 'dist/src/cli.js'), 'run', '--config', file], undefined, join(rig.dir, `${name}.log`))
+  const child = pinned(PROXY_CPU, process.execPath, [...nodeArgs, cli, 'run', '--config', file], undefined, join(rig.dir, `${name}.log`))
   await waitForHttp(`http://127.0.0.1:${adminPort}/readyz`)
   // Ready means keys loaded: wait for /readyz to say 200.
   for (let i = 0; i < 500; i++) {

@@ -80,6 +80,8 @@ const RESTART_ONLY: ReadonlyArray<[string, (c: SidecarConfig) => unknown]> = [
  */
 export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
   const stdout = deps.log === undefined ? stdoutDestination() : undefined
+  // The access lines in batches of their own (log.ts); the rest as soon as logged.
+  const accessStdout = deps.log === undefined ? stdoutDestination({ batch: true }) : undefined
   const log = deps.log ?? createLogger(initial.log, stdout)
   let config = initial
   // The metrics read key-store state at scrape time; the store reports events to the metrics.
@@ -92,6 +94,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
     ...(deps.now === undefined ? {} : { now: deps.now }),
   })
   stdout?.onDrop(() => metrics.logDropped())
+  accessStdout?.onDrop(() => metrics.logDropped())
   const onEvent = (e: KeyEvent): void => {
     logKeyEvent(log, e)
     metrics.keyEvent(e)
@@ -101,7 +104,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
   let serving = true
   const events = createRateLimitedLog(log, { perKeyPerInterval: 10, intervalMs: 10_000 })
   const loop = createLoopMonitor({ thresholdMs: config.admin.maxEventLoopDelay })
-  const proxy = createProxyServer(config, { pipeline: () => pipeline, metrics, log, events })
+  const proxy = createProxyServer(config, { pipeline: () => pipeline, metrics, log, events, accessStream: accessStdout })
   const admin = createAdminServer({ keys, metrics, serving: () => serving, loop })
 
   function url(server: FastifyInstance): string {

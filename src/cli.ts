@@ -11,10 +11,8 @@ import type { App } from './app.ts'
 import { ConfigError, loadConfig, resolveConfigPath } from './config/load.ts'
 import { checkReport } from './config/report.ts'
 import type { SidecarConfig } from './config/types.ts'
-import { demoConfigPath, runDemo } from './demo/run.ts'
 import { createKeyStore } from './keys/store.ts'
 import type { KeyStore } from './keys/types.ts'
-import { explainRequest, issuerForToken, tokenFromInput } from './verify/explain.ts'
 import type { Explanation } from './verify/explain.ts'
 import { packageVersion } from './package-root.ts'
 
@@ -126,6 +124,8 @@ async function main(argv: string[]): Promise<number> {
       return -1 // keep running
     }
     case 'demo': {
+      // Loaded only here: the demo's issuer (jose's signing side) is no part of `run`'s start.
+      const { demoConfigPath, runDemo } = await import('./demo/run.ts')
       let handle
       try {
         handle = await runDemo(values.config ?? demoConfigPath(), env, (line) => process.stdout.write(`${line}\n`))
@@ -152,6 +152,7 @@ async function verify(values: { config?: string; path?: string; method?: string;
   const env = process.env
   const config = load(resolveConfigPath(values.config, env), env)
   if (config === undefined) return 1
+  const { explainRequest, issuerForToken, tokenFromInput } = await import('./verify/explain.ts')
   const arg = args[0]
   const fromStdin = arg === undefined || arg === '-'
   if (fromStdin && process.stdin.isTTY) process.stderr.write('reading the token from stdin (end with Ctrl-D)\n')

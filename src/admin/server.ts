@@ -2,6 +2,7 @@
  * The admin server, on its own port and never proxied: liveness, readiness, metrics.
  */
 import { fastify } from 'fastify'
+import { NO_ROUTE_SCHEMAS } from '../fastify-schemas.ts'
 import type { FastifyInstance } from 'fastify'
 import type { KeyStore } from '../keys/types.ts'
 import type { LoopMonitor } from '../observe/loop-monitor.ts'
@@ -26,7 +27,7 @@ export interface AdminServerDeps {
  * await admin.listen({ host: '0.0.0.0', port: 9901 })
  */
 export function createAdminServer(deps: AdminServerDeps): FastifyInstance {
-  const app = fastify({ logger: false })
+  const app = fastify({ logger: false, schemaController: NO_ROUTE_SCHEMAS })
   // Liveness: the process answers, and its event loop is not stuck (a blocked loop answers
   // late or never, which a plain "I am up" would hide until requests time out).
   app.get('/healthz', (_request, reply) => {

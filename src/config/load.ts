@@ -16,10 +16,10 @@
  */
 import { readFileSync } from 'node:fs'
 import { dirname, resolve as resolvePath } from 'node:path'
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import type { ErrorObject, ValidateFunction } from 'ajv'
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Pair } from 'yaml'
 import { interpolateDocument, type Env, type PathSegment } from './interpolate.ts'
-import { configSchema, EXPECTED, UNIT_FORMATS, type SchemaNode } from './schema.ts'
+import { EXPECTED, UNIT_FORMATS, type SchemaNode } from './schema.ts'
 import {
   SUPPORTED_ALGORITHMS,
   type Algorithm,
@@ -29,7 +29,8 @@ import {
   type TokenSource,
   type SidecarConfig,
 } from './types.ts'
-import { parseDuration, parseListen, parseSize, UnitError } from './units.ts'
+import { parseDuration, parseListen, parseSize, unitReason } from './units.ts'
+import { validate as generatedValidate } from './validate.generated.ts'
 import { isToken } from '../http/grammar.ts'
 import { FRAMING, HOP_BY_HOP, foldHeaderName, headerNameMatcher } from '../http/header-names.ts'
 import { refusesPlainHttp } from '../http/transport.ts'
@@ -252,30 +253,14 @@ function lineOf(doc: Document, lineCounter: LineCounter, path: readonly PathSegm
 // ---------------------------------------------------------------------------------------
 // Schema validation
 
-let compiled: ValidateFunction | undefined
-
+/**
+ * The schema's validator, compiled from schema.ts at development time into standalone code
+ * (scripts/gen-config-validator.ts, checked to be current by test/unit/config-validator.test.ts),
+ * as fastify does for its own options: compiling the schema at every start cost about 100 ms of
+ * the cold start, and ajv itself is not loaded at run time.
+ */
 function compiledSchema(): ValidateFunction {
-  if (compiled === undefined) {
-    // Strict mode stays on (unknown keywords or formats in schema.ts are bugs), with our
-    // annotation registered. verbose: errors carry parentSchema, where x-expected lives.
-    // allowUnionTypes: a required claim value may be a string, number or boolean.
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, allowUnionTypes: true })
-    ajv.addKeyword({ keyword: EXPECTED, schemaType: 'string' })
-    for (const [name, parse] of Object.entries(UNIT_FORMATS)) {
-      ajv.addFormat(name, { type: 'string', validate: (text: string) => unitReason(parse, text) === undefined })
-    }
-    compiled = ajv.compile(configSchema)
-  }
-  return compiled
-}
-
-function unitReason(parse: (text: string) => unknown, text: string): string | undefined {
-  try {
-    parse(text)
-    return undefined
-  } catch (err) {
-    return err instanceof UnitError ? err.reason : String(err)
-  }
+  return generatedValidate as unknown as ValidateFunction
 }
 
 /** JSON pointer → path segments, typed by walking the data (array indexes become numbers). */

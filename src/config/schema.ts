@@ -12,7 +12,7 @@
  * 1 items") speaks about the schema, not about the file the operator is editing.
  */
 import { SUPPORTED_ALGORITHMS } from './types.ts'
-import { parseDuration, parseListen, parseSize } from './units.ts'
+import { parseDuration, parseListen, parseSize, unitReason } from './units.ts'
 import { TOKEN_PATTERN } from '../http/grammar.ts'
 
 /** The annotation keyword holding the human phrase of a node; load.ts registers it with ajv. */
@@ -50,6 +50,21 @@ export const UNIT_FORMATS = {
   listen: parseListen,
 } as const satisfies Record<string, (text: string) => unknown>
 export type UnitFormat = keyof typeof UNIT_FORMATS
+
+/** UNIT_FORMATS as ajv format definitions (the generated validator calls `formats.<name>.validate`). */
+export const UNIT_FORMAT_CHECKS: Readonly<Record<UnitFormat, { readonly type: 'string'; readonly validate: (text: string) => boolean }>> = {
+  duration: { type: 'string', validate: (text) => unitReason(parseDuration, text) === undefined },
+  size: { type: 'string', validate: (text) => unitReason(parseSize, text) === undefined },
+  listen: { type: 'string', validate: (text) => unitReason(parseListen, text) === undefined },
+}
+
+/**
+ * The ajv options the config validator is generated with (scripts/gen-config-validator.ts).
+ * Strict mode stays on (unknown keywords or formats in this file are bugs), with our
+ * annotation registered. verbose: errors carry parentSchema, where x-expected lives.
+ * allowUnionTypes: a required claim value may be a string, number or boolean.
+ */
+export const AJV_OPTIONS = { allErrors: true, useDefaults: true, verbose: true, strict: true, allowUnionTypes: true } as const
 
 const DURATION = 'a duration like 30s, 10m or 24h'
 const SIZE = 'a size like 512KiB or 1MiB'

@@ -215,3 +215,18 @@ export function parseListen(text: string): ListenAddress {
   }
   return { host, port: Number(portText) }
 }
+
+/**
+ * Why `text` does not parse with `parse`, or undefined when it does.
+ *
+ * @example
+ * unitReason(parseDuration, '1 fortnight') // 'unknown unit "fortnight"; use ms, s, m, h or d'
+ */
+export function unitReason(parse: (text: string) => unknown, text: string): string | undefined {
+  try {
+    parse(text)
+    return undefined
+  } catch (err) {
+    return err instanceof UnitError ? err.reason : String(err)
+  }
+}

@@ -37,9 +37,14 @@ export function foldHeaderName(name: string): string {
 export function connectionNamed(headers: Readonly<Record<string, string | string[] | undefined>>): ReadonlySet<string> {
   const c = headers.connection
   if (c === undefined) return NO_NAMES
+  // What nearly every response and request says, answered without parsing or allocating.
+  if (c === 'keep-alive') return KEEP_ALIVE
+  if (c === 'close') return CLOSE
   return new Set((Array.isArray(c) ? c.join(',') : c).split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== ''))
 }
 const NO_NAMES: ReadonlySet<string> = new Set()
+const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive'])
+const CLOSE: ReadonlySet<string> = new Set(['close'])
 
 /**
  * A test for header names against exact names and `*` patterns (`*` = any run of

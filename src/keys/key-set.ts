@@ -9,7 +9,8 @@
  */
 import { createPublicKey } from 'node:crypto'
 import type { JsonWebKey, KeyObject } from 'node:crypto'
-import { calculateJwkThumbprint } from 'jose'
+// The subpath alone: the package root loads all of jose (JWE, JWT, remote sets) for one function.
+import { calculateJwkThumbprint } from 'jose/jwk/thumbprint'
 import { SUPPORTED_ALGORITHMS } from '../config/types.ts'
 import { clip, isObject, show } from './untrusted.ts'
 import type { Algorithm } from '../config/types.ts'

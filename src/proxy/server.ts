@@ -14,6 +14,7 @@ import type { Metrics, Outcome } from '../observe/metrics.ts'
 import { UNMATCHED_ROUTE } from '../observe/metrics.ts'
 import { createAccessLogger } from '../observe/log.ts'
 import type { Logger } from '../observe/log.ts'
+import type { DestinationStream } from 'pino'
 import type { RateLimitedLog } from '../observe/events.ts'
 import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
@@ -25,6 +26,7 @@ import type { Decision } from './decide.ts'
 import type { InboundStrip } from './headers.ts'
 import { denial } from './respond.ts'
 import { createUpstreamDispatcher } from './upstream.ts'
+import { NO_ROUTE_SCHEMAS } from '../fastify-schemas.ts'
 import type { Pipeline } from './pipeline.ts'
 
 /** What the auth step decided, kept on the request for the proxy step and the access log. */
@@ -53,6 +55,8 @@ export interface ProxyServerDeps {
   readonly log: Logger
   /** Security events at a bounded rate (`auth.denied`). */
   readonly events: RateLimitedLog
+  /** Where access lines go (default: `log`'s own stream). */
+  readonly accessStream?: DestinationStream | undefined
 }
 
 /** The parts of a request the upstream-bound header rewrites read (HTTP and websocket alike). */
@@ -75,9 +79,10 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
 
   // Widen pino's Logger to fastify's logger type so the instance type stays the default one.
   const loggerInstance: FastifyBaseLogger = log
-  const accessLog = createAccessLogger(log)
+  const accessLog = deps.accessStream === undefined ? createAccessLogger(log) : createAccessLogger(log, deps.accessStream)
   const app = fastify({
     loggerInstance,
+    schemaController: NO_ROUTE_SCHEMAS,
     // No child logger per request (fastify's default binds reqId into a new pino child for
     // every request: measurable on this path). fastify's own few lines log `req` (with its
     // id) through the serializer instead; ours carry reqId themselves.
@@ -248,14 +253,11 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     const reason = a?.reason ?? 'none'
     metrics.request(route, outcome, reason)
     if (seconds !== undefined) metrics.requestDuration(route, outcome, seconds)
-    if (request.pipeline?.config.log.access ?? true) {
+    if ((request.pipeline ?? deps.pipeline()).config.log.access) {
       const url = request.url
       const q = url.indexOf('?')
       // The query string is never logged: a token or other secret may ride in it.
-      accessLog.info({
-        event: 'http.access', reqId: request.id, method: request.method, path: q < 0 ? url : url.slice(0, q),
-        route, outcome, reason, issuer: a?.issuer, status,
-      }, 'request')
+      accessLog.write({ reqId: request.id, method: request.method, path: q < 0 ? url : url.slice(0, q), route, outcome, reason, issuer: a?.issuer, status })
     }
   }
 
@@ -272,22 +274,25 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     done()
   })
 
+  /**
+   * X-Forwarded-* for the upstream request. Names the sidecar owns or must not pass on are
+   * set to `undefined`, not deleted: undici skips undefined values (core/request.js
+   * processHeader), and a `delete` would turn the header object into a slow dictionary that
+   * undici then iterates (the websocket path, whose client refuses undefined, drops them).
+   */
   function forwardedHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {
-    const ip = request.socket.remoteAddress ?? ''
+    const peer = peerOf(request.socket)
     const inbound = request.headers
     const append = (request.pipeline?.config ?? config).upstream.xForwarded === 'append'
     const xff = append ? inbound['x-forwarded-for'] : undefined
-    out['x-forwarded-for'] = xff === undefined || xff === '' ? ip : `${String(xff)}, ${ip}`
-    const proto = 'encrypted' in request.socket && request.socket.encrypted === true ? 'https' : 'http'
-    out['x-forwarded-proto'] = append && inbound['x-forwarded-proto'] !== undefined ? inbound['x-forwarded-proto'] : proto
-    const host = append && inbound['x-forwarded-host'] !== undefined ? inbound['x-forwarded-host'] : inbound.host
-    if (host !== undefined) out['x-forwarded-host'] = host
-    else delete out['x-forwarded-host']
+    out['x-forwarded-for'] = xff === undefined || xff === '' ? peer.ip : `${String(xff)}, ${peer.ip}`
+    out['x-forwarded-proto'] = append && inbound['x-forwarded-proto'] !== undefined ? inbound['x-forwarded-proto'] : peer.proto
+    out['x-forwarded-host'] = append && inbound['x-forwarded-host'] !== undefined ? inbound['x-forwarded-host'] : inbound.host
     if (!append) {
       // `replace`: the upstream learns the sidecar's view only; the client's own claims about
       // the path it took (RFC 7239 Forwarded, X-Real-IP) would contradict it.
-      delete out.forwarded
-      delete out['x-real-ip']
+      if (out.forwarded !== undefined) out.forwarded = undefined
+      if (out['x-real-ip'] !== undefined) out['x-real-ip'] = undefined
     }
   }
 
@@ -304,13 +309,9 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     }
     if (!p.config.identity.forwardToken) {
       // The token is removed from wherever it could have come (the query already is).
-      for (const h of p.tokenHeaders) delete out[h]
+      for (const h of p.tokenHeaders) if (out[h] !== undefined) out[h] = undefined
       const cookie = out.cookie
-      if (p.tokenCookies.size > 0 && typeof cookie === 'string') {
-        const kept = withoutCookies(cookie, p.tokenCookies)
-        if (kept === undefined) delete out.cookie
-        else out.cookie = kept
-      }
+      if (p.tokenCookies.size > 0 && typeof cookie === 'string') out.cookie = withoutCookies(cookie, p.tokenCookies)
     }
   }
 
@@ -334,20 +335,22 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       // names its Connection lists describe the upstream connection, not the client's. Passed
       // on, `connection: keep-alive` overrode the client's own `Connection: close` (Node keeps
       // a connection alive when the response says so) and reached HTTP/1.0 clients.
+      // Deleted, not set to undefined: fastify would send an undefined header as an empty one.
       rewriteHeaders(headers) {
         const out = headers as Record<string, string | string[] | undefined>
         const named = connectionNamed(out)
-        for (const h of HOP_BY_HOP) delete out[h]
-        for (const h of named) delete out[h]
+        for (const h of HOP_BY_HOP) if (out[h] !== undefined) delete out[h]
+        for (const h of named) if (out[h] !== undefined) delete out[h]
         return out
       },
       rewriteRequestHeaders(request, headers) {
         const out = headers as Record<string, string | string[] | undefined>
         // reply-from already dropped Connection and the headers it names; drop the rest of
         // the hop-by-hop set (RFC 9110 §7.6.1) so nothing meant for us reaches the app.
-        for (const h of HOP_BY_HOP) delete out[h]
+        // (undefined: undici skips it; see forwardedHeaders.)
+        for (const h of HOP_BY_HOP) if (out[h] !== undefined) out[h] = undefined
         // Expect is ours: the client got its 100 Continue from us (apply); undici refuses the header.
-        delete out.expect
+        if (out.expect !== undefined) out.expect = undefined
         forwardedHeaders(request, out)
         identityHeaders(request, out)
         return out
@@ -378,12 +381,31 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
         }
         forwardedHeaders(request, out)
         identityHeaders(request, out)
+        // Node's http client (ws) refuses an undefined header value: drop the names unset above.
+        for (const name in out) if (out[name] === undefined) delete out[name]
         return out
       },
     } as object,
   })
 
   return app
+}
+
+const kPeer = Symbol('jwt-sidecar.peer')
+
+/**
+ * The client address and scheme of a connection, read once per connection (a keep-alive
+ * connection carries many requests; `remoteAddress` is a getter into the socket handle).
+ */
+function peerOf(socket: Socket): { readonly ip: string; readonly proto: 'http' | 'https' } {
+  const s = socket as Socket & { [kPeer]?: { readonly ip: string; readonly proto: 'http' | 'https' }; encrypted?: unknown }
+  let peer = s[kPeer]
+  if (peer === undefined) {
+    peer = { ip: s.remoteAddress ?? '', proto: s.encrypted === true ? 'https' : 'http' }
+    // Only once the address is known: a socket asked before it has one is asked again.
+    if (peer.ip !== '') s[kPeer] = peer
+  }
+  return peer
 }
 
 function errorCode(error: unknown): string | undefined {
