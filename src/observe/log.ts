@@ -2,6 +2,7 @@
  * pino JSON logs. Secrets are redacted by path as a second line of defence; the first is
  * that no code path logs a token, a cookie or a claim set (only named claims' presence).
  */
+import { fstatSync } from 'node:fs'
 import { pino } from 'pino'
 import type { DestinationStream, Logger } from 'pino'
 import type { LogConfig } from '../config/types.ts'
@@ -26,27 +27,35 @@ export interface LogDrops {
   onDrop(listener: () => void): void
 }
 
-/** Access lines are written once this many bytes are buffered (about 16 lines)… */
-export const ACCESS_BATCH_BYTES = 4096
+/**
+ * PIPE_BUF on Linux: a write of at most this many bytes to a pipe is never interleaved with
+ * another writer's (POSIX write(2)). The two destinations below share fd 1, so neither writes more.
+ */
+const PIPE_BUF = 4096
+/** Access lines are written once this many bytes are buffered (about 14 lines)… */
+export const ACCESS_BATCH_BYTES = 3584
 /** …or at this interval, whichever comes first (Envoy's access log flush interval is 1 s too). */
 export const ACCESS_FLUSH_MS = 1000
 
 /**
- * stdout, written asynchronously (pino's `sync: false`): a request never waits for a write(2).
- * Two of them share fd 1, each writing whole lines:
+ * stdout, never making a request wait. Two of these share fd 1, each writing whole lines, at
+ * most PIPE_BUF bytes at a time:
  * - the default one writes each line as soon as no write is in flight (lines logged during a
  *   write go out together in the next), so security events and errors are not held back;
  * - `{ batch: true }`, for the per-request access line, writes ACCESS_BATCH_BYTES at a time, or
- *   every ACCESS_FLUSH_MS: a write per line cost more than the rest of the line (a libuv
- *   request, a thread-pool hand-off and a completion callback each, on the sidecar's one core).
- * Bounded: past LOG_BUFFER_MAX_BYTES unwritten, lines are dropped rather than memory growing or
- * the event loop stalling on a full pipe. Flushed synchronously at exit, so nothing logged
- * before a clean exit (or process.exit, or an uncaught exception) is lost; a SIGKILL loses at
- * most the last second of access lines.
+ *   every ACCESS_FLUSH_MS: a write per line cost more than the rest of the line.
+ * A pipe, socket or terminal (Kubernetes gives a container a pipe) can block a writer until its
+ * reader catches up, so it is written asynchronously (pino's `sync: false`: a libuv thread-pool
+ * write); a regular file cannot (the page cache takes 4 KiB in about 5 µs), so it is written
+ * synchronously, without the thread-pool round trip and its two context switches on the
+ * sidecar's one core. Bounded: past LOG_BUFFER_MAX_BYTES unwritten, lines are dropped rather
+ * than memory growing or the event loop stalling on a full pipe. Flushed synchronously at exit,
+ * so nothing logged before a clean exit (or process.exit, or an uncaught exception) is lost; a
+ * SIGKILL can lose the last second of access lines.
  */
-export function stdoutDestination(options: { readonly batch?: boolean } = {}): DestinationStream & LogDrops {
+export function stdoutDestination(options: { readonly batch?: boolean } = {}, fd = 1): DestinationStream & LogDrops {
   const batch = options.batch === true ? { minLength: ACCESS_BATCH_BYTES, periodicFlush: ACCESS_FLUSH_MS } : { minLength: 0 }
-  const dest = pino.destination({ dest: 1, sync: false, maxLength: LOG_BUFFER_MAX_BYTES, ...batch })
+  const dest = pino.destination({ dest: fd, sync: isRegularFile(fd), maxWrite: PIPE_BUF, maxLength: LOG_BUFFER_MAX_BYTES, ...batch })
   process.once('exit', () => {
     try {
       dest.flushSync()
@@ -76,6 +85,14 @@ export function createLogger(config: Pick<LogConfig, 'level'>, destination: Dest
     },
     destination,
   )
+}
+
+function isRegularFile(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile()
+  } catch {
+    return false
+  }
 }
 
 /** One access line: the request's fields that server.ts logs, never a header, query or claim. */
