@@ -15,7 +15,7 @@ import { SUPPORTED_ALGORITHMS } from './types.ts'
 import { parseDuration, parseListen, parseSize, unitReason } from './units.ts'
 import { TOKEN_PATTERN } from '../http/grammar.ts'
 
-/** The annotation keyword holding the human phrase of a node; load.ts registers it with ajv. */
+/** The annotation keyword holding the human phrase of a node; scripts/gen-config-validator.ts registers it with ajv. */
 export const EXPECTED = 'x-expected'
 
 /**
