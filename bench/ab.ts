@@ -14,9 +14,8 @@
  * `scen` (same | unique | bad | none; default same); `env` (extra environment for the process).
  * ROUNDS (12), S (2), ALG (RS256).
  */
-import { median, startBare, startRig, startSidecar, stop, wrk } from './rig.ts'
+import { median, sidecarYaml, startBare, startRig, startSidecar, stop, wrk } from './rig.ts'
 import type { BenchAlg } from './rig.ts'
-import { sidecarYaml } from './profile.ts'
 
 interface Variant {
   readonly name: string

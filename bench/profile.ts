@@ -17,8 +17,8 @@
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { PROXY_CPU, startBare, startRig, startSidecar, stop, wrk } from './rig.ts'
-import type { BenchAlg, Rig } from './rig.ts'
+import { PROXY_CPU, sidecarYaml, startBare, startRig, startSidecar, stop, wrk } from './rig.ts'
+import type { BenchAlg } from './rig.ts'
 
 interface ProfileNode {
   readonly id: number
@@ -127,27 +127,6 @@ function readProfile(dir: string): CpuProfile {
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
   if (file === undefined) throw new Error(`no .cpuprofile in ${dir}`)
   return JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile
-}
-
-export function sidecarYaml(rig: Rig, options: { readonly accessLog: boolean; readonly cache: boolean | undefined }) {
-  return (port: number, adminPort: number): string => `listen: 127.0.0.1:${port}
-admin: { listen: 127.0.0.1:${adminPort} }
-upstream: { url: ${rig.upstreamUrl} }
-issuers:
-  - name: bench
-    issuer: ${rig.issuer}
-    jwksUri: ${rig.jwksUrl}
-    audiences: [ "${rig.audience}" ]
-    algorithms: [RS256, ES256]
-tokens:
-  from: [ { header: Authorization, prefix: "Bearer " } ]
-${options.cache === undefined ? '' : `  cache: { enabled: ${options.cache} }\n`}identity:
-  headers: { X-Auth-Subject: sub }
-  strip: ["X-Auth-*"]
-routes:
-  - { name: all, path: /**, auth: required }
-log: { level: info, access: ${options.accessLog} }
-`
 }
 
 async function main(): Promise<void> {

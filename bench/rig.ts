@@ -217,6 +217,28 @@ export interface Sidecar {
   readonly startMs: number
 }
 
+/** The sidecar config for the rig: one issuer (RS256 and ES256), a bearer header, one route over everything. */
+export function sidecarYaml(rig: Rig, options: { readonly accessLog: boolean; readonly cache: boolean | undefined }) {
+  return (port: number, adminPort: number): string => `listen: 127.0.0.1:${port}
+admin: { listen: 127.0.0.1:${adminPort} }
+upstream: { url: ${rig.upstreamUrl} }
+issuers:
+  - name: bench
+    issuer: ${rig.issuer}
+    jwksUri: ${rig.jwksUrl}
+    audiences: [ "${rig.audience}" ]
+    algorithms: [RS256, ES256]
+tokens:
+  from: [ { header: Authorization, prefix: "Bearer " } ]
+${options.cache === undefined ? '' : `  cache: { enabled: ${options.cache} }\n`}identity:
+  headers: { X-Auth-Subject: sub }
+  strip: ["X-Auth-*"]
+routes:
+  - { name: all, path: /**, auth: required }
+log: { level: info, access: ${options.accessLog} }
+`
+}
+
 /**
  * The built CLI (`dist/src/cli.js run`) pinned to CPU 0 with `yaml` as its config. `cli`: another
  * build's cli.js, to compare two builds in one run (e.g. a `git worktree` of the previous commit).

@@ -21,9 +21,8 @@
 import { readFileSync } from 'node:fs'
 import { request } from 'undici'
 import { benchVerify } from './verify.bench.ts'
-import { median, rssBytes, startBare, startRig, startSidecar, stop, wrk } from './rig.ts'
+import { median, rssBytes, sidecarYaml, startBare, startRig, startSidecar, stop, wrk } from './rig.ts'
 import type { BenchAlg, Rig, Sidecar } from './rig.ts'
-import { sidecarYaml } from './profile.ts'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
 const ROUNDS = Number(process.env.ROUNDS ?? 3)

@@ -120,7 +120,8 @@ export interface AccessLogger {
  * rather than once per line. Client text (method, path, request id) goes through
  * JSON.stringify. Follows `log`'s level when it changes (a reload).
  */
-export function createAccessLogger(log: Logger, stream: DestinationStream = (log as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]!): AccessLogger {
+export function createAccessLogger(log: Logger, stream?: DestinationStream): AccessLogger {
+  const out = stream ?? (log as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]!
   let enabled = log.isLevelEnabled('info')
   log.on('level-change', () => {
     enabled = log.isLevelEnabled('info')
@@ -136,7 +137,7 @@ export function createAccessLogger(log: Logger, stream: DestinationStream = (log
         head = `{"level":"info","time":"${new Date(now).toISOString()}","service":"${SERVICE}","event":"http.access","reqId":`
       }
       const issuer = e.issuer === undefined ? '' : `,"issuer":${JSON.stringify(e.issuer)}`
-      stream.write(`${head}${JSON.stringify(e.reqId)},"method":${JSON.stringify(e.method)},"path":${JSON.stringify(e.path)},"route":${JSON.stringify(e.route)},"outcome":"${e.outcome}","reason":"${e.reason}"${issuer},"status":${e.status},"msg":"request"}\n`)
+      out.write(`${head}${JSON.stringify(e.reqId)},"method":${JSON.stringify(e.method)},"path":${JSON.stringify(e.path)},"route":${JSON.stringify(e.route)},"outcome":"${e.outcome}","reason":"${e.reason}"${issuer},"status":${e.status},"msg":"request"}\n`)
     },
   }
 }

@@ -106,14 +106,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   })
   // A plain number on the request path, read at scrape time.
   let inflightNow = 0
-  new Gauge({
-    name: `${PREFIX}inflight_requests`,
-    help: 'Requests at the proxy port that have started and not yet finished.',
-    registers: [registry],
-    collect() {
-      this.set(inflightNow)
-    },
-  })
+  scrapedGauge(`${PREFIX}inflight_requests`, 'Requests at the proxy port that have started and not yet finished.', () => inflightNow)
   const configReloads = new Counter({
     name: `${PREFIX}config_reloads_total`,
     help: 'Live configuration reloads (SIGHUP or a file change), by result (success, error: the running config stays).',
@@ -235,47 +228,42 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // Registered even without a cache (all zeros): dashboards and alerts see one shape.
   const cache = options.tokenCache ?? { stats: createTokenCacheStats(), usage: () => ({ entries: 0, bytes: 0 }) }
   // Cumulative counts kept by the cache (no call per request): handed over at scrape time.
-  const reported = { hit: 0, miss: 0, capacity: 0, expired: 0, keys_changed: 0 }
-  new Counter({
-    name: `${PREFIX}token_cache_lookups_total`,
-    help: 'Verified-token cache lookups by result (hit: answered from the cache, miss: verified in full).',
-    labelNames: ['result'] as const,
-    registers: [registry],
-    collect() {
-      for (const [result, now] of [['hit', cache.stats.hits], ['miss', cache.stats.misses]] as const) {
-        this.labels(result).inc(now - reported[result])
-        reported[result] = now
-      }
-    },
+  const { stats } = cache
+  scrapedCounter(`${PREFIX}token_cache_lookups_total`, 'Verified-token cache lookups by result (hit: answered from the cache, miss: verified in full).', 'result', {
+    hit: () => stats.hits,
+    miss: () => stats.misses,
   })
-  new Counter({
-    name: `${PREFIX}token_cache_evictions_total`,
-    help: 'Verified-token cache entries removed, by reason (capacity: room for a newer one, expired: past exp or refused by a claim rule on a hit, keys_changed: the issuer key set changed since).',
-    labelNames: ['reason'] as const,
-    registers: [registry],
-    collect() {
-      for (const [reason, now] of [['capacity', cache.stats.evictedCapacity], ['expired', cache.stats.evictedExpired], ['keys_changed', cache.stats.evictedKeys]] as const) {
-        this.labels(reason).inc(now - reported[reason])
-        reported[reason] = now
-      }
-    },
+  scrapedCounter(`${PREFIX}token_cache_evictions_total`, 'Verified-token cache entries removed, by reason (capacity: room for a newer one, expired: past exp or refused by a claim rule on a hit, keys_changed: the issuer key set changed since).', 'reason', {
+    capacity: () => stats.evictedCapacity,
+    expired: () => stats.evictedExpired,
+    keys_changed: () => stats.evictedKeys,
   })
-  new Gauge({
-    name: `${PREFIX}token_cache_entries`,
-    help: 'Tokens held by the verified-token cache of the config in force.',
-    registers: [registry],
-    collect() {
-      this.set(cache.usage().entries)
-    },
-  })
-  new Gauge({
-    name: `${PREFIX}token_cache_bytes`,
-    help: 'Estimated bytes held by the verified-token cache of the config in force (bounded by tokens.cache.maxBytes).',
-    registers: [registry],
-    collect() {
-      this.set(cache.usage().bytes)
-    },
-  })
+  scrapedGauge(`${PREFIX}token_cache_entries`, 'Tokens held by the verified-token cache of the config in force.', () => cache.usage().entries)
+  scrapedGauge(`${PREFIX}token_cache_bytes`, 'Estimated bytes held by the verified-token cache of the config in force (bounded by tokens.cache.maxBytes).', () => cache.usage().bytes)
+
+  /** A counter whose series are running totals kept elsewhere, one per label value (a closed set), read at scrape time. */
+  function scrapedCounter(name: string, help: string, label: string, totals: Readonly<Record<string, () => number>>): void {
+    const reported = new Map<string, number>()
+    new Counter({
+      name, help, labelNames: [label], registers: [registry],
+      collect() {
+        for (const [value, total] of Object.entries(totals)) {
+          const now = total()
+          this.labels(value).inc(now - (reported.get(value) ?? 0))
+          reported.set(value, now)
+        }
+      },
+    })
+  }
+
+  function scrapedGauge(name: string, help: string, read: () => number): void {
+    new Gauge({
+      name, help, registers: [registry],
+      collect() {
+        this.set(read())
+      },
+    })
+  }
 
   // Children bound once per label set (closed sets: route and issuer names, outcomes, reasons).
   const requestChildren = new Map<string, Map<string, Map<string, CounterChild>>>()

@@ -79,7 +79,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
 
   // Widen pino's Logger to fastify's logger type so the instance type stays the default one.
   const loggerInstance: FastifyBaseLogger = log
-  const accessLog = deps.accessStream === undefined ? createAccessLogger(log) : createAccessLogger(log, deps.accessStream)
+  const accessLog = createAccessLogger(log, deps.accessStream)
   const app = fastify({
     loggerInstance,
     schemaController: NO_ROUTE_SCHEMAS,

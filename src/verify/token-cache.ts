@@ -49,12 +49,20 @@ export interface CacheEntry<V> {
   readonly bytes: number
 }
 
+/**
+ * Why a stored entry no longer stands (the verifier's judgement, asked on every hit):
+ * `expired` (a claim rule refuses it now, past `exp` most often), `keys` (its issuer's key
+ * index changed), or undefined while it stands.
+ */
+export type Staleness<V> = (entry: CacheEntry<V>) => 'expired' | 'keys' | undefined
+
 export interface TokenCache<V> {
-  /** The live entry for `token`, moved to most-recently-used; undefined on a miss. */
+  /**
+   * The live entry for `token`, moved to most-recently-used. A stale one is removed (counted by
+   * why) and answered like a miss: `hits` counts only answers the cache gave.
+   */
   get(token: string): CacheEntry<V> | undefined
   set(token: string, entry: CacheEntry<V>): void
-  /** Remove an entry the caller found dead; `why` is counted. */
-  drop(token: string, why: 'expired' | 'keys'): void
   readonly size: number
   /** Estimated bytes held (entryBytes summed). */
   readonly bytes: number
@@ -77,10 +85,10 @@ export function entryBytes(token: string, payloadJsonLength: number): number {
 
 /**
  * @example
- * const cache = createTokenCache<VerifyResult>({ maxEntries: 10_000, maxBytes: 32 * 2 ** 20 }, stats)
- * const hit = cache.get(token)
+ * const cache = createTokenCache<Verified>({ maxEntries: 10_000, maxBytes: 32 * 2 ** 20 }, stats, staleness)
+ * const hit = cache.get(token) // undefined when absent or stale
  */
-export function createTokenCache<V>(options: TokenCacheOptions, stats: TokenCacheStats): TokenCache<V> {
+export function createTokenCache<V>(options: TokenCacheOptions, stats: TokenCacheStats, staleness: Staleness<V> = () => undefined): TokenCache<V> {
   const map = new Map<string, CacheEntry<V>>()
   let bytes = 0
 
@@ -92,7 +100,13 @@ export function createTokenCache<V>(options: TokenCacheOptions, stats: TokenCach
   return {
     get(token) {
       const entry = map.get(token)
-      if (entry === undefined) {
+      const stale = entry === undefined ? undefined : staleness(entry)
+      if (entry === undefined || stale !== undefined) {
+        if (entry !== undefined) {
+          remove(token, entry)
+          if (stale === 'expired') stats.evictedExpired++
+          else stats.evictedKeys++
+        }
         stats.misses++
         return undefined
       }
@@ -115,13 +129,6 @@ export function createTokenCache<V>(options: TokenCacheOptions, stats: TokenCach
       }
       map.set(token, entry)
       bytes += entry.bytes
-    },
-    drop(token, why) {
-      const entry = map.get(token)
-      if (entry === undefined) return
-      remove(token, entry)
-      if (why === 'expired') stats.evictedExpired++
-      else stats.evictedKeys++
     },
     get size() {
       return map.size

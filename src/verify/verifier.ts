@@ -83,8 +83,6 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
     byIss.set(config.issuer, { config, keys, allowed: new Set(config.algorithms), rules: createClaimRules(config, options.clockSkew), typ: config.typ })
   }
 
-  const cache = options.cache === undefined ? undefined : createTokenCache<Verified>(options.cache, deps.cacheStats ?? createTokenCacheStats())
-
   /** The first claim rule the payload fails at `t` (seconds), in table order. */
   function failedRule(entry: IssuerEntry, payload: Claims, t: number): { readonly rule: ClaimRule; readonly reason: TokenReason } | undefined {
     for (const rule of entry.rules) {
@@ -101,18 +99,12 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
    * Anything else goes back through the full path, which gives the reason: one
    * implementation of every refusal.
    */
-  function fromCache(raw: string, hit: CacheEntry<Verified>): VerifyResult | undefined {
+  function staleness(hit: CacheEntry<Verified>): 'expired' | 'keys' | undefined {
     const { entry, result } = hit.value
-    if (entry.keys.version() !== hit.keys) {
-      cache!.drop(raw, 'keys')
-      return undefined
-    }
-    if (failedRule(entry, result.claims, now() / 1000) !== undefined) {
-      cache!.drop(raw, 'expired')
-      return undefined
-    }
-    return result
+    if (entry.keys.version() !== hit.keys) return 'keys'
+    return failedRule(entry, result.claims, now() / 1000) === undefined ? undefined : 'expired'
   }
+  const cache = options.cache === undefined ? undefined : createTokenCache<Verified>(options.cache, deps.cacheStats ?? createTokenCacheStats(), staleness)
 
   function remember(raw: string, entry: IssuerEntry, keys: object, result: VerifyResult & { readonly ok: true }): void {
     // The payload's JSON is 3/4 of its base64url segment (between the two dots).
@@ -144,13 +136,8 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
 
   return {
     verify(raw) {
-      if (cache !== undefined) {
-        const hit = cache.get(raw)
-        if (hit !== undefined) {
-          const r = fromCache(raw, hit)
-          if (r !== undefined) return r
-        }
-      }
+      const hit = cache?.get(raw)
+      if (hit !== undefined) return hit.value.result
       const parsed = parseCompactJws(raw, options.maxBytes)
       if (!parsed.ok) return fail(parsed.reason, undefined, parsed.detail)
       const token = parsed.token

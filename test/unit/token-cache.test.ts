@@ -49,18 +49,22 @@ test('setting a token again replaces its entry without counting it twice', () =>
   assert.equal(cache.get('a')?.value, 'A2')
 })
 
-test('drop removes an entry and counts why; dropping a missing token is a no-op', () => {
+test('a stale entry is removed on lookup, counted by why, and answered as a miss; a missing token is a plain miss', () => {
   const stats = createTokenCacheStats()
-  const cache = createTokenCache<string>({ maxEntries: 10, maxBytes: 1000 }, stats)
+  const stale: Record<string, 'expired' | 'keys'> = { A: 'expired', B: 'keys' }
+  const cache = createTokenCache<string>({ maxEntries: 10, maxBytes: 1000 }, stats, (e) => stale[e.value])
   cache.set('a', entry('A'))
   cache.set('b', entry('B'))
-  cache.drop('a', 'expired')
-  cache.drop('b', 'keys')
-  cache.drop('zzz', 'keys')
-  assert.equal(cache.size, 0)
-  assert.equal(cache.bytes, 0)
+  cache.set('c', entry('C'))
+  assert.equal(cache.get('a'), undefined)
+  assert.equal(cache.get('b'), undefined)
+  assert.equal(cache.get('zzz'), undefined)
+  assert.equal(cache.get('c')?.value, 'C')
+  assert.equal(cache.size, 1)
+  assert.equal(cache.bytes, entry('C').bytes)
   assert.equal(stats.evictedExpired, 1)
   assert.equal(stats.evictedKeys, 1)
+  assert.deepEqual([stats.hits, stats.misses], [1, 3])
 })
 
 test('the key is the whole token: tokens sharing a signature segment are different entries', () => {
