@@ -260,10 +260,13 @@ export async function startSidecar(rig: Rig, name: string, yaml: (port: number, 
   return { port, adminPort, process: child, startMs: Date.now() - started }
 }
 
-/** fastify + @fastify/http-proxy with defaults only, exactly as ../shared/bench's peer registers it. */
-export async function startBare(rig: Rig, nodeArgs: readonly string[] = []): Promise<{ port: number; process: ChildProcess }> {
+/**
+ * fastify + @fastify/http-proxy with defaults only, exactly as ../shared/bench's peer registers
+ * it; `script: 'bench/tuned-proxy.mjs'` for the same with jwt-sidecar's forward as its handler.
+ */
+export async function startBare(rig: Rig, nodeArgs: readonly string[] = [], script = 'bench/bare-proxy.mjs'): Promise<{ port: number; process: ChildProcess }> {
   const port = await freePort()
-  const child = pinned(PROXY_CPU, process.execPath, [...nodeArgs, join(root, 'bench/bare-proxy.mjs')], { ...process.env, PORT: String(port), UPSTREAM_URL: rig.upstreamUrl })
+  const child = pinned(PROXY_CPU, process.execPath, [...nodeArgs, join(root, script)], { ...process.env, PORT: String(port), UPSTREAM_URL: rig.upstreamUrl })
   await waitForHttp(`http://127.0.0.1:${port}/`)
   return { port, process: child }
 }

@@ -6,6 +6,9 @@
  * - a bare fastify + @fastify/http-proxy with defaults only (bench/bare-proxy.mjs, no auth),
  *   started by this script and sent the same valid token per alg (as ../shared/bench does): the
  *   reference every ratio is taken against, round by round;
+ * - the same bare proxy with jwt-sidecar's forward (src/proxy/forward.ts) as http-proxy's
+ *   `handler` (bench/tuned-proxy.mjs, no auth): the forward alone against the default one,
+ *   RS256 same token, as information;
  * - jwt-sidecar with the default config (token cache on, access log on), for `same-token`,
  *   `invalid-signature` and `no-token`, RS256 and ES256;
  * - jwt-sidecar with `tokens.cache.enabled: false` for `unique-tokens`: every request pays a
@@ -97,6 +100,7 @@ try {
 
   // --- throughput
   const bare = await startBare(rig)
+  const tuned = await startBare(rig, [], 'bench/tuned-proxy.mjs')
   const proxies: Record<Cell['proxy'], Sidecar> = {
     default: await startSidecar(rig, 'default', sidecarYaml(rig, { accessLog: true, cache: undefined })),
     nocache: await startSidecar(rig, 'nocache', sidecarYaml(rig, { accessLog: true, cache: false })),
@@ -104,12 +108,15 @@ try {
   const algs = ['RS256', 'ES256'] as const
   // JIT warm-up of every code path before anything is recorded.
   for (const alg of algs) await wrk(rig, bare.port, rig.tokens(alg, 'same'), 3, 200)
+  await wrk(rig, tuned.port, rig.tokens('RS256', 'same'), 3, 200)
   for (const c of cells) await wrk(rig, proxies[c.proxy].port, c.tokens(rig), 2, c.expect)
 
   const bareRps = new Map<BenchAlg, number[]>(algs.map((a) => [a, []]))
   const rps = new Map<string, number[]>(cells.map((c) => [c.name, []]))
   const ratios = new Map<string, number[]>(cells.map((c) => [c.name, []]))
   const wrong = new Map<string, number>(cells.map((c) => [c.name, 0]))
+  const tunedRps: number[] = []
+  const tunedRatios: number[] = []
   for (let round = 1; round <= ROUNDS; round++) {
     const b = new Map<BenchAlg, number>()
     for (const alg of algs) {
@@ -118,6 +125,11 @@ try {
       b.set(alg, r.rps)
       bareRps.get(alg)!.push(r.rps)
     }
+    // The forward alone: the same bare proxy with jwt-sidecar's forward as its handler.
+    await wrk(rig, tuned.port, rig.tokens('RS256', 'same'), 2, 200)
+    const t = await wrk(rig, tuned.port, rig.tokens('RS256', 'same'), SECONDS, 200)
+    tunedRps.push(t.rps)
+    tunedRatios.push(t.rps / b.get('RS256')!)
     for (const c of cells) {
       const port = proxies[c.proxy].port
       await wrk(rig, port, c.tokens(rig), 2, c.expect)
@@ -128,13 +140,14 @@ try {
     }
     process.stdout.write(`  round ${round}/${ROUNDS} done\n`)
   }
-  await Promise.all([stop(bare.process), stop(proxies.default.process), stop(proxies.nocache.process)])
+  await Promise.all([stop(bare.process), stop(tuned.process), stop(proxies.default.process), stop(proxies.nocache.process)])
 
   console.log(`\nThrough the proxy (req/s, median of ${ROUNDS} rounds; × bare = median of the per-round ratios):`)
   for (const alg of algs) {
     const xs = bareRps.get(alg)!
     console.log(`  ${`bare @fastify/http-proxy, ${alg} token unverified`.padEnd(48)} ${fmt(median(xs)).padStart(7)}   1.00×   [${xs.map(fmt).join(' ')}]`)
   }
+  console.log(`  ${'bare, with jwt-sidecar\'s forward as handler'.padEnd(48)} ${fmt(median(tunedRps)).padStart(7)}   ${median(tunedRatios).toFixed(2)}×   [${tunedRatios.map((x) => x.toFixed(2)).join(' ')}]   (information: the forward alone)`)
   for (const c of cells) {
     const r = median(ratios.get(c.name)!)
     console.log(`  ${`jwt-sidecar ${c.name}`.padEnd(48)} ${fmt(median(rps.get(c.name)!)).padStart(7)}   ${r.toFixed(2)}×   [${ratios.get(c.name)!.map((x) => x.toFixed(2)).join(' ')}]`)

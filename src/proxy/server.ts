@@ -26,6 +26,7 @@ import type { Decision } from './decide.ts'
 import type { InboundStrip } from './headers.ts'
 import { denial } from './respond.ts'
 import { createUpstreamDispatcher } from './upstream.ts'
+import { createForward } from './forward.ts'
 import { NO_ROUTE_SCHEMAS } from '../fastify-schemas.ts'
 import type { Pipeline } from './pipeline.ts'
 
@@ -324,51 +325,38 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     await dispatcher.destroy()
   })
 
+  const forward = createForward({
+    dispatcher,
+    upstream: config.upstream.url,
+    timeout: config.upstream.timeout,
+    requestHeaders(request, out) {
+      forwardedHeaders(request, out)
+      identityHeaders(request, out)
+    },
+    onError(reply, error) {
+      const kind = classifyUpstreamError(error)
+      metrics.upstreamError(kind)
+      const reason: Reason = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable'
+      const request = reply.request
+      if (request.auth !== null) {
+        request.auth.outcome = 'error'
+        request.auth.reason = reason
+      }
+      log.warn({ event: 'upstream.error', reqId: request.id, kind, code: errorCode(error) }, 'upstream request failed')
+      const d = denial(reason)
+      void reply.code(d.status).headers(d.headers).send(d.body)
+    },
+  })
+
   void app.register(fastifyHttpProxy, {
     upstream: config.upstream.url,
+    // reply-from (registered by http-proxy, unused for HTTP: `handler`) gets our pool rather
+    // than building an Agent of its own.
     undici: dispatcher,
     websocket: true,
     disableRequestLogging: true,
-    replyOptions: {
-      timeout: config.upstream.timeout,
-      // RFC 9110 §7.6.1 applies to responses too: the upstream's Connection, Keep-Alive and the
-      // names its Connection lists describe the upstream connection, not the client's. Passed
-      // on, `connection: keep-alive` overrode the client's own `Connection: close` (Node keeps
-      // a connection alive when the response says so) and reached HTTP/1.0 clients.
-      // Deleted, not set to undefined: fastify would send an undefined header as an empty one.
-      rewriteHeaders(headers) {
-        const out = headers as Record<string, string | string[] | undefined>
-        const named = connectionNamed(out)
-        for (const h of HOP_BY_HOP) if (out[h] !== undefined) delete out[h]
-        for (const h of named) if (out[h] !== undefined) delete out[h]
-        return out
-      },
-      rewriteRequestHeaders(request, headers) {
-        const out = headers as Record<string, string | string[] | undefined>
-        // reply-from already dropped Connection and the headers it names; drop the rest of
-        // the hop-by-hop set (RFC 9110 §7.6.1) so nothing meant for us reaches the app.
-        // (undefined: undici skips it; see forwardedHeaders.)
-        for (const h of HOP_BY_HOP) if (out[h] !== undefined) out[h] = undefined
-        // Expect is ours: the client got its 100 Continue from us (apply); undici refuses the header.
-        if (out.expect !== undefined) out.expect = undefined
-        forwardedHeaders(request, out)
-        identityHeaders(request, out)
-        return out
-      },
-      onError(reply, { error }) {
-        const kind = classifyUpstreamError(error)
-        metrics.upstreamError(kind)
-        const reason: Reason = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable'
-        const request = reply.request
-        if (request.auth !== null) {
-          request.auth.outcome = 'error'
-          request.auth.reason = reason
-        }
-        log.warn({ event: 'upstream.error', reqId: request.id, kind, code: errorCode(error) }, 'upstream request failed')
-        const d = denial(reason)
-        void reply.code(d.status).headers(d.headers).send(d.body)
-      },
-    },
+    // The HTTP forward (forward.ts), in place of reply.from().
+    handler: forward,
     // http-proxy's typings lag its code: wsClientOptions.rewriteRequestHeaders exists (index.js).
     wsClientOptions: {
       rewriteRequestHeaders(_headers: unknown, request: UpstreamBoundRequest) {
