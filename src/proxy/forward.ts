@@ -7,10 +7,9 @@
  * Why not reply-from (issue #10): it wraps every response body in a Readable stream
  * (undici's `request()` API), hands that stream to `reply.send()`, which pipes it into the
  * response with end-of-stream tracking, and copies each header through `reply.header()`.
- * Measured with .scratch-free `bench/ab.ts`-style slices on this rig, a fastify route that
- * forwards through undici's `dispatch()` handler API straight onto the Node response serves
- * ≈1.4× the requests per CPU second of the default @fastify/http-proxy, with the same
- * connection pool. The handler below writes the upstream's status and headers with one
+ * Measured on the bench rig in adjacent 2 s slices (8 rounds, median), the bare proxy with
+ * this forward as its handler (bench/tuned-proxy.mjs; `npm run bench` reports it) served
+ * ≈1.4× the requests per CPU second of the default @fastify/http-proxy. The handler below writes the upstream's status and headers with one
  * `writeHead` and each body chunk with one `write`, honouring back-pressure both ways.
  *
  * What reply-from did that this keeps, and where:

@@ -25,6 +25,20 @@ test('least recently used goes first when maxEntries is reached; a get refreshes
   assert.deepEqual(stats, { hits: 3, misses: 1, evictedCapacity: 1, evictedExpired: 0, evictedKeys: 0 })
 })
 
+test('an entry hit at least once per maxEntries/2 insertions is never evicted, however long the churn', () => {
+  const stats = createTokenCacheStats()
+  const cache = createTokenCache<string>({ maxEntries: 100, maxBytes: 1e9 }, stats)
+  cache.set('hot', entry('H'))
+  for (let i = 0; i < 10_000; i++) {
+    cache.set(`t${i}`, entry(String(i)))
+    if (i % 49 === 0) assert.equal(cache.get('hot')?.value, 'H', `evicted after ${i} insertions`)
+  }
+  // And one hit less often than that ages out like any other entry.
+  cache.set('cold', entry('C'))
+  for (let i = 0; i < 100; i++) cache.set(`u${i}`, entry(String(i)))
+  assert.equal(cache.get('cold'), undefined)
+})
+
 test('maxBytes bounds the sum of entry bytes; an entry larger than the budget is not stored', () => {
   const stats = createTokenCacheStats()
   const cache = createTokenCache<string>({ maxEntries: 100, maxBytes: 250 }, stats)
