@@ -7,6 +7,7 @@
  *   node --import tsx bench/profile.ts                      # SECONDS=10 ALGS="RS256 ES256"
  *   ACCESS_LOG=1 CACHE=1 node --import tsx bench/profile.ts # the access log on; the token cache on
  *   SCENARIO=same CACHE=1 node --import tsx bench/profile.ts # one token for every request (cache hits)
+ *   SCENARIO=bad node --import tsx bench/profile.ts          # invalid signatures (the 401 path)
  *   node --import tsx bench/profile.ts report FILE.cpuprofile   # the breakdown of an existing profile
  *
  * Attribution walks each sample's stack from the leaf towards the root and takes the first frame
@@ -134,7 +135,7 @@ async function main(): Promise<void> {
   const algs = (process.env.ALGS ?? 'RS256 ES256').split(/\s+/) as BenchAlg[]
   const accessLog = process.env.ACCESS_LOG === '1'
   const cache = process.env.CACHE === undefined ? undefined : process.env.CACHE === '1'
-  const scenario = process.env.SCENARIO === 'same' ? 'same' : 'unique'
+  const scenario = process.env.SCENARIO === 'same' || process.env.SCENARIO === 'bad' ? process.env.SCENARIO : 'unique'
   const rig = await startRig()
   console.log(`node ${process.version}; proxy on CPU ${PROXY_CPU}; ${scenario} tokens, 64 connections, ${seconds} s; access log ${accessLog ? 'on' : 'off'}; token cache ${cache === undefined ? 'default' : cache ? 'on' : 'off'}; profiles in ${rig.dir}`)
   try {
@@ -146,7 +147,7 @@ async function main(): Promise<void> {
     for (const alg of algs) {
       const dir = join(rig.dir, `prof-${alg}`)
       const s = await startSidecar(rig, `profile-${alg}`, sidecarYaml(rig, { accessLog, cache }), ['--cpu-prof', `--cpu-prof-dir=${dir}`])
-      const r = await wrk(rig, s.port, rig.tokens(alg, scenario), seconds, 200)
+      const r = await wrk(rig, s.port, rig.tokens(alg, scenario), seconds, scenario === 'bad' ? 401 : 200)
       await stop(s.process)
       printBreakdown(`jwt-sidecar ${alg} ${scenario} tokens: ${Math.round(r.rps)} req/s, ${r.wrong} wrong`, breakdown(readProfile(dir)), r.rps * seconds)
     }

@@ -75,6 +75,19 @@ export type SplitResult =
   | { readonly ok: false; readonly reason: TokenReason; readonly detail: string }
 
 /**
+ * Header segments already accepted, and what they said: an issuer signs with a handful of
+ * keys, so nearly every token repeats one of a few header segments (same `alg`, `kid`, `typ`),
+ * and the base64 decode, JSON parse and checks are done once per segment instead of once per
+ * request. The key is the segment's exact text, so a hit is exactly what the checks accepted.
+ * Only accepted headers are kept, at most MEMO_MAX of at most MEMO_SEGMENT_MAX characters
+ * (≈20 KiB); when full it starts over, so a client sending ever-new headers only costs itself
+ * the parse it would have paid anyway.
+ */
+const acceptedHeaders = new Map<string, JoseHeader>()
+const MEMO_MAX = 64
+const MEMO_SEGMENT_MAX = 256
+
+/**
  * The JWS layer only: three canonical base64url segments, a JSON object header with a
  * string `alg`, no `crit`/`b64`, a non-empty signature. The payload is not interpreted.
  */
@@ -91,19 +104,28 @@ export function splitCompactJws(token: string, maxBytes: number): SplitResult {
   if (!isCanonicalBase64url(token, 0, dot1) || !isCanonicalBase64url(token, dot1 + 1, dot2) || !isCanonicalBase64url(token, dot2 + 1, token.length)) {
     return fail('malformed', 'segment is not canonical base64url')
   }
-  const h = parseJsonObject(token, 0, dot1)
-  if (typeof h === 'string') return fail('malformed', `header: ${h}`)
-  const { alg, kid, typ, crit } = h
-  if (typeof alg !== 'string' || alg.length === 0) return fail('malformed', 'header has no "alg"')
-  if (kid !== undefined && typeof kid !== 'string') return fail('malformed', '"kid" is not a string')
-  if (typ !== undefined && typeof typ !== 'string') return fail('malformed', '"typ" is not a string')
-  if (crit !== undefined) return fail('malformed', '"crit" names an extension we do not implement')
-  // RFC 7797: an unencoded payload changes what the signature covers; we never accept it.
-  if (h.b64 !== undefined) return fail('malformed', '"b64" header is not supported')
+  const segment = token.slice(0, dot1)
+  let header = acceptedHeaders.get(segment)
+  if (header === undefined) {
+    const h = parseJsonObject(token, 0, dot1)
+    if (typeof h === 'string') return fail('malformed', `header: ${h}`)
+    const { alg, kid, typ, crit } = h
+    if (typeof alg !== 'string' || alg.length === 0) return fail('malformed', 'header has no "alg"')
+    if (kid !== undefined && typeof kid !== 'string') return fail('malformed', '"kid" is not a string')
+    if (typ !== undefined && typeof typ !== 'string') return fail('malformed', '"typ" is not a string')
+    if (crit !== undefined) return fail('malformed', '"crit" names an extension we do not implement')
+    // RFC 7797: an unencoded payload changes what the signature covers; we never accept it.
+    if (h.b64 !== undefined) return fail('malformed', '"b64" header is not supported')
+    header = Object.freeze({ alg, kid, typ })
+    if (segment.length <= MEMO_SEGMENT_MAX) {
+      if (acceptedHeaders.size >= MEMO_MAX) acceptedHeaders.clear()
+      acceptedHeaders.set(segment, header)
+    }
+  }
   return {
     ok: true,
     parts: {
-      header: { alg, kid, typ },
+      header,
       payloadStart: dot1 + 1,
       payloadEnd: dot2,
       signingInput: Buffer.from(token.slice(0, dot2), 'latin1'),

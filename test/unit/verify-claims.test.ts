@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { claimAt, createClaimRules, typMatches } from '../../src/verify/claims.ts'
-import { hasDuplicateMembers, parseStrictObject } from '../../src/verify/json.ts'
+import { flatMemberCount, hasDuplicateMembers, parseStrictObject } from '../../src/verify/json.ts'
 import { claimMatches, createRouteAuthorizer, grantedScopes } from '../../src/policy/authorize.ts'
 import type { IssuerConfig, RouteConfig } from '../../src/config/types.ts'
 
@@ -78,6 +78,20 @@ test('strict JSON: duplicate member names at any depth, escaped or not, are refu
   assert.equal(hasDuplicateMembers('{"a":"x","b":{"a":"y"}}'), false, 'the same name in different objects is fine')
   assert.deepEqual(parseStrictObject('{"sub":"a","sub":"b"}'), { ok: false, why: 'duplicate member names (RFC 7519 §4)' })
   assert.deepEqual(parseStrictObject('[1]'), { ok: false, why: 'not a JSON object' })
+})
+
+test('strict JSON, flat objects (counted, not walked): the same verdicts', () => {
+  assert.equal(flatMemberCount('{"a":1,"b":[1,"x,y",[2,"z"]],"c":"\\\\"}'), 3)
+  assert.equal(flatMemberCount('{"a":"unterminated'), 1, 'never reads past the end')
+  assert.equal(flatMemberCount('{ "a" : "}" , "b" : "{" }'), 2, 'braces inside strings do not count')
+  assert.equal(flatMemberCount('{"a":{"b":1}}'), -1, 'a nested object takes the full walk')
+  assert.equal(flatMemberCount('{"a":[{"b":1}]}'), -1)
+  const dup = { ok: false, why: 'duplicate member names (RFC 7519 §4)' }
+  assert.deepEqual(parseStrictObject('{"sub":"a","\u0073ub":"admin"}'), dup, 'an escaped name is the same name')
+  assert.deepEqual(parseStrictObject('{"__proto__":1,"__proto__":2}'), dup)
+  assert.deepEqual(parseStrictObject('{"aud":["x","y"],"roles":["a","a"],"s":"a,\\"b\\":"}'), { ok: true, value: { aud: ['x', 'y'], roles: ['a', 'a'], s: 'a,"b":' } }, 'repeated values and key-like text in strings are fine')
+  assert.deepEqual(parseStrictObject('{"x":[1],"y":{"r":1,"r":2}}'), dup, 'nested duplicates still found')
+  assert.equal(parseStrictObject('{}').ok, true)
 })
 
 test('claim paths use own properties only: __proto__ and inherited members are never consulted', () => {

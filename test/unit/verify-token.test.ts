@@ -49,3 +49,27 @@ test('a token over tokens.maxBytes is rejected before any decoding', () => {
   assert.equal(r.ok, false)
   if (!r.ok) assert.match(r.detail, /maxBytes/)
 })
+
+test('a repeated header segment is answered from what was accepted: the same header, and a refused one is refused every time', () => {
+  const header = { alg: 'ES256', kid: 'memo-k', typ: 'JWT' }
+  const a = parseCompactJws(jws(header, { sub: 'a' }), 8192)
+  const b = parseCompactJws(jws(header, { sub: 'b' }), 8192)
+  assert.ok(a.ok && b.ok)
+  assert.equal(a.token.header, b.token.header, 'one header object for one segment')
+  assert.deepEqual(b.token.header, header)
+  assert.equal(b.token.payload.sub, 'b', 'the payload is still parsed per token')
+  assert.ok(Object.isFrozen(a.token.header))
+  // Refused headers are never remembered.
+  for (let i = 0; i < 2; i++) {
+    const r = parseCompactJws(jws({ alg: 'RS256', crit: ['x'], x: 1 }, {}), 8192)
+    assert.ok(!r.ok && /crit/.test(r.detail))
+  }
+  // Past its bound (64 segments) it starts over and keeps answering correctly.
+  for (let i = 0; i < 200; i++) {
+    const r = parseCompactJws(jws({ alg: 'RS256', kid: `k${i}` }, { i }), 8192)
+    assert.ok(r.ok && r.token.header.kid === `k${i}` && r.token.payload.i === i)
+  }
+  const again = parseCompactJws(jws(header, { sub: 'c' }), 8192)
+  assert.ok(again.ok)
+  assert.deepEqual(again.token.header, header)
+})
