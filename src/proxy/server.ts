@@ -318,8 +318,8 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
 
   // Our own pool (upstream.ts): a connection that carried a body is closed after its response
   // unless upstream.drainsBodies, and an unsolicited 100 Continue from the app is dropped.
-  // reply-from never closes a dispatcher it was given. onClose runs once the server has
-  // drained (or the shutdown timeout cut it): whatever is left upstream is abandoned.
+  // Nothing else closes it. onClose runs once the server has drained (or the shutdown
+  // timeout cut it): whatever is left upstream is abandoned.
   const dispatcher = createUpstreamDispatcher({ url: config.upstream.url, drainsBodies: config.upstream.drainsBodies })
   app.addHook('onClose', async () => {
     await dispatcher.destroy()
@@ -402,11 +402,11 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined
 }
 
-/** reply-from's error → our closed set of upstream failure kinds. */
+/** An upstream failure (undici's error, by its code) → our closed set of failure kinds. */
 export function classifyUpstreamError(error: unknown): 'connect' | 'timeout' | 'reset' {
-  const status = (error as { statusCode?: unknown } | null)?.statusCode
   const code = errorCode(error) ?? ''
-  if (status === 504 || code.includes('TIMEOUT')) return 'timeout'
+  // UND_ERR_HEADERS_TIMEOUT, UND_ERR_BODY_TIMEOUT (upstream.timeout), UND_ERR_CONNECT_TIMEOUT.
+  if (code.includes('TIMEOUT')) return 'timeout'
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return 'reset'
   return 'connect'
 }

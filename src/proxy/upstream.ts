@@ -1,5 +1,5 @@
 /**
- * The connection pool to the upstream app (reply-from's `undici` option), with two defences
+ * The connection pool to the upstream app (what forward.ts dispatches to), with two defences
  * that only the connection level can give (issue #9 §7 and §8):
  *
  * 1. **A connection that carried a request body is not reused** unless the operator declares
@@ -9,8 +9,8 @@
  *    X-Auth-* headers of the attacker's choosing and no token, would be executed as if the
  *    sidecar had admitted it. Such a request is sent with `connection: close` (undici's
  *    per-request `reset: true`), and RFC 9112 §9.6 forbids the app to process anything after
- *    it on that connection; undici closes the connection after the response. reply-from sets
- *    the `connection` request header to undefined, so the header cannot be used for this.
+ *    it on that connection; undici closes the connection after the response. (The client's
+ *    own `connection` header is hop-by-hop and never forwarded, so it cannot be used for this.)
  * 2. **An unsolicited `100 Continue` from the upstream is dropped.** undici's HTTP/1 client
  *    destroys the socket on any 100 (client-h1.js, onHeadersComplete: "bad response") and the
  *    proxy answered 502, although RFC 9110 §15.2 says "A client MUST be able to parse one or
@@ -47,7 +47,7 @@ import { Pool, buildConnector } from 'undici'
 import type { Dispatcher } from 'undici'
 
 export interface UpstreamDispatcherOptions {
-  /** The upstream's URL; only its origin is used (paths are reply-from's business). */
+  /** The upstream's URL; only its origin is used (paths come with each request). */
   readonly url: string
   /**
    * The upstream always reads request bodies to the end, so a connection that carried one
@@ -76,13 +76,14 @@ export interface UpstreamDispatcherOptions {
 export const MAX_INTERIM_BYTES = 16 * 1024
 
 /**
- * The pool that reply-from forwards with: pass it as `@fastify/http-proxy`'s `undici` option.
- * reply-from does not close a dispatcher it was given: call `close()` (graceful) or
+ * The pool the forward (forward.ts) sends through. Pass it to `createForward`, and as
+ * `@fastify/http-proxy`'s `undici` option too, so that the reply-from instance http-proxy
+ * registers builds no pool of its own. Nothing else closes it: call `close()` (graceful) or
  * `destroy()` on shutdown.
  *
  * @example
  * const upstream = createUpstreamDispatcher({ url: config.upstream.url, drainsBodies: config.upstream.drainsBodies })
- * await app.register(fastifyHttpProxy, { upstream: config.upstream.url, undici: upstream })
+ * const forward = createForward({ dispatcher: upstream, upstream: config.upstream.url, timeout, requestHeaders, onError })
  * app.addHook('onClose', () => upstream.close())
  */
 export function createUpstreamDispatcher(options: UpstreamDispatcherOptions): Dispatcher {
@@ -104,8 +105,8 @@ export function createUpstreamDispatcher(options: UpstreamDispatcherOptions): Di
     },
   }
   const url = new URL(options.url)
-  // reply-from looks at a `unix+http:` base before it looks at its `undici` option, so such
-  // an upstream would silently bypass this pool: refuse it here rather than lose (1) and (2).
+  // The pool connects to an origin: a `unix+http:` or other base has none, and would have
+  // reached the app some other way than through (1) and (2). Refused.
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`upstream URL must be http: or https:, not ${url.protocol}`)
   const origin = url.origin
   return options.drainsBodies ? new Pool(origin, poolOptions) : new ClosingAfterBodyPool(origin, poolOptions)
