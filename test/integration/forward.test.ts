@@ -45,7 +45,7 @@ function rawRequest(url: string, request: string, opts: { readonly pauseMs?: num
     const chunks: Buffer[] = []
     let closedByServer = false
     const t0 = Date.now()
-    const sock = connect(Number(port), hostname, () => sock.write(request))
+    const sock = connect(Number(port), hostname, () => sock.write(request, 'latin1'))
     if (opts.pauseMs !== undefined) {
       // A slow reader: the sidecar's writes back up and it must wait for 'drain'.
       sock.pause()
@@ -85,6 +85,20 @@ test('an upstream URL with a path: the request goes under it, Host names the ups
   }
   const abs = await rawRequest(prefixed.proxyUrl, get('/api/orders'))
   assert.match(head(abs.text), /\r\nlocation: https:\/\/elsewhere\.example\/base\/x(\r\n|$)/)
+})
+
+test('the upstream gets the path the route matched, character for character (no re-encoding)', async () => {
+  let seen = ''
+  behave = (req, res) => {
+    seen = req.url ?? ''
+    res.end()
+  }
+  // Characters Node's parser accepts in a request target and the WHATWG URL parser would
+  // percent-encode (reply-from sent `new URL(path).pathname`: `/api/a%22b%7Bc%7D`, a path no
+  // route was matched against).
+  const r = await rawRequest(sidecar.proxyUrl, get('/api/a"b{c}?q={x}'))
+  assert.match(r.text, /^HTTP\/1\.1 200 /)
+  assert.equal(seen, '/api/a"b{c}?q={x}')
 })
 
 test('repeated response headers stay separate (Set-Cookie), names are lower case, the upstream\'s Date is not doubled', async () => {
