@@ -9,8 +9,10 @@
  * response with end-of-stream tracking, and copies each header through `reply.header()`.
  * Measured on the bench rig in adjacent 2 s slices (8 rounds, median), the bare proxy with
  * this forward as its handler (bench/tuned-proxy.mjs; `npm run bench` reports it) served
- * ≈1.4× the requests per CPU second of the default @fastify/http-proxy. The handler below writes the upstream's status and headers with one
- * `writeHead` and each body chunk with one `write`, honouring back-pressure both ways.
+ * ≈1.4× the requests per CPU second of the default @fastify/http-proxy. The handler below
+ * writes the upstream's status and headers with one `writeHead` and each body chunk with one
+ * `write`, honouring back-pressure both ways. The path sent is exactly the one the routes
+ * matched (reply-from re-encoded it through WHATWG URL: `"`, `{`, `}` became escapes).
  *
  * What reply-from did that this keeps, and where:
  * - request: the client's Connection header and the names it lists, the rest of the
