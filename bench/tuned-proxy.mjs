@@ -18,6 +18,7 @@ const forward = createForward({
   onError(reply) {
     void reply.code(502).send()
   },
+  onTruncated() {},
 })
 const app = Fastify({ logger: false })
 await app.register(proxy, { upstream, undici: dispatcher, handler: forward })

@@ -54,6 +54,8 @@ export interface ForwardOptions {
   readonly requestHeaders: (request: FastifyRequest, out: UpstreamHeaders) => void
   /** The request failed before any of the response was sent: answer it. */
   readonly onError: (reply: FastifyReply, error: Error) => void
+  /** The upstream failed after the response started (the client connection is cut): count it. */
+  readonly onTruncated: (reply: FastifyReply, error: Error) => void
 }
 
 /** http-proxy's `handler(request, reply, dest)`: `dest` is the validated upstream path. */
@@ -70,7 +72,7 @@ export function createForward(options: ForwardOptions): ForwardHandler {
   // http-proxy's rewritePrefix for a proxy mounted at the root: the upstream's path, without
   // a trailing slash ('' for `http://app:8080/`).
   const prefix = url.pathname.endsWith('/') ? url.pathname.slice(0, -1) : url.pathname
-  const shared: Shared = { dispatcher: options.dispatcher, timeout: options.timeout, prefix, onError: options.onError }
+  const shared: Shared = { dispatcher: options.dispatcher, timeout: options.timeout, prefix, onError: options.onError, onTruncated: options.onTruncated }
 
   return function forward(request, reply, dest) {
     const inbound = request.headers
@@ -103,6 +105,7 @@ interface Shared {
   readonly timeout: number
   readonly prefix: string
   readonly onError: (reply: FastifyReply, error: Error) => void
+  readonly onTruncated: (reply: FastifyReply, error: Error) => void
 }
 
 /**
@@ -166,7 +169,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     if (this.started) {
       // Part of the response is out: cut the connection rather than end a truncated body.
-      if (!this.res.destroyed) this.res.destroy(err)
+      // (A client that left first destroyed it already: that is not the upstream's failure.)
+      if (!this.res.destroyed) {
+        this.res.destroy(err)
+        this.shared.onTruncated(this.reply, err)
+      }
       return
     }
     if (this.res.destroyed || this.reply.sent) return

@@ -346,6 +346,11 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       const d = denial(reason)
       void reply.code(d.status).headers(d.headers).send(d.body)
     },
+    onTruncated(reply, error) {
+      const kind = classifyUpstreamError(error)
+      metrics.upstreamError(kind)
+      log.warn({ event: 'upstream.error', reqId: reply.request.id, kind, code: errorCode(error), truncated: true }, 'upstream failed mid-response: client connection cut')
+    },
   })
 
   void app.register(fastifyHttpProxy, {

@@ -198,6 +198,11 @@ test('an upstream that dies mid-body: the client connection is cut, never a shor
   // ended response would leave the client waiting for them until its own timeout).
   assert.equal(r.bytes - (r.text.indexOf('\r\n\r\n') + 4), 10)
   assert.ok(r.ms < 3_000, `connection open ${r.ms} ms`)
+  // Counted as an upstream failure and logged; nothing is left in flight.
+  const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text()
+  assert.match(metrics, /^jwt_sidecar_upstream_errors_total\{kind="reset"\} [1-9]/m)
+  assert.match(metrics, /^jwt_sidecar_inflight_requests 0$/m)
+  assert.ok(sidecar.logs().some((l) => l.event === 'upstream.error' && l.truncated === true))
 })
 
 test('an upstream that answers before reading the upload: the client gets connection: close', async () => {
