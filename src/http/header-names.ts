@@ -47,6 +47,23 @@ const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive'])
 const CLOSE: ReadonlySet<string> = new Set(['close'])
 
 /**
+ * A fresh copy of a request's end-to-end headers for the next hop: without the hop-by-hop set,
+ * the names its Connection header lists (RFC 9110 §7.6.1), and the names in `drop` (what the
+ * sender of the next request owns, such as `host`).
+ *
+ * @example
+ * endToEndHeaders({ connection: 'x-a', 'x-a': '1', 'x-b': '2', host: 'h' }, new Set(['host'])) // { 'x-b': '2' }
+ */
+export function endToEndHeaders(inbound: Readonly<Record<string, string | string[] | undefined>>, drop: ReadonlySet<string>): Record<string, string | string[] | undefined> {
+  const named = connectionNamed(inbound)
+  const out: Record<string, string | string[] | undefined> = {}
+  for (const name in inbound) {
+    if (!HOP_BY_HOP.has(name) && !drop.has(name) && !named.has(name)) out[name] = inbound[name]
+  }
+  return out
+}
+
+/**
  * A test for header names against exact names and `*` patterns (`*` = any run of
  * characters), compared after {@link foldHeaderName} on both sides: `X-Auth-*` also covers
  * `x_auth_subject`. Give it folded names only (Node's lower-cased names, folded).

@@ -35,7 +35,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { HOP_BY_HOP, connectionNamed } from '../http/header-names.ts'
+import { HOP_BY_HOP, connectionNamed, endToEndHeaders } from '../http/header-names.ts'
 
 export type UpstreamHeaders = Record<string, string | string[] | undefined>
 
@@ -63,7 +63,7 @@ export type ForwardHandler = (request: FastifyRequest, reply: FastifyReply, dest
 
 /**
  * @example
- * const forward = createForward({ dispatcher, upstream: config.upstream.url, timeout: 30_000, requestHeaders, onError })
+ * const forward = createForward({ dispatcher, upstream: config.upstream.url, timeout: 30_000, requestHeaders, onError, onTruncated })
  * await app.register(fastifyHttpProxy, { upstream: config.upstream.url, undici: dispatcher, handler: forward })
  */
 export function createForward(options: ForwardOptions): ForwardHandler {
@@ -72,16 +72,10 @@ export function createForward(options: ForwardOptions): ForwardHandler {
   // http-proxy's rewritePrefix for a proxy mounted at the root: the upstream's path, without
   // a trailing slash ('' for `http://app:8080/`).
   const prefix = url.pathname.endsWith('/') ? url.pathname.slice(0, -1) : url.pathname
-  const shared: Shared = { dispatcher: options.dispatcher, timeout: options.timeout, prefix, onError: options.onError, onTruncated: options.onTruncated }
+  const shared: Shared = { ...options, prefix }
 
   return function forward(request, reply, dest) {
-    const inbound = request.headers
-    const named = connectionNamed(inbound)
-    const out: UpstreamHeaders = {}
-    for (const name in inbound) {
-      if (HOP_BY_HOP.has(name) || name === 'host' || name === 'expect' || named.has(name)) continue
-      out[name] = inbound[name]
-    }
+    const out = endToEndHeaders(request.headers, OURS)
     out.host = host
     options.requestHeaders(request, out)
     const target = request.raw.url ?? '/'
@@ -100,12 +94,12 @@ export function createForward(options: ForwardOptions): ForwardHandler {
   }
 }
 
-interface Shared {
-  readonly dispatcher: Dispatcher
-  readonly timeout: number
+/** Host names the upstream; Expect is answered by the sidecar itself (server.ts). */
+const OURS: ReadonlySet<string> = new Set(['host', 'expect'])
+
+interface Shared extends ForwardOptions {
+  /** The upstream URL's path without a trailing slash: what a Location loses. */
   readonly prefix: string
-  readonly onError: (reply: FastifyReply, error: Error) => void
-  readonly onTruncated: (reply: FastifyReply, error: Error) => void
 }
 
 /**

@@ -10,7 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { RouteConfig, SidecarConfig } from '../config/types.ts'
-import type { Metrics, Outcome } from '../observe/metrics.ts'
+import type { Metrics, Outcome, UpstreamErrorKind } from '../observe/metrics.ts'
 import { UNMATCHED_ROUTE } from '../observe/metrics.ts'
 import { createAccessLogger } from '../observe/log.ts'
 import type { Logger } from '../observe/log.ts'
@@ -20,7 +20,7 @@ import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
 import { parseTarget } from '../policy/normalize.ts'
-import { HOP_BY_HOP, connectionNamed } from '../http/header-names.ts'
+import { endToEndHeaders } from '../http/header-names.ts'
 import { NO_ROUTE, afterVerify, badRequest, begin } from './decide.ts'
 import type { Decision } from './decide.ts'
 import type { InboundStrip } from './headers.ts'
@@ -334,24 +334,30 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       identityHeaders(request, out)
     },
     onError(reply, error) {
-      const kind = classifyUpstreamError(error)
-      metrics.upstreamError(kind)
+      const kind = upstreamFailed(reply.request, error, false)
       const reason: Reason = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable'
       const request = reply.request
       if (request.auth !== null) {
         request.auth.outcome = 'error'
         request.auth.reason = reason
       }
-      log.warn({ event: 'upstream.error', reqId: request.id, kind, code: errorCode(error) }, 'upstream request failed')
       const d = denial(reason)
       void reply.code(d.status).headers(d.headers).send(d.body)
     },
     onTruncated(reply, error) {
-      const kind = classifyUpstreamError(error)
-      metrics.upstreamError(kind)
-      log.warn({ event: 'upstream.error', reqId: reply.request.id, kind, code: errorCode(error), truncated: true }, 'upstream failed mid-response: client connection cut')
+      upstreamFailed(reply.request, error, true)
     },
   })
+
+  /** Counted and logged alike whether the answer had started (`truncated`: the client connection was cut) or not. */
+  function upstreamFailed(request: FastifyRequest, error: Error, truncated: boolean): UpstreamErrorKind {
+    const kind = classifyUpstreamError(error)
+    metrics.upstreamError(kind)
+    const fields = { event: 'upstream.error', reqId: request.id, kind, code: errorCode(error) }
+    if (truncated) log.warn({ ...fields, truncated }, 'upstream failed mid-response: client connection cut')
+    else log.warn(fields, 'upstream request failed')
+    return kind
+  }
 
   void app.register(fastifyHttpProxy, {
     upstream: config.upstream.url,
@@ -365,13 +371,8 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     // http-proxy's typings lag its code: wsClientOptions.rewriteRequestHeaders exists (index.js).
     wsClientOptions: {
       rewriteRequestHeaders(_headers: unknown, request: UpstreamBoundRequest) {
-        const out: Record<string, string | string[] | undefined> = {}
-        // The same hop-by-hop rule reply-from applies on the HTTP path, headers named in
-        // Connection included (RFC 9110 §7.6.1): ws builds this request from scratch.
-        const named = connectionNamed(request.headers)
-        for (const name in request.headers) {
-          if (!HOP_BY_HOP.has(name) && !WS_CLIENT_DROP.has(name) && !named.has(name)) out[name] = request.headers[name]
-        }
+        // The same end-to-end copy as the HTTP forward's (ws builds this request from scratch).
+        const out = endToEndHeaders(request.headers, WS_CLIENT_DROP)
         forwardedHeaders(request, out)
         identityHeaders(request, out)
         // Node's http client (ws) refuses an undefined header value: drop the names unset above.
@@ -408,7 +409,7 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /** An upstream failure (undici's error, by its code) → our closed set of failure kinds. */
-export function classifyUpstreamError(error: unknown): 'connect' | 'timeout' | 'reset' {
+export function classifyUpstreamError(error: unknown): UpstreamErrorKind {
   const code = errorCode(error) ?? ''
   // UND_ERR_HEADERS_TIMEOUT, UND_ERR_BODY_TIMEOUT (upstream.timeout), UND_ERR_CONNECT_TIMEOUT.
   if (code.includes('TIMEOUT')) return 'timeout'

@@ -83,7 +83,7 @@ export const MAX_INTERIM_BYTES = 16 * 1024
  *
  * @example
  * const upstream = createUpstreamDispatcher({ url: config.upstream.url, drainsBodies: config.upstream.drainsBodies })
- * const forward = createForward({ dispatcher: upstream, upstream: config.upstream.url, timeout, requestHeaders, onError })
+ * const forward = createForward({ dispatcher: upstream, upstream: config.upstream.url, timeout, requestHeaders, onError, onTruncated })
  * app.addHook('onClose', () => upstream.close())
  */
 export function createUpstreamDispatcher(options: UpstreamDispatcherOptions): Dispatcher {

@@ -1,7 +1,7 @@
 /** Header-name folding, the hop-by-hop set and name patterns (issue #9 §1, §5), table-driven. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { FRAMING, HOP_BY_HOP, connectionNamed, foldHeaderName, headerNameMatcher } from '../../src/http/header-names.ts'
+import { FRAMING, HOP_BY_HOP, connectionNamed, endToEndHeaders, foldHeaderName, headerNameMatcher } from '../../src/http/header-names.ts'
 
 test('foldHeaderName: case and _/- fold together, as CGI/WSGI/PHP/Rack read names', () => {
   const cases: [string, string][] = [
@@ -41,4 +41,11 @@ test('connectionNamed: the names a Connection header lists, lower-cased', () => 
     [['a', 'B'], ['a', 'b']], [' , x ,', ['x']],
   ]
   for (const [value, names] of cases) assert.deepEqual([...connectionNamed({ connection: value })], names, String(value))
+})
+
+test('endToEndHeaders copies what the next hop may see: not hop-by-hop, not Connection-listed, not `drop`', () => {
+  const inbound = { connection: 'keep-alive, X-Listed', 'keep-alive': 'timeout=5', te: 'trailers', 'x-listed': 'l', host: 'h', 'x-kept': 'k', 'set-cookie': ['a', 'b'] }
+  const out = endToEndHeaders(inbound, new Set(['host']))
+  assert.notEqual(out, inbound, 'a fresh object')
+  assert.deepEqual(out, { 'x-kept': 'k', 'set-cookie': ['a', 'b'] })
 })
