@@ -8,18 +8,19 @@
  * RFC 8414 §3.3 for OAuth mix-up attacks), and its `jwks_uri` must be a URL we would fetch.
  */
 import { refusesPlainHttp } from '../http/transport.ts'
+import { KeyError } from './errors.ts'
 import type { FetchJson } from './fetcher.ts'
 
 /** Longest slice of provider-controlled text we repeat in a message. */
 const MAX_DETAIL = 100
 
-/** The discovery document is unusable. Fetch failures stay fetcher.ts's `JwksFetchError`s. */
-export class DiscoveryError extends Error {
+/** The discovery document is unusable. Fetch failures stay errors.ts' `JwksFetchError`s. */
+export class DiscoveryError extends KeyError {
   override readonly name = 'DiscoveryError'
-  readonly code = 'discovery'
+  declare readonly code: 'discovery'
 
   constructor(message: string, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    super('discovery', message, options.cause === undefined ? {} : { cause: options.cause })
   }
 }
 
@@ -30,7 +31,7 @@ export class DiscoveryError extends Error {
  * a trailing slash, letter case or default port that differs is a mismatch). `jwks_uri` must
  * be an absolute http(s) URL, https unless its host is loopback or `allowInsecureHttp`.
  *
- * Rejects with fetcher.ts's `JwksFetchError` when the fetch fails (its code says why) and with a
+ * Rejects with errors.ts' `JwksFetchError` when the fetch fails (its code says why) and with a
  * {@link DiscoveryError} when the document is unusable. `maxAgeMs` is the document's cache
  * lifetime (see freshness.ts), for scheduling the next discovery.
  *

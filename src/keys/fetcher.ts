@@ -20,62 +20,21 @@
  * response's lifetime (`maxAgeMs`, see freshness.ts) and its validators, and the key store
  * schedules.
  */
-import { X509Certificate } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { Agent, request } from 'undici'
 import type { Dispatcher } from 'undici'
+import { loadCa, readToken } from './credentials.ts'
+import { JwksFetchError } from './errors.ts'
 import { cacheLifetimeMs } from './freshness.ts'
 import { jsonDepthExceededAt, MAX_JSON_DEPTH } from './json-bounds.ts'
-import { isB64Token, isToken } from '../http/grammar.ts'
+import { isToken } from '../http/grammar.ts'
 import { FRAMING, HOP_BY_HOP } from '../http/header-names.ts'
 import { refusesPlainHttp } from '../http/transport.ts'
-
-/** The closed set of reasons a fetch fails. Branch on these, never on the message. */
-export type FetchErrorCode =
-  /** Connection refused/reset, DNS, TLS (an untrusted certificate included), caller abort. */
-  | 'network'
-  /** No complete response within `timeout`. */
-  | 'timeout'
-  /** An HTTP status other than 200 (or 304 to a conditional request); see `status`. */
-  | 'status'
-  /** The body exceeds `maxBytes`. */
-  | 'too_large'
-  /** The body is not JSON. */
-  | 'invalid_json'
-  /**
-   * The body nests deeper than MAX_JSON_DEPTH (json-bounds.ts), refused by a linear scan
-   * before JSON.parse builds anything (issue #9 §8). A key document is never this deep.
-   */
-  | 'too_deep'
-  /** A redirect to another origin, too many redirects, or a redirect without a usable Location. */
-  | 'redirect'
-  /** A plain http: URL to a non-loopback host while `allowInsecureHttp` is false. No connection was made. */
-  | 'insecure'
-  /** Local setup: bad URL, unreadable or invalid bearerTokenFile / caFile, invalid extra header. */
-  | 'config'
 
 /** Redirect hops followed after the first request (RFC 9110 §15.4 leaves the limit to us). */
 export const MAX_REDIRECTS = 3
 
 /** Longest slice of provider-controlled text we repeat in a message (logs stay short and clean). */
 const MAX_DETAIL = 100
-
-/** A bearer token file larger than this is a misconfiguration (a Kubernetes token is ~1 KiB). */
-const MAX_TOKEN_BYTES = 16 * 1024
-
-/** A failed fetch. `message` is short, never carries more than ~100 chars of the body, and never the token. */
-export class JwksFetchError extends Error {
-  override readonly name = 'JwksFetchError'
-  readonly code: FetchErrorCode
-  /** The HTTP status for `status` and `redirect` errors; undefined otherwise. */
-  readonly status: number | undefined
-
-  constructor(code: FetchErrorCode, message: string, options: { status?: number; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.code = code
-    this.status = options.status
-  }
-}
 
 /** RFC 9110 §8.8: what a 200 carried, to make the next request conditional (§13.1). */
 export interface Validators {
@@ -149,7 +108,6 @@ const OWNED_HEADERS: ReadonlySet<string> = new Set([
 
 /** RFC 9110 §8.8.3 entity-tag, weak or strong. Anything else is not echoed back in If-None-Match. */
 const ENTITY_TAG = /^(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"$/
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 
 /**
  * Create a fetcher for one issuer: one GET per call (plus same-origin redirect hops), no
@@ -317,45 +275,6 @@ function extraHeaders(configured: Readonly<Record<string, string>>): Readonly<Re
   return out
 }
 
-/** The bearer token, re-read on every fetch. Messages name the file and errno, never the content. */
-async function readToken(file: string, signal: AbortSignal): Promise<string> {
-  let raw: string
-  try {
-    raw = await readFile(file, { encoding: 'utf8', signal })
-  } catch (err) {
-    if ((err as { name?: unknown } | null)?.name === 'AbortError') throw err
-    throw new JwksFetchError('config', `bearerTokenFile ${file}: ${errnoOf(err)}`, { cause: err })
-  }
-  const token = raw.trim()
-  if (token === '') throw new JwksFetchError('config', `bearerTokenFile ${file} is empty`)
-  if (Buffer.byteLength(token) > MAX_TOKEN_BYTES) {
-    throw new JwksFetchError('config', `bearerTokenFile ${file} is larger than ${MAX_TOKEN_BYTES} bytes`)
-  }
-  // Also the guard against header injection: a token with CR/LF inside never reaches the wire.
-  if (!isB64Token(token)) throw new JwksFetchError('config', `bearerTokenFile ${file} does not hold one RFC 6750 bearer token`)
-  return token
-}
-
-/** The PEM certificates of a CA bundle, each checked to parse (Node silently ignores garbage in `ca`). */
-async function loadCa(file: string): Promise<string[]> {
-  let pem: string
-  try {
-    pem = await readFile(file, 'utf8')
-  } catch (err) {
-    throw new JwksFetchError('config', `caFile ${file}: ${errnoOf(err)}`, { cause: err })
-  }
-  const certs = pem.match(PEM_CERTIFICATE) ?? []
-  if (certs.length === 0) throw new JwksFetchError('config', `caFile ${file} holds no PEM certificate`)
-  certs.forEach((cert, i) => {
-    try {
-      new X509Certificate(cert)
-    } catch (err) {
-      throw new JwksFetchError('config', `caFile ${file}: certificate #${i + 1} does not parse`, { cause: err })
-    }
-  })
-  return certs
-}
-
 async function readJson(res: Dispatcher.ResponseData, maxBytes: number): Promise<unknown> {
   const { body } = res
   // Refuse early when the server announces too much; the running count below is what
@@ -411,11 +330,6 @@ function ignore(): void {}
 
 function tooLarge(maxBytes: number): JwksFetchError {
   return new JwksFetchError('too_large', `response body exceeds ${maxBytes} bytes`)
-}
-
-function errnoOf(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' ? code : 'unreadable'
 }
 
 function classify(err: unknown, timer: AbortSignal, timeout: number): JwksFetchError {

@@ -12,6 +12,8 @@ import type { JsonWebKey, KeyObject } from 'node:crypto'
 // The subpath alone: the package root loads all of jose (JWE, JWT, remote sets) for one function.
 import { calculateJwkThumbprint } from 'jose/jwk/thumbprint'
 import { SUPPORTED_ALGORITHMS } from '../config/types.ts'
+import { KeyError } from './errors.ts'
+import type { KeyErrorCode } from './errors.ts'
 import { clip, isObject, show } from './untrusted.ts'
 import type { Algorithm } from '../config/types.ts'
 import { rsaKeyProblem } from './rsa-hygiene.ts'
@@ -32,21 +34,20 @@ export interface KeySet {
   readonly rejected: readonly RejectedKey[]
 }
 
-/** The closed set of reasons a whole JWKS document is refused. Branch on these, never on the message. */
-export type JwksErrorCode =
-  /** The document is not a JWKS (`{"keys": [...]}`). */
-  | 'invalid_jwks'
-  /** `keys` has more than {@link MAX_JWKS_KEYS} entries: refused before any key is imported. */
-  | 'too_many_keys'
+/**
+ * The closed set of reasons a whole JWKS document is refused (errors.ts): `invalid_jwks` (not
+ * `{"keys": [...]}`), `too_many_keys` (more than {@link MAX_JWKS_KEYS} entries, refused before
+ * any key is imported). Branch on these, never on the message.
+ */
+export type JwksErrorCode = Extract<KeyErrorCode, 'invalid_jwks' | 'too_many_keys'>
 
 /** The document as a whole is refused; no key in it was considered (`code` says why). */
-export class InvalidJwksError extends Error {
+export class InvalidJwksError extends KeyError {
   override readonly name = 'InvalidJwksError'
-  readonly code: JwksErrorCode
+  declare readonly code: JwksErrorCode
 
   constructor(code: JwksErrorCode, message: string) {
-    super(message)
-    this.code = code
+    super(code, message)
   }
 }
 

@@ -7,7 +7,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { isLoopbackHost, refusesPlainHttp } from '../../src/http/transport.ts'
 import { ConfigError, parseConfig } from '../../src/config/load.ts'
-import { createJsonFetcher, JwksFetchError } from '../../src/keys/fetcher.ts'
+import { JwksFetchError } from '../../src/keys/errors.ts'
+import { createJsonFetcher } from '../../src/keys/fetcher.ts'
 
 /** [URL, is loopback] */
 const TABLE: [string, boolean][] = [
