@@ -8,7 +8,8 @@ import { packageVersion } from '../package-root.ts'
 import { createJsonFetcher } from './fetcher.ts'
 import type { FetchJson } from './fetcher.ts'
 import { createIssuerRuntime } from './issuer-keys.ts'
-import type { IssuerKeysDeps, IssuerRuntime, Schedule, Timer } from './issuer-keys.ts'
+import type { IssuerKeysDeps, IssuerRuntime } from './issuer-keys.ts'
+import type { Schedule, Timer } from './refresher.ts'
 import type { IssuerKeys, KeyEvent, KeyEventSink, KeyStore } from './types.ts'
 
 export type { Schedule, Timer }
@@ -40,6 +41,7 @@ export interface KeyStoreDeps {
  * ```ts
  * const store = createKeyStore(config.issuers, { onEvent: (e) => log.info(e, e.event) })
  * store.start()                                  // never throws for a provider outage
+ * await store.settled()                          // every issuer tried once; a down provider too
  * const r = store.issuer('corp')!.getKey(kid, alg)
  * const result = r instanceof Promise ? await r : r
  * await store.stop()
@@ -91,6 +93,12 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
     return slot.active
   }
 
+  /** The runtime in use and the one a reload is bringing up, each after its first attempt. */
+  function settledSlot(slot: Slot): Promise<void> {
+    const runtimes = slot.next === undefined ? [slot.active] : [slot.active, slot.next.runtime]
+    return Promise.all(runtimes.map((r) => r.keys.settled())).then(() => undefined)
+  }
+
   function addSlot(cfg: IssuerConfig): void {
     const slot: Slot = {
       active: make(cfg),
@@ -101,6 +109,7 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
         version: () => current(slot).keys.version(),
         ready: () => current(slot).keys.ready(),
         status: () => current(slot).keys.status(),
+        settled: () => settledSlot(slot),
       },
     }
     slots.set(cfg.name, slot)
@@ -112,6 +121,7 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
     issuer: (name) => slots.get(name)?.facade,
     ready: () => [...slots.values()].every((s) => s.facade.ready()),
     status: () => [...slots.values()].map((s) => s.facade.status()),
+    settled: () => Promise.all([...slots.values()].map(settledSlot)).then(() => undefined),
     start: () => {
       started = true
       for (const s of slots.values()) s.active.start()

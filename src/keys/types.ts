@@ -55,6 +55,18 @@ export interface IssuerKeys {
   /** True when the issuer has at least one usable key. */
   ready(): boolean
   status(): IssuerKeyStatus
+  /**
+   * Resolves once the issuer's first load attempt after start() has finished, successful or
+   * not, so a caller can look at `ready()` / `status()` instead of polling them:
+   * - key files: every file read and validated once (a bad file settles it too);
+   * - a JWKS URL: the first fetch answered, failed or timed out (`fetch.timeout`);
+   * - discovery: the discovery document and then the JWKS fetched, as one attempt (a failed
+   *   discovery settles it);
+   * - both: when both have. `stop()` settles it at once. Never rejects and never waits for a
+   *   retry: an issuer whose provider is down settles within its fetch timeouts, not ready.
+   * Before start() it stays pending.
+   */
+  settled(): Promise<void>
 }
 
 /** Public data only: what /keys and /readyz?verbose show. */
@@ -92,6 +104,8 @@ export interface KeyStore {
   status(): readonly IssuerKeyStatus[]
   /** Start fetching (all issuers concurrently), watching files and the background schedule. Never throws for a provider outage. */
   start(): void
+  /** Every issuer has settled (see {@link IssuerKeys.settled}): its first load attempt is over, with or without keys. */
+  settled(): Promise<void>
   /** Cancel timers, watchers and in-flight fetches. */
   stop(): Promise<void>
 }
