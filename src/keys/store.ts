@@ -3,6 +3,7 @@
  * A provider that is down never stops the others, nor the process: its issuer answers
  * `keys_unavailable` while the runtime keeps retrying in the background.
  */
+import { isDeepStrictEqual } from 'node:util'
 import type { IssuerConfig } from '../config/types.ts'
 import { packageVersion } from '../package-root.ts'
 import { createJsonFetcher } from './fetcher.ts'
@@ -163,10 +164,18 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
   }
 }
 
-/** The settings that decide an issuer's key set; anything else can change without a refetch. */
+/**
+ * The settings that decide an issuer's key set; anything else can change without a refetch.
+ * Compared structurally (util.isDeepStrictEqual), not as JSON text, which is order-sensitive:
+ * the order `fetch.headers` are written in the YAML does not change where keys come from, so
+ * reordering them must not cost a new runtime and a refetch. Array order still counts (`keys`:
+ * the earlier file wins a duplicate kid). The loader gives every config the same shape (each
+ * optional setting present, possibly undefined), so isDeepStrictEqual telling an undefined
+ * member from an absent one, which JSON cannot, never makes a difference here.
+ */
 function sameKeySource(a: IssuerConfig, b: IssuerConfig): boolean {
   const pick = (c: IssuerConfig) => [c.issuer, c.jwksUri, c.discovery, c.keys, c.algorithms, c.allowInsecureHttp, c.fetch, c.refresh]
-  return JSON.stringify(pick(a)) === JSON.stringify(pick(b))
+  return isDeepStrictEqual(pick(a), pick(b))
 }
 
 function defaultFetcher(issuer: IssuerConfig): FetchJson {
