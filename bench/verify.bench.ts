@@ -47,7 +47,7 @@ export async function benchVerify(alg: Algorithm, n: number): Promise<VerifyBenc
     fetcherFor: () => () => Promise.resolve({ status: 'ok', body: { keys: [jwk] }, validators: { etag: undefined, lastModified: undefined }, maxAgeMs: undefined }),
   })
   keys.start()
-  while (!keys.ready()) await new Promise((r) => setTimeout(r, 5))
+  await keys.settled()
   const verifier = createVerifier({ issuers: [issuer], clockSkew: 60_000, maxBytes: 8192 }, { keys })
   const check = verifier.verify(token)
   if (check instanceof Promise || !check.ok) throw new Error(`bench token does not verify: ${JSON.stringify(check)}`)

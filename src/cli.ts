@@ -3,7 +3,6 @@
  * argv → commands. Exit codes: 0 success, 1 the command failed (invalid config, a port in
  * use…), 2 usage error.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { createApp } from './app.ts'
 import { createConfigReloader } from './reload.ts'
@@ -165,17 +164,11 @@ async function verify(values: { config?: string; path?: string; method?: string;
   let explanation: Explanation
   try {
     keys.start()
-    // Wait for the keys of the issuer the token names, and no other: until they are ready, the
-    // first fetch failed (the sidecar would answer 503 now too), or fetch.timeout + 1s passed.
+    // Wait for the keys of the issuer the token names, and no other: until its first load
+    // attempt is over, with keys or failed (the sidecar would answer 503 now too); each fetch
+    // in it is bounded by fetch.timeout.
     const issuer = issuerForToken(config, token)
-    if (issuer !== undefined) {
-      const deadline = Date.now() + issuer.fetch.timeout + 1_000
-      for (;;) {
-        const s = keys.issuer(issuer.name)?.status()
-        if (s === undefined || s.ready || s.lastError !== undefined || Date.now() >= deadline) break
-        await sleep(20)
-      }
-    }
+    if (issuer !== undefined) await keys.issuer(issuer.name)?.settled()
     explanation = await explainRequest(config, keys, { token, source, path: values.path ?? '/', method: (values.method ?? 'GET').toUpperCase() })
   } finally {
     await keys.stop()

@@ -7,6 +7,7 @@ import { createApp } from '../../src/app.ts'
 import type { App } from '../../src/app.ts'
 import { parseConfig } from '../../src/config/load.ts'
 import { createLogger } from '../../src/observe/log.ts'
+import { waitFor } from '../../src/wait-for.ts'
 
 export interface TestSidecar {
   readonly app: App
@@ -39,11 +40,9 @@ export async function startSidecar(yaml: string, opts: SidecarOptions = {}): Pro
   const app = createApp(config, opts.now === undefined ? { log } : { log, now: opts.now })
   const { proxyUrl, adminUrl } = await app.start()
   if (opts.waitReady !== false) {
-    const deadline = Date.now() + 5000
-    while (!app.keys.ready()) {
-      if (Date.now() > deadline) throw new Error(`keys not ready: ${JSON.stringify(app.keys.status())}`)
-      await new Promise((r) => setTimeout(r, 5))
-    }
+    // Every issuer's first load attempt; if one failed, its retries may still bring keys.
+    await app.keys.settled()
+    await waitFor(() => app.keys.ready(), { what: () => `keys ready: ${JSON.stringify(app.keys.status())}`, timeoutMs: 5000, intervalMs: 5 })
   }
   return {
     app,

@@ -281,7 +281,7 @@ test('explainRequest: the outcome is the real pipeline\'s; a disagreeing step-by
   const real = createKeyStore(cfg.issuers)
   real.start()
   try {
-    while (real.issuer('corp')?.ready() !== true) await new Promise((r) => setTimeout(r, 10))
+    await real.settled()
     const base = { token, source: 'raw token (test)', path: '/x', method: 'GET' }
     const agreed = await explainRequest(cfg, real, base)
     assert.deepEqual({ forwarded: agreed.forwarded, status: agreed.status, reason: agreed.reason }, { forwarded: true, status: 200, reason: 'none' })

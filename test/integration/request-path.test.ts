@@ -254,7 +254,7 @@ test('keys_unavailable: 503 with Retry-After while the issuer cannot be reached;
     assert.equal(ready.statusCode, 503)
     assert.deepEqual(await ready.body.json(), { status: 'not_ready', issuers: ['down'] })
     // The healthy issuer keeps working while the other is down.
-    for (let i = 0; i < 200 && !sc.app.keys.issuer('corp')!.ready(); i++) await new Promise((r) => setTimeout(r, 10))
+    await sc.app.keys.issuer('corp')!.settled()
     const ok = await request(`${sc.proxyUrl}/api/x`, { headers: bearer(await issuer.sign({})) })
     assert.equal(ok.statusCode, 200)
     await ok.body.dump()
