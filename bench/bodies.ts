@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SignJWT } from 'jose'
+import { waitFor } from '../src/wait-for.ts'
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
 const SECONDS = Number(process.env.SECONDS ?? 5)
@@ -36,13 +37,8 @@ async function freePort(): Promise<number> {
   return port
 }
 
-async function waitFor(port: number): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/`).then(() => true, () => false)
-    if (ok) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`nothing listens on ${port}`)
+async function listening(port: number): Promise<void> {
+  await waitFor(() => fetch(`http://127.0.0.1:${port}/`).then(() => true, () => false), { what: `an HTTP answer on port ${port}`, timeoutMs: 15_000, intervalMs: 50 })
 }
 
 const children: ChildProcess[] = []
@@ -62,7 +58,7 @@ http { access_log off; client_body_temp_path ${dir}/cb; proxy_temp_path ${dir}/p
   server { listen 127.0.0.1:${upstreamPort}; location / { return 200 'ok'; } } }
 `)
 start(1, '/usr/sbin/nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'nginx.start.err')])
-await waitFor(upstreamPort)
+await listening(upstreamPort)
 
 const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
 writeFileSync(join(dir, 'key.pem'), publicKey.export({ type: 'spki', format: 'pem' }))
@@ -80,7 +76,7 @@ routes: [{ name: default, path: /**, auth: required }]
 log: { level: warn, access: false }
 `)
   start(0, process.execPath, [join(root, 'dist/src/cli.js'), 'run', '--config', file])
-  await waitFor(port)
+  await listening(port)
   return port
 }
 const ports = { close: await sidecar(false), reuse: await sidecar(true) }

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { waitFor } from '../src/wait-for.ts'
 
 export const root = fileURLToPath(new URL('..', import.meta.url))
 export const PROXY_CPU = Number(process.env.PROXY_CPU ?? 0)
@@ -52,12 +53,8 @@ export async function freePort(): Promise<number> {
 /** Resolves once `url` answers HTTP at all (any status). */
 export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<number> {
   const started = Date.now()
-  while (Date.now() - started < timeoutMs) {
-    const ok = await fetch(url).then(async (r) => { await r.arrayBuffer(); return true }, () => false)
-    if (ok) return Date.now() - started
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  throw new Error(`nothing answers at ${url}`)
+  await waitFor(() => fetch(url).then(async (r) => { await r.arrayBuffer(); return true }, () => false), { what: `an HTTP answer at ${url}`, timeoutMs })
+  return Date.now() - started
 }
 
 /** `cmd args` pinned to `cpu`, killed when this process exits. */
@@ -252,11 +249,7 @@ export async function startSidecar(rig: Rig, name: string, yaml: (port: number, 
   const child = pinned(PROXY_CPU, process.execPath, [...nodeArgs, cli, 'run', '--config', file], undefined, join(rig.dir, `${name}.log`))
   await waitForHttp(`http://127.0.0.1:${adminPort}/readyz`)
   // Ready means keys loaded: wait for /readyz to say 200.
-  for (let i = 0; i < 500; i++) {
-    const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined)
-    if (r?.status === 200) break
-    await new Promise((res) => setTimeout(res, 20))
-  }
+  await waitFor(() => fetch(`http://127.0.0.1:${adminPort}/readyz`).then(async (r) => { await r.arrayBuffer(); return r.status === 200 }, () => false), { what: `${name}: /readyz 200`, timeoutMs: 10_000 })
   return { port, adminPort, process: child, startMs: Date.now() - started }
 }
 

@@ -19,6 +19,7 @@ import { startHttpServer, startUpstream } from '../helpers/issuer.ts'
 import type { TestUpstream } from '../helpers/issuer.ts'
 import { startSidecar } from '../helpers/sidecar.ts'
 import type { TestSidecar } from '../helpers/sidecar.ts'
+import { waitFor } from '../../src/wait-for.ts'
 
 /** A sidecar config around one issuer block (YAML list item, 2-space indented). */
 function drillConfig(upstream: string, issuer: string): string {
@@ -95,13 +96,10 @@ async function call(sidecar: TestSidecar, token: string): Promise<{ status: numb
   return { status: res.statusCode, reason: text.startsWith('{') ? (JSON.parse(text) as { reason?: unknown }).reason : undefined }
 }
 
-/** Polls `check` every 25 ms until it returns true; returns the milliseconds it took. */
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<number> {
+/** {@link waitFor} polling every 25 ms; returns the milliseconds `check` took to hold, for the drill reports. */
+async function msUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<number> {
   const t0 = performance.now()
-  while (!(await check())) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
+  await waitFor(check, { what, timeoutMs, intervalMs: 25 })
   return Math.round(performance.now() - t0)
 }
 
@@ -163,7 +161,7 @@ describe('drills against a real OpenID Provider (oidc-provider)', () => {
     assert.ok(events(sidecar, 'jwks.key_added').some((e) => e.kid === newKid))
 
     await op.withdraw(oldKid!)
-    const withdrawnMs = await waitFor('the withdrawn key to be refused', async () => (await call(sidecar, oldToken)).reason === 'unknown_kid')
+    const withdrawnMs = await msUntil('the withdrawn key to be refused', async () => (await call(sidecar, oldToken)).reason === 'unknown_kid')
     assert.ok(events(sidecar, 'jwks.key_removed').some((e) => e.kid === oldKid))
     const failures = await p.stop()
     assert.deepEqual(failures, [], `${failures.length} of ${p.count()} valid requests failed during the rotation`)
@@ -174,7 +172,7 @@ describe('drills against a real OpenID Provider (oidc-provider)', () => {
     let current = await op.token('ES256')
     const p = probe(sidecar, () => current)
     await op.stop()
-    const staleMs = await waitFor('state stale', async () => metricValue(await metrics(sidecar), 'jwt_sidecar_jwks_state{issuer="op",state="stale"}') === 1)
+    const staleMs = await msUntil('state stale', async () => metricValue(await metrics(sidecar), 'jwt_sidecar_jwks_state{issuer="op",state="stale"}') === 1)
     assert.ok(events(sidecar, 'jwks.stale').length >= 1)
     assert.ok(events(sidecar, 'jwks.refresh_failed').length >= 1)
     // Several refresh intervals (1s) pass with the provider down: valid tokens keep passing.
@@ -183,7 +181,7 @@ describe('drills against a real OpenID Provider (oidc-provider)', () => {
     assert.deepEqual(failuresWhileStale, [], 'no valid request may fail while the last-known-good set is within maxStale')
     assert.ok(metricValue(await metrics(sidecar), 'jwt_sidecar_jwks_staleness_seconds{issuer="op"}') >= 2)
 
-    const expiredMs = await waitFor('keys_unavailable past maxStale', async () => (await call(sidecar, current)).reason === 'keys_unavailable')
+    const expiredMs = await msUntil('keys_unavailable past maxStale', async () => (await call(sidecar, current)).reason === 'keys_unavailable')
     const res = await request(`${sidecar.adminUrl}/readyz`)
     assert.equal(res.statusCode, 503)
     await res.body.dump()
@@ -192,7 +190,7 @@ describe('drills against a real OpenID Provider (oidc-provider)', () => {
 
     await op.resume()
     current = await op.token('ES256')
-    const recoveredMs = await waitFor('recovery', async () => (await call(sidecar, current)).status === 200)
+    const recoveredMs = await msUntil('recovery', async () => (await call(sidecar, current)).status === 200)
     const ready = await request(`${sidecar.adminUrl}/readyz`)
     assert.equal(ready.statusCode, 200)
     await ready.body.dump()
@@ -253,14 +251,14 @@ describe('drill (c): a misbehaving JWKS endpoint never costs the last good set',
         const failedBefore = events(sidecar, 'jwks.refresh_failed').length
         const t0 = performance.now()
         mode = m
-        await waitFor(`a failed refresh in mode ${m}`, () => events(sidecar, 'jwks.refresh_failed').length > failedBefore, 15_000)
+        await waitFor(() => events(sidecar, 'jwks.refresh_failed').length > failedBefore, { what: `a failed refresh in mode ${m}`, timeoutMs: 15_000, intervalMs: 25 })
         const e = events(sidecar, 'jwks.refresh_failed').at(-1)!
         assert.match(String(e.error), error, `mode ${m}`)
         timings.push(`${m} ${Math.round(performance.now() - t0)} ms`)
         // The last good set still verifies.
         assert.equal((await call(sidecar, token)).status, 200, `mode ${m}`)
         mode = 'good'
-        await waitFor(`recovery after ${m}`, async () => metricValue(await metrics(sidecar), 'jwt_sidecar_jwks_state{issuer="drill",state="fresh"}') === 1, 15_000)
+        await waitFor(async () => metricValue(await metrics(sidecar), 'jwt_sidecar_jwks_state{issuer="drill",state="fresh"}') === 1, { what: `recovery after ${m}`, timeoutMs: 15_000, intervalMs: 25 })
       }
       const text = await metrics(sidecar)
       assert.ok(metricValue(text, 'jwt_sidecar_jwks_refresh_total{issuer="drill",trigger="schedule",result="error"}') >= expectations.length)
@@ -314,7 +312,7 @@ describe('drill (d): a static PEM replaced on disk is used without a restart', (
       symlinkSync('..v2', join(dir, '..data_tmp'))
       renameSync(join(dir, '..data_tmp'), join(dir, '..data'))
       rmSync(join(dir, '..v1'), { recursive: true })
-      await waitFor('the new key', async () => (await call(sidecar, newToken)).status === 200, 15_000)
+      await waitFor(async () => (await call(sidecar, newToken)).status === 200, { what: 'the new key', timeoutMs: 15_000, intervalMs: 25 })
       const swapMs = Math.round(performance.now() - t0)
       assert.equal((await call(sidecar, oldToken)).reason, 'bad_signature')
       assert.ok(events(sidecar, 'jwks.key_changed').some((e) => e.kid === 'signing'))
@@ -323,7 +321,7 @@ describe('drill (d): a static PEM replaced on disk is used without a restart', (
       assert.equal(keys.issuers[0]!.keys[0]!.source, `file:${join(dir, 'key.pem')}`)
       // An invalid new file keeps the old keys and says why.
       writeFileSync(join(dir, '..v2', 'key.pem'), 'not a key')
-      await waitFor('the rejection event', () => events(sidecar, 'jwks.refresh_failed').some((e) => String(e.error).includes('key.pem')), 15_000)
+      await waitFor(() => events(sidecar, 'jwks.refresh_failed').some((e) => String(e.error).includes('key.pem')), { what: 'the rejection event', timeoutMs: 15_000, intervalMs: 25 })
       assert.equal((await call(sidecar, newToken)).status, 200, 'the last good key stays')
       console.log(`drill (d): new key in use ${swapMs} ms after the ..data swap`)
     } finally {
@@ -367,7 +365,7 @@ describe('drill (e): a hostile JWKS (400,000-deep, 5,000 keys) never costs the l
         const failedBefore = events(sidecar, 'jwks.refresh_failed').length
         const t0 = performance.now()
         mode = m
-        await waitFor(`a failed refresh in mode ${m}`, () => events(sidecar, 'jwks.refresh_failed').length > failedBefore, 15_000)
+        await waitFor(() => events(sidecar, 'jwks.refresh_failed').length > failedBefore, { what: `a failed refresh in mode ${m}`, timeoutMs: 15_000, intervalMs: 25 })
         const e = events(sidecar, 'jwks.refresh_failed').at(-1)!
         assert.match(String(e.error), error, `mode ${m}`)
         timings.push(`${m} ${Math.round(performance.now() - t0)} ms`)
@@ -376,7 +374,7 @@ describe('drill (e): a hostile JWKS (400,000-deep, 5,000 keys) never costs the l
         assert.deepEqual(keys.issuers[0]!.keys.map((k) => k.kid), ['good'], `mode ${m}: nothing of the hostile document was taken in`)
         assert.match(keys.issuers[0]!.lastError, error, `mode ${m}: /keys says why`)
         mode = 'good'
-        await waitFor(`recovery after ${m}`, async () => metricValue(await metrics(sidecar), 'jwt_sidecar_jwks_state{issuer="hostile",state="fresh"}') === 1, 15_000)
+        await waitFor(async () => metricValue(await metrics(sidecar), 'jwt_sidecar_jwks_state{issuer="hostile",state="fresh"}') === 1, { what: `recovery after ${m}`, timeoutMs: 15_000, intervalMs: 25 })
       }
       const text = await metrics(sidecar)
       assert.ok(metricValue(text, 'jwt_sidecar_jwks_refresh_total{issuer="hostile",trigger="schedule",result="error"}') >= expectations.length)

@@ -32,6 +32,7 @@ import express4 from 'express4'
 import Koa from 'koa'
 import Router from '@koa/router'
 import methodOverride from 'method-override'
+import { waitFor } from '../../src/wait-for.ts'
 
 export const APP_KINDS = ['express4', 'express5', 'koa', 'python-http-server', 'flask-wsgiref', 'nginx'] as const
 export type AppKind = (typeof APP_KINDS)[number]
@@ -216,13 +217,10 @@ async function startNginx(): Promise<RealApp> {
   const child = spawn(NGINX, ['-p', prefix, '-c', conf, '-e', join(prefix, 'startup.log')], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-  const deadline = Date.now() + 10_000
-  for (;;) {
+  await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}: ${stderr} ${readIfExists(join(prefix, 'error.log'))}`)
-    if (await canConnect(port)) break
-    if (Date.now() > deadline) throw new Error(`nginx did not listen on ${port} within 10 s: ${stderr}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
+    return canConnect(port)
+  }, { what: () => `nginx to listen on ${port}: ${stderr}`, timeoutMs: 10_000 })
   return {
     kind: 'nginx',
     url: `http://127.0.0.1:${port}`,

@@ -29,6 +29,7 @@ import { startTestIssuer } from '../helpers/issuer.ts'
 import type { TestIssuer } from '../helpers/issuer.ts'
 import { startSidecar } from '../helpers/sidecar.ts'
 import type { TestSidecar } from '../helpers/sidecar.ts'
+import { waitFor } from '../../src/wait-for.ts'
 
 let issuer: TestIssuer
 
@@ -201,8 +202,7 @@ describe('§7 the smuggling precondition is real: python http.server with upstre
 
   test('drainsBodies: true (a false promise for this app): the hidden request runs as admin, without a token', async () => {
     await smuggle(unsafe)
-    const deadline = Date.now() + 3_000
-    while (admins(app).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => admins(app).length > 0, { what: 'the hidden request to reach the admin handler', timeoutMs: 3_000 })
     assert.deepEqual(admins(app).map((h) => [h.path, h.subject]), [['/admin/delete-all', 'admin']])
   })
 

@@ -19,6 +19,7 @@ import { APP_KINDS, startApp } from '../helpers/apps.ts'
 import type { AppKind, Handled, RealApp } from '../helpers/apps.ts'
 import { findBypasses, requestVariants, sendRaw } from '../helpers/differential.ts'
 import type { RawReply, SidecarView, Variant } from '../helpers/differential.ts'
+import { waitFor } from '../../src/wait-for.ts'
 
 const apps = new Map<AppKind, RealApp>()
 const app = (kind: AppKind): RealApp => {
@@ -46,8 +47,7 @@ const served = (r: RawReply): 'admin' | 'echo' | number => r.handler ?? r.status
 
 /** The app's handled() entries from `from` on, once there are `count` of them (python's stdout lags its socket a little). */
 async function handledSince(a: RealApp, from: number, count: number): Promise<Handled[]> {
-  const deadline = Date.now() + 2_000
-  while (a.handled().length < from + count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  await waitFor(() => a.handled().length >= from + count, { what: () => `${count} handled request(s), have ${JSON.stringify(a.handled().slice(from))}`, timeoutMs: 2_000, intervalMs: 10 })
   return a.handled().slice(from)
 }
 

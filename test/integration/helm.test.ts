@@ -31,6 +31,7 @@ import { configSchema } from '../../src/config/schema.ts'
 import { CHART_DIR, ROOT, configValuesSchema, extractTools, parseManifests, run, validateObject } from '../helpers/helm.ts'
 import type { K8sObject } from '../helpers/helm.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
+import { waitFor } from '../../src/wait-for.ts'
 
 const CLI = join(ROOT, 'dist', 'src', 'cli.js')
 const CI_DIR = join(CHART_DIR, 'ci')
@@ -540,15 +541,6 @@ function sample(text: string, name: string, labels: Record<string, string>): num
   return undefined
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 describe('the pod, simulated on loopback', () => {
   test('the rendered configs pass check-config: every ci file, and the air-gapped issuer with the Secret\'s key', async () => {
@@ -600,12 +592,12 @@ describe('the pod, simulated on loopback', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
     t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
 
-    const started = await until('server.started', async () => {
+    const started = await waitFor(() => {
       const line = logs.split('\n').find((l) => l.includes('"event":"server.started"'))
       return line === undefined ? undefined : (JSON.parse(line) as { proxy: string; admin: string })
-    })
+    }, { what: 'server.started', timeoutMs: 10_000, intervalMs: 50 })
     // The startupProbe and readinessProbe: /readyz on the admin port, 200 once the keys are in.
-    await until('/readyz 200', async () => ((await fetch(`${started.admin}/readyz`)).status === 200 ? true : undefined))
+    await waitFor(() => fetch(`${started.admin}/readyz`).then((r) => r.status === 200, () => false), { what: '/readyz 200', timeoutMs: 10_000, intervalMs: 50 })
     assert.equal((await fetch(`${started.admin}/healthz`)).status, 200, 'livenessProbe')
 
     // The app's readinessProbe goes through the sidecar's `auth: none` health route.
@@ -638,7 +630,7 @@ describe('the pod, simulated on loopback', () => {
     const grace = one<Deployment>(objects, 'Deployment').spec.template.spec.terminationGracePeriodSeconds!
     const t0 = Date.now()
     child.kill('SIGTERM')
-    await until('/readyz 503', async () => ((await fetch(`${started.admin}/readyz`)).status === 503 ? true : undefined), 2_000)
+    await waitFor(() => fetch(`${started.admin}/readyz`).then((r) => r.status === 503, () => false), { what: '/readyz 503', timeoutMs: 2_000, intervalMs: 50 })
     assert.equal(await exited, 0, logs.slice(-2000))
     const took = (Date.now() - t0) / 1000
     t.diagnostic(`SIGTERM to exit: ${took.toFixed(1)}s (terminationGracePeriodSeconds ${grace})`)

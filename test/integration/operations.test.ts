@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
+import { waitFor } from '../../src/wait-for.ts'
 import { startTestIssuer } from '../helpers/issuer.ts'
 import type { TestIssuer } from '../helpers/issuer.ts'
 
@@ -40,15 +41,12 @@ async function run(configPath: string): Promise<Running> {
   child.stderr.on('data', (d: Buffer) => { err += d.toString() })
   const exit = new Promise<{ code: number | null; atMs: number }>((resolve) => child.on('exit', (code) => resolve({ code, atMs: performance.now() })))
   const logs = (): Array<Record<string, unknown>> => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
-  const deadline = Date.now() + 15_000
-  let started: Record<string, unknown> | undefined
-  while (started === undefined) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sidecar did not start:\n${out}\n${err}`)
-    started = logs().find((l) => l.event === 'server.started')
-    await new Promise((r) => setTimeout(r, 20))
-  }
+  const started = await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`sidecar did not start:\n${out}\n${err}`)
+    return logs().find((l) => l.event === 'server.started')
+  }, { what: () => `the sidecar to start:\n${out}\n${err}`, timeoutMs: 15_000 })
   const running: Running = { child, proxyUrl: String(started.proxy), adminUrl: String(started.admin), logs, exited: () => exit }
-  await until('ready', async () => (await status(`${running.adminUrl}/readyz`)) === 200)
+  await waitFor(async () => (await status(`${running.adminUrl}/readyz`)) === 200, { what: 'ready', timeoutMs: 10_000 })
   return running
 }
 
@@ -56,14 +54,6 @@ async function status(url: string, headers: Record<string, string> = {}): Promis
   const res = await request(url, { headers })
   await res.body.dump()
   return res.statusCode
-}
-
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
 }
 
 function configText(o: { issuer: TestIssuer; upstream: string; delay?: string; timeout?: string; audiences?: string; extraRoute?: string; listen?: string }): string {
@@ -123,10 +113,10 @@ describe('graceful shutdown on SIGTERM', () => {
     slowMs = 1500
     const seen = upstreamSeen
     const slow = request(`${sc.proxyUrl}/slow`, { headers: auth }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() }))
-    await until('the slow request to reach the upstream', () => upstreamSeen > seen)
+    await waitFor(() => upstreamSeen > seen, { what: 'the slow request to reach the upstream', timeoutMs: 10_000 })
     const t0 = performance.now()
     sc.child.kill('SIGTERM')
-    await until('readiness to fail', async () => (await status(`${sc.adminUrl}/readyz`)) === 503, 2000)
+    await waitFor(async () => (await status(`${sc.adminUrl}/readyz`)) === 503, { what: 'readiness to fail', timeoutMs: 2000 })
     const readyFailedMs = performance.now() - t0
     // Within shutdown.delay the proxy still serves new requests (endpoints are still updating).
     assert.equal(await status(`${sc.proxyUrl}/fast`, auth), 200)
@@ -156,7 +146,7 @@ describe('graceful shutdown on SIGTERM', () => {
   test('a second signal exits at once', { timeout: 30_000 }, async () => {
     const sc = await run(tempConfig(configText({ issuer, upstream: upstreamUrl, delay: '10s', timeout: '10s' })))
     sc.child.kill('SIGTERM')
-    await until('readiness to fail', async () => (await status(`${sc.adminUrl}/readyz`)) === 503, 2000)
+    await waitFor(async () => (await status(`${sc.adminUrl}/readyz`)) === 503, { what: 'readiness to fail', timeoutMs: 2000 })
     const t0 = performance.now()
     sc.child.kill('SIGTERM')
     const { code } = await sc.exited()
@@ -189,11 +179,11 @@ describe('live reload', () => {
       const seen = upstreamSeen
       const inFlight = request(`${sc.proxyUrl}/slow`, { headers: { authorization: `Bearer ${await issuer.sign({ sub: 'a' })}` } })
         .then(async (r) => ({ status: r.statusCode, body: await r.body.text() }))
-      await until('the slow request to reach the upstream', () => upstreamSeen > seen)
+      await waitFor(() => upstreamSeen > seen, { what: 'the slow request to reach the upstream', timeoutMs: 10_000 })
 
       // v2: a public route and a second audience.
       swap('..v2', configText({ issuer, upstream: upstreamUrl, audiences: '[test-api, other-api]', extraRoute: '\n  - { name: open, path: /open/**, auth: none }' }))
-      await until('the new route', async () => (await status(`${sc.proxyUrl}/open/x`)) === 200)
+      await waitFor(async () => (await status(`${sc.proxyUrl}/open/x`)) === 200, { what: 'the new route', timeoutMs: 10_000 })
       assert.deepEqual(await inFlight, { status: 200, body: 'ok' }, 'the request in flight was not dropped')
       assert.equal(await status(`${sc.proxyUrl}/x`, other), 200, 'the new audience applies')
       assert.equal(issuer.fetchCount(), fetches, 'unchanged key settings: no refetch')
@@ -203,21 +193,21 @@ describe('live reload', () => {
 
       // v3: invalid. The running config stays, the errors are logged and counted.
       swap('..v3', configText({ issuer, upstream: upstreamUrl }).replace('auth: required', 'auth: sometimes'))
-      await until('the rejection', () => sc.logs().some((l) => l.event === 'config.rejected'))
+      await waitFor(() => sc.logs().some((l) => l.event === 'config.rejected'), { what: 'the rejection', timeoutMs: 10_000 })
       const rejected = sc.logs().find((l) => l.event === 'config.rejected')!
       assert.match(JSON.stringify(rejected.errors), /routes\[\d\]\.auth: expected one of required, optional, none/)
       assert.equal(await status(`${sc.proxyUrl}/open/x`), 200, 'still the v2 config')
 
       // v4 changes the listen address: applied for the rest, the restart-only setting is named.
       swap('..v4', configText({ issuer, upstream: upstreamUrl, listen: '127.0.0.1:1' }))
-      await until('the restart warning', () => sc.logs().some((l) => l.event === 'config.restart_required'))
+      await waitFor(() => sc.logs().some((l) => l.event === 'config.restart_required'), { what: 'the restart warning', timeoutMs: 10_000 })
       assert.deepEqual(sc.logs().find((l) => l.event === 'config.restart_required')!.settings, ['listen'])
       assert.equal(await status(`${sc.proxyUrl}/open/x`), 401, 'v4 dropped the public route')
 
       // SIGHUP reloads even though the file did not change.
       const before = sc.logs().filter((l) => l.event === 'config.reloaded').length
       sc.child.kill('SIGHUP')
-      await until('the SIGHUP reload', () => sc.logs().filter((l) => l.event === 'config.reloaded').length === before + 1)
+      await waitFor(() => sc.logs().filter((l) => l.event === 'config.reloaded').length === before + 1, { what: 'the SIGHUP reload', timeoutMs: 10_000 })
       assert.equal(sc.logs().filter((l) => l.event === 'config.reloaded').at(-1)!.trigger, 'signal')
 
       const metrics = await (await request(`${sc.adminUrl}/metrics`)).body.text()

@@ -28,6 +28,7 @@ import { join, posix, relative } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
+import { waitFor } from '../../src/wait-for.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -413,19 +414,14 @@ log: { level: info, access: false }
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
 
   const logs = (): Array<Record<string, unknown>> => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
-  let started: Record<string, unknown> | undefined
-  for (const deadline = Date.now() + 15_000; started === undefined;) {
-    assert.ok(Date.now() < deadline && child.exitCode === null, `the sidecar did not start (exit ${child.exitCode}):\n${out}\n${err}`)
-    started = logs().find((l) => l.event === 'server.started')
-    await new Promise((r) => setTimeout(r, 20))
-  }
+  const started = await waitFor(() => {
+    assert.ok(child.exitCode === null, `the sidecar did not start (exit ${child.exitCode}):\n${out}\n${err}`)
+    return logs().find((l) => l.event === 'server.started')
+  }, { what: () => `the sidecar to start:\n${out}\n${err}`, timeoutMs: 15_000 })
   const proxy = String(started.proxy)
   const admin = String(started.admin)
-  for (const deadline = Date.now() + 10_000; ;) {
-    if ((await fetch(`${admin}/readyz`).then(async (r) => { await r.arrayBuffer(); return r.status }, () => 0)) === 200) break
-    assert.ok(Date.now() < deadline, `/readyz never answered 200:\n${out}\n${err}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
+  await waitFor(async () => (await fetch(`${admin}/readyz`).then(async (r) => { await r.arrayBuffer(); return r.status }, () => 0)) === 200,
+    { what: () => `/readyz to answer 200:\n${out}\n${err}`, timeoutMs: 10_000, intervalMs: 25 })
 
   const token = await idp.sign({ sub: 'alice' })
   const ok = await fetch(`${proxy}/orders/42`, { headers: { authorization: `Bearer ${token}` } })

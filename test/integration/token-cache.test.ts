@@ -6,9 +6,9 @@
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { performance } from 'node:perf_hooks'
 import { request } from 'undici'
 import { parseConfig } from '../../src/config/load.ts'
+import { waitFor } from '../../src/wait-for.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import type { TestIssuer, TestUpstream } from '../helpers/issuer.ts'
 import { sidecarYaml, startSidecar } from '../helpers/sidecar.ts'
@@ -27,14 +27,6 @@ async function cacheMetrics(sc: TestSidecar): Promise<Record<string, number>> {
   for (const m of text.matchAll(/^jwt_sidecar_token_cache_(lookups|evictions)_total\{(?:result|reason)="([a-z_]+)"\} (\d+)$/gm)) out[`${m[1]}.${m[2]}`] = Number(m[3])
   for (const m of text.matchAll(/^jwt_sidecar_token_cache_(entries|bytes) (\d+)$/gm)) out[m[1]!] = Number(m[2])
   return out
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const t0 = performance.now()
-  while (!(await check())) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
 }
 
 /** Runs `body` against a sidecar started from `text`, and closes it whatever happens. */
@@ -171,10 +163,10 @@ describe('verified-token cache', () => {
         const token = await flaky.sign({ sub: 'alice' })
         await cached(sc, token)
         flaky.setStatus(500)
-        await waitFor('keys_unavailable for the cached token', async () => (await call(sc, token)).reason === 'keys_unavailable')
+        await waitFor(async () => (await call(sc, token)).reason === 'keys_unavailable', { what: 'keys_unavailable for the cached token', timeoutMs: 10_000 })
         assert.ok((await cacheMetrics(sc))['evictions.keys_changed']! >= 1)
         flaky.setStatus(200)
-        await waitFor('the token passes again once the keys are back', async () => (await call(sc, token)).status === 200)
+        await waitFor(async () => (await call(sc, token)).status === 200, { what: 'the token passes again once the keys are back', timeoutMs: 10_000 })
       })
     } finally {
       await flaky.close()

@@ -16,6 +16,7 @@ import fastifyHttpProxy from '@fastify/http-proxy'
 import { request } from 'undici'
 import type { Dispatcher } from 'undici'
 import { createUpstreamDispatcher } from '../../src/proxy/upstream.ts'
+import { waitFor } from '../../src/wait-for.ts'
 
 interface Seen {
   readonly line: string
@@ -127,7 +128,7 @@ describe('issue #9 §7: a POST whose body is a request, to an upstream that neve
   it('before: with reply-from\'s default dispatcher the app executes the smuggled request, identity headers and all', async (t) => {
     const app = await startLegacyApp(t, answer)
     await post(await startProxy(t, app.url))
-    for (let i = 0; i < 200 && app.seen.length < 2; i++) await delay(5)
+    await waitFor(() => app.seen.length >= 2, { what: () => `two requests at the app, seen ${JSON.stringify(app.seen.map((s) => s.line))}`, timeoutMs: 1_000, intervalMs: 5 })
     assert.deepEqual(app.seen.map((s) => s.line), ['POST /upload HTTP/1.1', 'GET /admin/delete-all HTTP/1.1'])
     assert.match(app.seen[1]!.headers, /x-auth-subject: admin/)
   })

@@ -11,6 +11,7 @@ import { MAX_JSON_DEPTH } from '../../src/keys/json-bounds.ts'
 import { MAX_JWKS_KEYS } from '../../src/keys/key-set.ts'
 import { loadStaticKeys, MAX_KEY_FILE_BYTES, watchStaticKeys } from '../../src/keys/static.ts'
 import type { StaticLoad } from '../../src/keys/static.ts'
+import { waitFor } from '../../src/wait-for.ts'
 import type { Algorithm, StaticKeyConfig } from '../../src/config/types.ts'
 
 const ALL: readonly Algorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
@@ -54,14 +55,6 @@ function onlyError(load: StaticLoad): string {
   return load.errors[0]!.why
 }
 
-/** Poll `cond` every 20 ms for at most `ms`; fail with `what` on timeout. */
-async function waitFor(cond: () => boolean, what: string, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 const HAS_OPENSSL = spawnSync('openssl', ['version']).error === undefined
@@ -293,7 +286,7 @@ void describe('watchStaticKeys', () => {
     const w = watchStaticKeys([spec(path, 'RS256')], () => calls++, { debounceMs: 50, pollIntervalMs: 60_000 })
     try {
       writeFileSync(path, spki(RSA_B.publicKey))
-      await waitFor(() => calls > 0, 'onChange after a rewrite')
+      await waitFor(() => calls > 0, { what: 'onChange after a rewrite', timeoutMs: 3_000 })
     } finally {
       w.close()
     }
@@ -320,7 +313,7 @@ void describe('watchStaticKeys', () => {
       symlinkSync('..2026_new', join(d, '..data_tmp'))
       renameSync(join(d, '..data_tmp'), join(d, '..data'))
       rmSync(join(d, '..2026_old'), { recursive: true })
-      await waitFor(() => calls > 0, 'onChange after the ..data swap')
+      await waitFor(() => calls > 0, { what: 'onChange after the ..data swap', timeoutMs: 3_000 })
       const afterSwap = await loadStaticKeys(specs, ALL)
       assert.equal(afterSwap.keys[0]!.thumbprint, await thumbprint(RSA_B.publicKey))
       assert.notEqual(afterSwap.digest, before.digest)
@@ -333,7 +326,7 @@ void describe('watchStaticKeys', () => {
       symlinkSync('..2026_third', join(d, '..data_tmp'))
       renameSync(join(d, '..data_tmp'), join(d, '..data'))
       rmSync(join(d, '..2026_new'), { recursive: true })
-      await waitFor(() => calls > seen, 'onChange after a second swap')
+      await waitFor(() => calls > seen, { what: 'onChange after a second swap', timeoutMs: 3_000 })
     } finally {
       w.close()
     }
@@ -349,7 +342,7 @@ void describe('watchStaticKeys', () => {
       await sleep(30)
       mkdirSync(d)
       writeFileSync(path, spki(RSA_A.publicKey))
-      await waitFor(() => calls > 0, 'the poll to notice the new file')
+      await waitFor(() => calls > 0, { what: 'the poll to notice the new file', timeoutMs: 3_000 })
       assert.equal((await loadStaticKeys([spec(path, 'RS256')], ALL)).keys.length, 1)
     } finally {
       w.close()

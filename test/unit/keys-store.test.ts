@@ -23,6 +23,7 @@ import { MAX_JSON_DEPTH } from '../../src/keys/json-bounds.ts'
 import { MAX_JWKS_KEYS } from '../../src/keys/key-set.ts'
 import { createKeyStore } from '../../src/keys/store.ts'
 import { createMetrics } from '../../src/observe/metrics.ts'
+import { waitFor } from '../../src/wait-for.ts'
 import type { KeyStoreDeps, Schedule } from '../../src/keys/store.ts'
 import type { Algorithm, IssuerConfig, RefreshSettings, StaticKeyConfig } from '../../src/config/types.ts'
 import type { IssuerKeys, KeyEvent, KeyResult, KeyStore } from '../../src/keys/types.ts'
@@ -162,14 +163,6 @@ type ManualClock = ReturnType<typeof manualClock>
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-async function until(cond: () => boolean, what: string, ms = 3_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(2)
-  }
-}
-
 type EventOf<N extends KeyEvent['event']> = Extract<KeyEvent, { event: N }>
 function only<N extends KeyEvent['event']>(events: readonly KeyEvent[], name: N): EventOf<N>[] {
   return events.filter((e): e is EventOf<N> => e.event === name)
@@ -256,7 +249,7 @@ function harness(t: TestContext, configs: readonly IssuerConfig[], o: HarnessOpt
     async step(action, count = 1) {
       const mark = events.length
       action()
-      await until(() => since(mark).filter(isOutcome).length >= count, `${count} refresh outcome(s)`)
+      await waitFor(() => since(mark).filter(isOutcome).length >= count, { what: `${count} refresh outcome(s)`, intervalMs: 2 })
       return since(mark)
     },
     since,
@@ -532,7 +525,7 @@ describe('unknown kid', () => {
     idp.setDelay(100)
     const mark = h.events.length
     h.clock.fire(60_000)
-    await until(() => idp.fetchCount() === 2, 'the scheduled fetch to reach the server')
+    await waitFor(() => idp.fetchCount() === 2, { what: 'the scheduled fetch to reach the server', intervalMs: 2 })
     await idp.addKey('k2') // the response, built after the delay, carries it
     const p1 = keys.getKey('k2', 'ES256')
     const p2 = keys.getKey('k2', 'ES256')
@@ -554,13 +547,13 @@ describe('unknown kid', () => {
     assert.ok(p1 instanceof Promise && p2 instanceof Promise)
     assert.deepEqual(h.clock.pendingMs(), [250, 60_000, 3_600_000], 'one shared wait timer of unknownKidWait')
     okKey(keys.getKey('k1', 'ES256')) // known kids stay synchronous meanwhile
-    await until(() => idp.fetchCount() === 2, 'the refresh to reach the slow server')
+    await waitFor(() => idp.fetchCount() === 2, { what: 'the refresh to reach the slow server', intervalMs: 2 })
     h.clock.fire(250) // the wait bound passes before the JWKS server answers
     assert.deepEqual(await p1, UNKNOWN)
     assert.deepEqual(await p2, UNKNOWN)
     assert.deepEqual(only(h.since(mark), 'jwks.refreshed'), [], 'released before the fetch completed')
 
-    await until(() => only(h.since(mark), 'jwks.refreshed').length === 1, 'the slow refresh')
+    await waitFor(() => only(h.since(mark), 'jwks.refreshed').length === 1, { what: 'the slow refresh', intervalMs: 2 })
     okKey(keys.getKey('k2', 'ES256'))
     assert.equal(idp.fetchCount(), 2)
   })
@@ -594,12 +587,12 @@ describe('unknown kid', () => {
     idp.setDelay(150)
     const mark = h.events.length
     h.clock.fire(60_000)
-    await until(() => idp.fetchCount() === 2, 'the scheduled fetch to reach the server')
+    await waitFor(() => idp.fetchCount() === 2, { what: 'the scheduled fetch to reach the server', intervalMs: 2 })
     await idp.addKey('k2') // published now; the response in flight predates it
     const joined = keys.getKey('k2', 'ES256')
     assert.ok(joined instanceof Promise)
     // The chained refresh reaches the server only after the stale response was sent.
-    await until(() => idp.fetchCount() === 3, 'a refresh chained after the in-flight one')
+    await waitFor(() => idp.fetchCount() === 3, { what: 'a refresh chained after the in-flight one', intervalMs: 2 })
     idp.setBody(undefined)
     assert.ok((await joined).ok, 'found by the refresh that started after the request')
     assert.deepEqual(only(h.since(mark), 'jwks.refreshed').map((e) => e.trigger), ['schedule', 'unknown_kid'])
@@ -610,7 +603,7 @@ describe('unknown kid', () => {
     const { idp, h, keys } = await loaded(t)
     idp.setDelay(150)
     h.clock.fire(60_000)
-    await until(() => idp.fetchCount() === 2, 'the scheduled fetch to reach the server')
+    await waitFor(() => idp.fetchCount() === 2, { what: 'the scheduled fetch to reach the server', intervalMs: 2 })
     const r = keys.getKey('never', 'ES256')
     assert.ok(r instanceof Promise)
     assert.deepEqual(await r, UNKNOWN)
@@ -799,7 +792,7 @@ describe('maxStale', () => {
     h.clock.advance(5_000) // maxStale has now passed
     const mark = h.events.length
     h.clock.fireDue() // every timer that is due by now (the 1 s retry, and a re-armed expiry)
-    await until(() => h.since(mark).some(isOutcome), 'the retry')
+    await waitFor(() => h.since(mark).some(isOutcome), { what: 'the retry', intervalMs: 2 })
     assert.equal(keys.status().state, 'expired', 'the set must not outlive maxStale')
   })
 })
@@ -1021,7 +1014,7 @@ describe('static keys', () => {
     // Garbage: reported, and the previous key from that file is kept.
     m = h.events.length
     writeFileSync(file, 'garbage')
-    await until(() => only(h.since(m), 'jwks.refresh_failed').length > 0, 'the failed reload')
+    await waitFor(() => only(h.since(m), 'jwks.refresh_failed').length > 0, { what: 'the failed reload', intervalMs: 2 })
     assert.deepEqual(only(h.since(m), 'jwks.refresh_failed').map(timed), [{
       event: 'jwks.refresh_failed', issuer: 'test', trigger: 'file', durationMs: 0,
       error: `${file}: unknown format: expected a PEM public key or certificate, a JWK or a JWKS (JSON)`, failures: 1, retryInMs: undefined,
@@ -1113,7 +1106,7 @@ describe('stop() and robustness', () => {
 
   it('stop() with real timers: nothing fires afterwards', async (t) => {
     const { idp, h } = await loaded(t, { cfg: { refresh: { interval: 20, minInterval: 10, maxInterval: 1_000 } }, harness: { realTimers: true } })
-    await until(() => idp.fetchCount() >= 3, 'the real schedule to run')
+    await waitFor(() => idp.fetchCount() >= 3, { what: 'the real schedule to run', intervalMs: 2 })
     await h.store.stop()
     const count = idp.fetchCount()
     const events = h.events.length
@@ -1127,7 +1120,7 @@ describe('stop() and robustness', () => {
     idp.setDelay(5_000)
     const h = harness(t, [remoteCfg(idp)])
     h.store.start()
-    await until(() => idp.fetchCount() === 1, 'the fetch to reach the server')
+    await waitFor(() => idp.fetchCount() === 1, { what: 'the fetch to reach the server', intervalMs: 2 })
     const t0 = performance.now()
     await h.store.stop()
     assert.ok(performance.now() - t0 < 500, `stop took ${Math.round(performance.now() - t0)} ms`)
@@ -1141,7 +1134,7 @@ describe('stop() and robustness', () => {
     idp.setDelay(5_000)
     const pending = keys.getKey('new', 'ES256')
     assert.ok(pending instanceof Promise)
-    await until(() => idp.fetchCount() === 2, 'the refresh to reach the server')
+    await waitFor(() => idp.fetchCount() === 2, { what: 'the refresh to reach the server', intervalMs: 2 })
     const t0 = performance.now()
     await h.store.stop()
     assert.deepEqual(await pending, UNKNOWN)
@@ -1262,7 +1255,7 @@ describe('hostile key documents (issue #9 §8)', () => {
       const mark = h.events.length
       const error = `${file}: ${why}`
       replace(content)
-      await until(() => only(h.since(mark), 'jwks.refresh_failed').some((e) => e.error === error), `refresh_failed "${error}"`)
+      await waitFor(() => only(h.since(mark), 'jwks.refresh_failed').some((e) => e.error === error), { what: `refresh_failed "${error}"`, intervalMs: 2 })
       assert.deepEqual(h.since(mark).filter((e) => e.event !== 'jwks.refresh_failed'), [], 'no key event')
       assert.equal(okKey(keys.getKey('static-1', 'ES256')).key, good.key, 'the old key still answers')
       assert.deepEqual([keys.status().state, keys.status().keys], ['static', 1])

@@ -23,6 +23,7 @@ import { Pool } from 'undici'
 import type { Dispatcher } from 'undici'
 import type * as undici from 'undici'
 import { MAX_INTERIM_BYTES, carriesBody, createUpstreamDispatcher, dropUnsolicitedContinue, interimLength } from '../../src/proxy/upstream.ts'
+import { waitFor } from '../../src/wait-for.ts'
 
 interface RawRequest {
   readonly method: string
@@ -149,11 +150,6 @@ async function fetchText(d: Dispatcher, opts: Partial<Dispatcher.RequestOptions>
   return { status: res.statusCode, body: await res.body.text() }
 }
 
-async function waitFor(what: string, cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await delay(5)
-  assert.ok(cond(), what)
-}
-
 /** A body that is itself a complete request, with identity headers and no token. */
 const SMUGGLED = 'GET /admin/delete-all HTTP/1.1\r\nHost: app\r\nX-Auth-Subject: admin\r\nX-Auth-Roles: admin\r\n\r\n'
 const paths = (u: RawUpstream): string[] => u.requests.map((r) => `${r.method} ${r.path}`)
@@ -177,7 +173,7 @@ describe('issue #9 §7: a connection that carried a body is not reused', () => {
     const upstream = await startRawUpstream(t, { drains: false })
     const d = dispatcherFor(t, upstream, true)
     assert.equal((await fetchText(d, { method: 'POST', path: '/upload', body: SMUGGLED })).status, 200)
-    await waitFor('the smuggled request reached the app', () => upstream.requests.length === 2)
+    await waitFor(() => upstream.requests.length === 2, { what: 'the smuggled request reached the app', timeoutMs: 1_000, intervalMs: 5 })
     assert.deepEqual(paths(upstream), ['POST /upload', 'GET /admin/delete-all'])
     assert.equal(upstream.requests[1]!.headers['x-auth-subject'], 'admin')
   })
@@ -456,7 +452,7 @@ describe('createUpstreamDispatcher', () => {
     const upstream = await startRawUpstream(t, { drains: true, script: (req) => ['HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n', `${req.path.slice(1, 5)}`] })
     const d = createUpstreamDispatcher({ url: upstream.url, drainsBodies: false })
     const inFlight = fetchText(d, { path: '/slow' })
-    await waitFor('the request reached the upstream', () => upstream.requests.length === 1)
+    await waitFor(() => upstream.requests.length === 1, { what: 'the request reached the upstream', timeoutMs: 1_000, intervalMs: 5 })
     const closing = d.close()
     await assert.rejects(fetchText(d), { code: 'UND_ERR_CLOSED' })
     await closing
