@@ -17,8 +17,8 @@ import type { Logger } from './observe/log.ts'
 import { createTokenCacheStats } from './verify/token-cache.ts'
 import { createMetrics } from './observe/metrics.ts'
 import type { Metrics } from './observe/metrics.ts'
-import { createPipeline } from './proxy/pipeline.ts'
-import type { Pipeline } from './proxy/pipeline.ts'
+import { createPipeline } from './request/pipeline.ts'
+import type { Pipeline } from './request/pipeline.ts'
 import { createProxyServer } from './proxy/server.ts'
 
 export interface AppDeps {

@@ -19,16 +19,15 @@ import type { RateLimitedLog } from '../observe/events.ts'
 import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
-import { parseTarget } from '../policy/normalize.ts'
 import { endToEndHeaders } from '../http/header-names.ts'
-import { NO_ROUTE, afterVerify, badRequest, begin } from './decide.ts'
-import type { Decision } from './decide.ts'
-import type { InboundStrip } from './headers.ts'
-import { denial } from './respond.ts'
+import { NO_ROUTE, afterVerify, badRequest, begin, internalError, readTarget } from '../request/decide.ts'
+import type { Decision } from '../request/decide.ts'
+import type { InboundStrip } from '../request/headers.ts'
+import { denial } from '../request/denials.ts'
 import { createUpstreamDispatcher } from './upstream.ts'
 import { createForward } from './forward.ts'
 import { NO_ROUTE_SCHEMAS } from '../fastify-schemas.ts'
-import type { Pipeline } from './pipeline.ts'
+import type { Pipeline } from '../request/pipeline.ts'
 
 /** What the auth step decided, kept on the request for the proxy step and the access log. */
 export interface RequestAuth {
@@ -193,8 +192,6 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     if (path !== rawPath || kept !== query) request.raw.url = kept === undefined ? path : `${path}?${kept}`
   }
 
-  const internalError = (route: string): Decision => ({ kind: 'deny', route, reason: 'internal_error', issuer: undefined, answer: denial('internal_error'), detail: undefined })
-
   /** Names only, never values, at a bounded rate; every removal counted. */
   function reportStrip(request: FastifyRequest, strip: InboundStrip): void {
     const action = strip.rejected === undefined ? 'dropped' : 'rejected'
@@ -205,7 +202,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     deps.events.log('info', `request.header_${action}`, { event: `request.header_${action}`, reqId: request.id, names, kinds: [...new Set(list.map((d) => d.kind))] }, `inbound header ${action}`)
   }
 
-  // Strip → decide (decide.ts) → verify → authorize. Callback style: the common path allocates no promise.
+  // Strip → decide (request/decide.ts) → verify → authorize. Callback style: the common path allocates no promise.
   app.addHook('onRequest', (request, reply, done) => {
     metrics.inflight(1)
     request.inflight = true
@@ -218,9 +215,9 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
         reportStrip(request, strip)
         if (strip.rejected !== undefined) return apply(request, reply, badRequest(`header name with "_" refused (identity.underscoreHeaders: reject)`), done)
       }
-      const target = parseTarget(request.url)
+      const target = readTarget(request.url)
       if (!target.ok) return apply(request, reply, badRequest(target.why), done)
-      const next = begin(p, request.method, target.path, target.query, request.headers, request.raw.rawHeaders)
+      const next = begin(p, { method: request.method, target, headers: request.headers, rawHeaders: request.raw.rawHeaders })
       if (next !== NO_ROUTE) rewriteTarget(request, p, target.rawPath, target.path, target.query)
       if (next.kind !== 'verify') return apply(request, reply, next, done)
       const started = performance.now()
