@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
+import { isDeepStrictEqual } from 'node:util'
 import { createAdminServer } from './admin/server.ts'
 import type { SidecarConfig } from './config/types.ts'
 import { createKeyStore } from './keys/store.ts'
@@ -146,7 +147,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
     },
     reload(next) {
       const restartRequired = RESTART_ONLY
-        .filter(([, get]) => JSON.stringify(get(next)) !== JSON.stringify(get(config)))
+        .filter(([, get]) => !isDeepStrictEqual(get(next), get(config)))
         .map(([path]) => path)
       const issuers = keys.reconfigure(next.issuers)
       for (const name of issuers.added) metrics.initIssuer(name)
