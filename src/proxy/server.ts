@@ -406,7 +406,7 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /** An upstream failure (undici's error, by its code) → our closed set of failure kinds. */
-export function classifyUpstreamError(error: unknown): UpstreamErrorKind {
+function classifyUpstreamError(error: unknown): UpstreamErrorKind {
   const code = errorCode(error) ?? ''
   // UND_ERR_HEADERS_TIMEOUT, UND_ERR_BODY_TIMEOUT (upstream.timeout), UND_ERR_CONNECT_TIMEOUT.
   if (code.includes('TIMEOUT')) return 'timeout'
