@@ -6,7 +6,6 @@
 import { LogController, fastify } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyHttpProxy from '@fastify/http-proxy'
-import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { RouteConfig, SidecarConfig } from '../config/types.ts'
@@ -16,7 +15,7 @@ import { createAccessLogger } from '../observe/log.ts'
 import type { Logger } from '../observe/log.ts'
 import type { DestinationStream } from 'pino'
 import type { RateLimitedLog } from '../observe/events.ts'
-import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
+import { withoutQueryParams } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
 import { endToEndHeaders } from '../http/header-names.ts'
@@ -26,6 +25,8 @@ import type { InboundStrip } from '../request/headers.ts'
 import { denial } from '../request/denials.ts'
 import { createUpstreamDispatcher } from './upstream.ts'
 import { createForward } from './forward.ts'
+import { createUpstreamHeaders } from './upstream-headers.ts'
+import type { UpstreamBoundRequest } from './upstream-headers.ts'
 import { NO_ROUTE_SCHEMAS } from '../fastify-schemas.ts'
 import type { Pipeline } from '../request/pipeline.ts'
 
@@ -57,14 +58,6 @@ export interface ProxyServerDeps {
   readonly events: RateLimitedLog
   /** Where access lines go (default: `log`'s own stream). */
   readonly accessStream?: DestinationStream | undefined
-}
-
-/** The parts of a request the upstream-bound header rewrites read (HTTP and websocket alike). */
-interface UpstreamBoundRequest {
-  readonly headers: IncomingHttpHeaders
-  readonly socket: Socket
-  readonly auth: RequestAuth | null
-  readonly pipeline: Pipeline | null
 }
 
 const WS_CLIENT_DROP = new Set(['host', 'content-length', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol'])
@@ -272,51 +265,11 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     done()
   })
 
-  /**
-   * X-Forwarded-* for the upstream request. Names the sidecar owns or must not pass on are
-   * set to `undefined`, not deleted: undici skips undefined values (core/request.js
-   * processHeader), and a `delete` would turn the header object into a slow dictionary that
-   * undici then iterates (the websocket path, whose client refuses undefined, drops them).
-   */
-  function forwardedHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {
-    const peer = peerOf(request.socket)
-    const inbound = request.headers
-    const append = (request.pipeline?.config ?? config).upstream.xForwarded === 'append'
-    const xff = append ? inbound['x-forwarded-for'] : undefined
-    out['x-forwarded-for'] = xff === undefined || xff === '' ? peer.ip : `${String(xff)}, ${peer.ip}`
-    out['x-forwarded-proto'] = append && inbound['x-forwarded-proto'] !== undefined ? inbound['x-forwarded-proto'] : peer.proto
-    out['x-forwarded-host'] = append && inbound['x-forwarded-host'] !== undefined ? inbound['x-forwarded-host'] : inbound.host
-    if (!append) {
-      // `replace`: the upstream learns the sidecar's view only; the client's own claims about
-      // the path it took (RFC 7239 Forwarded, X-Real-IP) would contradict it.
-      if (out.forwarded !== undefined) out.forwarded = undefined
-      if (out['x-real-ip'] !== undefined) out['x-real-ip'] = undefined
-    }
-  }
-
-  function identityHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {
-    const p = request.pipeline ?? deps.pipeline()
-    const claims = request.auth?.claims
-    if (claims !== undefined) {
-      const dropped = p.headers.setIdentity(out, claims)
-      if (dropped !== undefined) {
-        for (const { header, bytes } of dropped) {
-          log.warn({ event: 'identity.dropped', route: request.auth?.route, header, bytes, maxValueBytes: p.config.identity.maxValueBytes }, 'identity header value too long: not sent')
-        }
-      }
-    }
-    if (!p.config.identity.forwardToken) {
-      // The token is removed from wherever it could have come (the query already is).
-      for (const h of p.tokenHeaders) if (out[h] !== undefined) out[h] = undefined
-      const cookie = out.cookie
-      if (p.tokenCookies.size > 0 && typeof cookie === 'string') out.cookie = withoutCookies(cookie, p.tokenCookies)
-    }
-  }
-
   // Our own pool (upstream.ts): a connection that carried a body is closed after its response
   // unless upstream.drainsBodies, and an unsolicited 100 Continue from the app is dropped.
   // Nothing else closes it. onClose runs once the server has drained (or the shutdown
   // timeout cut it): whatever is left upstream is abandoned.
+  const upstreamHeaders = createUpstreamHeaders({ config, pipeline: deps.pipeline, log })
   const dispatcher = createUpstreamDispatcher({ url: config.upstream.url, drainsBodies: config.upstream.drainsBodies })
   app.addHook('onClose', async () => {
     await dispatcher.destroy()
@@ -326,10 +279,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     dispatcher,
     upstream: config.upstream.url,
     timeout: config.upstream.timeout,
-    requestHeaders(request, out) {
-      forwardedHeaders(request, out)
-      identityHeaders(request, out)
-    },
+    requestHeaders: upstreamHeaders,
     onError(reply, error) {
       const kind = upstreamFailed(reply.request, error, false)
       const reason: Reason = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable'
@@ -370,8 +320,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       rewriteRequestHeaders(_headers: unknown, request: UpstreamBoundRequest) {
         // The same end-to-end copy as the HTTP forward's (ws builds this request from scratch).
         const out = endToEndHeaders(request.headers, WS_CLIENT_DROP)
-        forwardedHeaders(request, out)
-        identityHeaders(request, out)
+        upstreamHeaders(request, out)
         // Node's http client (ws) refuses an undefined header value: drop the names unset above.
         for (const name in out) if (out[name] === undefined) delete out[name]
         return out
@@ -380,23 +329,6 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   })
 
   return app
-}
-
-const kPeer = Symbol('jwt-sidecar.peer')
-
-/**
- * The client address and scheme of a connection, read once per connection (a keep-alive
- * connection carries many requests; `remoteAddress` is a getter into the socket handle).
- */
-function peerOf(socket: Socket): { readonly ip: string; readonly proto: 'http' | 'https' } {
-  const s = socket as Socket & { [kPeer]?: { readonly ip: string; readonly proto: 'http' | 'https' }; encrypted?: unknown }
-  let peer = s[kPeer]
-  if (peer === undefined) {
-    peer = { ip: s.remoteAddress ?? '', proto: s.encrypted === true ? 'https' : 'http' }
-    // Only once the address is known: a socket asked before it has one is asked again.
-    if (peer.ip !== '') s[kPeer] = peer
-  }
-  return peer
 }
 
 function errorCode(error: unknown): string | undefined {
