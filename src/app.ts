@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
+import { isDeepStrictEqual } from 'node:util'
 import { createAdminServer } from './admin/server.ts'
 import type { SidecarConfig } from './config/types.ts'
 import { createKeyStore } from './keys/store.ts'
@@ -17,8 +18,8 @@ import type { Logger } from './observe/log.ts'
 import { createTokenCacheStats } from './verify/token-cache.ts'
 import { createMetrics } from './observe/metrics.ts'
 import type { Metrics } from './observe/metrics.ts'
-import { createPipeline } from './proxy/pipeline.ts'
-import type { Pipeline } from './proxy/pipeline.ts'
+import { createPipeline } from './request/pipeline.ts'
+import type { Pipeline } from './request/pipeline.ts'
 import { createProxyServer } from './proxy/server.ts'
 
 export interface AppDeps {
@@ -146,7 +147,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
     },
     reload(next) {
       const restartRequired = RESTART_ONLY
-        .filter(([, get]) => JSON.stringify(get(next)) !== JSON.stringify(get(config)))
+        .filter(([, get]) => !isDeepStrictEqual(get(next), get(config)))
         .map(([path]) => path)
       const issuers = keys.reconfigure(next.issuers)
       for (const name of issuers.added) metrics.initIssuer(name)

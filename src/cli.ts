@@ -12,7 +12,7 @@ import { checkReport } from './config/report.ts'
 import type { SidecarConfig } from './config/types.ts'
 import { createKeyStore } from './keys/store.ts'
 import type { KeyStore } from './keys/types.ts'
-import type { Explanation } from './verify/explain.ts'
+import type { Explanation } from './cli/explain.ts'
 import { packageVersion } from './package-root.ts'
 
 const usage = (): string => `jwt-sidecar ${packageVersion()}: verifies JWTs and forwards verified identity to the app behind it
@@ -151,7 +151,7 @@ async function verify(values: { config?: string; path?: string; method?: string;
   const env = process.env
   const config = load(resolveConfigPath(values.config, env), env)
   if (config === undefined) return 1
-  const { explainRequest, issuerForToken, tokenFromInput } = await import('./verify/explain.ts')
+  const { explainRequest, issuerForToken, tokenFromInput } = await import('./cli/explain.ts')
   const arg = args[0]
   const fromStdin = arg === undefined || arg === '-'
   if (fromStdin && process.stdin.isTTY) process.stderr.write('reading the token from stdin (end with Ctrl-D)\n')

@@ -18,7 +18,7 @@ export interface DemoHandle {
 }
 
 /** Tampering: swap the payload for one claiming to be someone else, keep the signature. */
-export function tamper(token: string): string {
+function tamper(token: string): string {
   const [h, p, s] = token.split('.') as [string, string, string]
   const claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>
   claims.sub = 'admin'

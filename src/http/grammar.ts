@@ -5,7 +5,7 @@
  */
 
 /** RFC 9110 §5.6.2 tchar, as the body of a character class (also a JSON Schema `pattern` body). */
-export const TCHAR_CLASS = "!#$%&'*+\\-.^_`|~0-9A-Za-z"
+const TCHAR_CLASS = "!#$%&'*+\\-.^_`|~0-9A-Za-z"
 
 /** RFC 9110 §5.6.2 `token = 1*tchar`: field names, methods, auth-schemes, cookie names (RFC 6265 §4.1.1). */
 export const TOKEN_PATTERN = `^[${TCHAR_CLASS}]+$`

@@ -25,7 +25,7 @@ export type RateLimitedLevel = 'info' | 'warn' | 'error'
 export const OVERFLOW_KEY = '(overflow)'
 
 /** Default cap on tracked keys: far above the closed sets' product, far below a memory problem. */
-export const DEFAULT_MAX_KEYS = 1000
+const DEFAULT_MAX_KEYS = 1000
 
 export interface RateLimitedLogOptions {
   /** Lines each key may write per interval (e.g. 10). 0 writes none but still summarises. */

@@ -12,7 +12,7 @@ export type { Logger }
 
 const SERVICE = 'jwt-sidecar'
 
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'authorization', 'cookie', 'token',
   '*.authorization', '*.cookie', '*["set-cookie"]', '*.token',
   'req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]',
@@ -20,7 +20,7 @@ export const REDACT_PATHS = [
 ]
 
 /** Log bytes held in memory at most while stdout does not keep up; beyond it lines are dropped (and counted). */
-export const LOG_BUFFER_MAX_BYTES = 16 * 2 ** 20
+const LOG_BUFFER_MAX_BYTES = 16 * 2 ** 20
 
 /** What the default destination reports: lines it had to drop because stdout did not keep up. */
 export interface LogDrops {
@@ -35,7 +35,7 @@ const PIPE_BUF = 4096
 /** Access lines are written once this many bytes are buffered (about 14 lines)… */
 export const ACCESS_BATCH_BYTES = 3584
 /** …or at this interval, whichever comes first (Envoy's access log flush interval is 1 s too). */
-export const ACCESS_FLUSH_MS = 1000
+const ACCESS_FLUSH_MS = 1000
 
 /**
  * stdout, never making a request wait. Two of these share fd 1, each writing whole lines, at

@@ -17,7 +17,7 @@ import { createRouteMatcher } from './routes.ts'
  * Methods a request can carry to a route. CONNECT is left out: Node's HTTP server never hands
  * it to the request path (it is a tunnel, answered by closing the connection).
  */
-export const ROUTABLE_METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE']
+const ROUTABLE_METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE']
 
 export interface FallThrough {
   /** Index of the route whose requirements the methods escape. */

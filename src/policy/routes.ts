@@ -33,7 +33,7 @@ function escapeRegExp(s: string): string {
 }
 
 /** Routes that protect match generously (see the module comment). */
-export function protects(route: Pick<RouteConfig, 'auth'>): boolean {
+function protects(route: Pick<RouteConfig, 'auth'>): boolean {
   return route.auth === 'required' || route.auth === 'deny'
 }
 
@@ -56,7 +56,7 @@ export function compilePathPattern(pattern: string, options: PathMatchOptions = 
 }
 
 /** The matcher a route's own settings call for. */
-export function compileRoutePath(route: Pick<RouteConfig, 'path' | 'auth' | 'caseSensitive'>): (path: string) => boolean {
+function compileRoutePath(route: Pick<RouteConfig, 'path' | 'auth' | 'caseSensitive'>): (path: string) => boolean {
   return compilePathPattern(route.path, { caseSensitive: route.caseSensitive, trailingSlash: protects(route) })
 }
 

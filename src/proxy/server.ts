@@ -6,7 +6,6 @@
 import { LogController, fastify } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyHttpProxy from '@fastify/http-proxy'
-import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { RouteConfig, SidecarConfig } from '../config/types.ts'
@@ -16,19 +15,20 @@ import { createAccessLogger } from '../observe/log.ts'
 import type { Logger } from '../observe/log.ts'
 import type { DestinationStream } from 'pino'
 import type { RateLimitedLog } from '../observe/events.ts'
-import { withoutCookies, withoutQueryParams } from '../verify/extract.ts'
+import { withoutQueryParams } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
-import { parseTarget } from '../policy/normalize.ts'
 import { endToEndHeaders } from '../http/header-names.ts'
-import { NO_ROUTE, afterVerify, badRequest, begin } from './decide.ts'
-import type { Decision } from './decide.ts'
-import type { InboundStrip } from './headers.ts'
-import { denial } from './respond.ts'
+import { NO_ROUTE, afterVerify, badRequest, begin, internalError, readTarget } from '../request/decide.ts'
+import type { Decision } from '../request/decide.ts'
+import type { InboundStrip } from '../request/headers.ts'
+import { denial } from '../request/denials.ts'
 import { createUpstreamDispatcher } from './upstream.ts'
 import { createForward } from './forward.ts'
+import { createUpstreamHeaders } from './upstream-headers.ts'
+import type { UpstreamBoundRequest } from './upstream-headers.ts'
 import { NO_ROUTE_SCHEMAS } from '../fastify-schemas.ts'
-import type { Pipeline } from './pipeline.ts'
+import type { Pipeline } from '../request/pipeline.ts'
 
 /** What the auth step decided, kept on the request for the proxy step and the access log. */
 export interface RequestAuth {
@@ -58,14 +58,6 @@ export interface ProxyServerDeps {
   readonly events: RateLimitedLog
   /** Where access lines go (default: `log`'s own stream). */
   readonly accessStream?: DestinationStream | undefined
-}
-
-/** The parts of a request the upstream-bound header rewrites read (HTTP and websocket alike). */
-interface UpstreamBoundRequest {
-  readonly headers: IncomingHttpHeaders
-  readonly socket: Socket
-  readonly auth: RequestAuth | null
-  readonly pipeline: Pipeline | null
 }
 
 const WS_CLIENT_DROP = new Set(['host', 'content-length', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol'])
@@ -193,8 +185,6 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     if (path !== rawPath || kept !== query) request.raw.url = kept === undefined ? path : `${path}?${kept}`
   }
 
-  const internalError = (route: string): Decision => ({ kind: 'deny', route, reason: 'internal_error', issuer: undefined, answer: denial('internal_error'), detail: undefined })
-
   /** Names only, never values, at a bounded rate; every removal counted. */
   function reportStrip(request: FastifyRequest, strip: InboundStrip): void {
     const action = strip.rejected === undefined ? 'dropped' : 'rejected'
@@ -205,7 +195,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     deps.events.log('info', `request.header_${action}`, { event: `request.header_${action}`, reqId: request.id, names, kinds: [...new Set(list.map((d) => d.kind))] }, `inbound header ${action}`)
   }
 
-  // Strip → decide (decide.ts) → verify → authorize. Callback style: the common path allocates no promise.
+  // Strip → decide (request/decide.ts) → verify → authorize. Callback style: the common path allocates no promise.
   app.addHook('onRequest', (request, reply, done) => {
     metrics.inflight(1)
     request.inflight = true
@@ -218,9 +208,9 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
         reportStrip(request, strip)
         if (strip.rejected !== undefined) return apply(request, reply, badRequest(`header name with "_" refused (identity.underscoreHeaders: reject)`), done)
       }
-      const target = parseTarget(request.url)
+      const target = readTarget(request.url)
       if (!target.ok) return apply(request, reply, badRequest(target.why), done)
-      const next = begin(p, request.method, target.path, target.query, request.headers, request.raw.rawHeaders)
+      const next = begin(p, { method: request.method, target, headers: request.headers, rawHeaders: request.raw.rawHeaders })
       if (next !== NO_ROUTE) rewriteTarget(request, p, target.rawPath, target.path, target.query)
       if (next.kind !== 'verify') return apply(request, reply, next, done)
       const started = performance.now()
@@ -275,51 +265,11 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     done()
   })
 
-  /**
-   * X-Forwarded-* for the upstream request. Names the sidecar owns or must not pass on are
-   * set to `undefined`, not deleted: undici skips undefined values (core/request.js
-   * processHeader), and a `delete` would turn the header object into a slow dictionary that
-   * undici then iterates (the websocket path, whose client refuses undefined, drops them).
-   */
-  function forwardedHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {
-    const peer = peerOf(request.socket)
-    const inbound = request.headers
-    const append = (request.pipeline?.config ?? config).upstream.xForwarded === 'append'
-    const xff = append ? inbound['x-forwarded-for'] : undefined
-    out['x-forwarded-for'] = xff === undefined || xff === '' ? peer.ip : `${String(xff)}, ${peer.ip}`
-    out['x-forwarded-proto'] = append && inbound['x-forwarded-proto'] !== undefined ? inbound['x-forwarded-proto'] : peer.proto
-    out['x-forwarded-host'] = append && inbound['x-forwarded-host'] !== undefined ? inbound['x-forwarded-host'] : inbound.host
-    if (!append) {
-      // `replace`: the upstream learns the sidecar's view only; the client's own claims about
-      // the path it took (RFC 7239 Forwarded, X-Real-IP) would contradict it.
-      if (out.forwarded !== undefined) out.forwarded = undefined
-      if (out['x-real-ip'] !== undefined) out['x-real-ip'] = undefined
-    }
-  }
-
-  function identityHeaders(request: UpstreamBoundRequest, out: Record<string, string | string[] | undefined>): void {
-    const p = request.pipeline ?? deps.pipeline()
-    const claims = request.auth?.claims
-    if (claims !== undefined) {
-      const dropped = p.headers.setIdentity(out, claims)
-      if (dropped !== undefined) {
-        for (const { header, bytes } of dropped) {
-          log.warn({ event: 'identity.dropped', route: request.auth?.route, header, bytes, maxValueBytes: p.config.identity.maxValueBytes }, 'identity header value too long: not sent')
-        }
-      }
-    }
-    if (!p.config.identity.forwardToken) {
-      // The token is removed from wherever it could have come (the query already is).
-      for (const h of p.tokenHeaders) if (out[h] !== undefined) out[h] = undefined
-      const cookie = out.cookie
-      if (p.tokenCookies.size > 0 && typeof cookie === 'string') out.cookie = withoutCookies(cookie, p.tokenCookies)
-    }
-  }
-
   // Our own pool (upstream.ts): a connection that carried a body is closed after its response
   // unless upstream.drainsBodies, and an unsolicited 100 Continue from the app is dropped.
   // Nothing else closes it. onClose runs once the server has drained (or the shutdown
   // timeout cut it): whatever is left upstream is abandoned.
+  const upstreamHeaders = createUpstreamHeaders({ config, pipeline: deps.pipeline, log })
   const dispatcher = createUpstreamDispatcher({ url: config.upstream.url, drainsBodies: config.upstream.drainsBodies })
   app.addHook('onClose', async () => {
     await dispatcher.destroy()
@@ -329,10 +279,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     dispatcher,
     upstream: config.upstream.url,
     timeout: config.upstream.timeout,
-    requestHeaders(request, out) {
-      forwardedHeaders(request, out)
-      identityHeaders(request, out)
-    },
+    requestHeaders: upstreamHeaders,
     onError(reply, error) {
       const kind = upstreamFailed(reply.request, error, false)
       const reason: Reason = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable'
@@ -373,8 +320,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       rewriteRequestHeaders(_headers: unknown, request: UpstreamBoundRequest) {
         // The same end-to-end copy as the HTTP forward's (ws builds this request from scratch).
         const out = endToEndHeaders(request.headers, WS_CLIENT_DROP)
-        forwardedHeaders(request, out)
-        identityHeaders(request, out)
+        upstreamHeaders(request, out)
         // Node's http client (ws) refuses an undefined header value: drop the names unset above.
         for (const name in out) if (out[name] === undefined) delete out[name]
         return out
@@ -385,23 +331,6 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   return app
 }
 
-const kPeer = Symbol('jwt-sidecar.peer')
-
-/**
- * The client address and scheme of a connection, read once per connection (a keep-alive
- * connection carries many requests; `remoteAddress` is a getter into the socket handle).
- */
-function peerOf(socket: Socket): { readonly ip: string; readonly proto: 'http' | 'https' } {
-  const s = socket as Socket & { [kPeer]?: { readonly ip: string; readonly proto: 'http' | 'https' }; encrypted?: unknown }
-  let peer = s[kPeer]
-  if (peer === undefined) {
-    peer = { ip: s.remoteAddress ?? '', proto: s.encrypted === true ? 'https' : 'http' }
-    // Only once the address is known: a socket asked before it has one is asked again.
-    if (peer.ip !== '') s[kPeer] = peer
-  }
-  return peer
-}
-
 function errorCode(error: unknown): string | undefined {
   const e = error as { code?: unknown; cause?: { code?: unknown } } | null
   const code = e?.cause?.code ?? e?.code
@@ -409,7 +338,7 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /** An upstream failure (undici's error, by its code) → our closed set of failure kinds. */
-export function classifyUpstreamError(error: unknown): UpstreamErrorKind {
+function classifyUpstreamError(error: unknown): UpstreamErrorKind {
   const code = errorCode(error) ?? ''
   // UND_ERR_HEADERS_TIMEOUT, UND_ERR_BODY_TIMEOUT (upstream.timeout), UND_ERR_CONNECT_TIMEOUT.
   if (code.includes('TIMEOUT')) return 'timeout'

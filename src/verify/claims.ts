@@ -49,7 +49,7 @@ const REGISTERED_CLAIM_TYPES: readonly (readonly [string, string, (v: unknown) =
 ]
 
 /** The first registered claim with the wrong JSON type, with what it should be; undefined when all fit. */
-export function wrongClaimType(payload: Payload): { readonly claim: string; readonly expected: string } | undefined {
+function wrongClaimType(payload: Payload): { readonly claim: string; readonly expected: string } | undefined {
   for (const [claim, expected, fits] of REGISTERED_CLAIM_TYPES) {
     const v = payload[claim]
     if (v !== undefined && v !== null && Object.hasOwn(payload, claim) && !fits(v)) return { claim, expected }

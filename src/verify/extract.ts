@@ -116,7 +116,7 @@ function occurrences(rawHeaders: readonly string[], name: string): number {
 }
 
 /** RFC 6265 §4.2.1 `name=value; name2=value2`; a value may be DQUOTE-wrapped. */
-export function cookieValues(header: string, name: string): string[] {
+function cookieValues(header: string, name: string): string[] {
   const out: string[] = []
   for (const part of header.split(';')) {
     const eq = part.indexOf('=')
@@ -130,7 +130,7 @@ export function cookieValues(header: string, name: string): string[] {
 }
 
 /** Every value of `name` in an application/x-www-form-urlencoded query, decoded. */
-export function queryValues(query: string, name: string): string[] | { readonly invalid: string } {
+function queryValues(query: string, name: string): string[] | { readonly invalid: string } {
   const out: string[] = []
   for (const part of query.split('&')) {
     const eq = part.indexOf('=')

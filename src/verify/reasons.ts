@@ -49,5 +49,3 @@ export type Reason = keyof typeof REASONS
 export type TokenReason = {
   [R in Reason]: (typeof REASONS)[R]['status'] extends 401 ? R : never
 }[Reason]
-
-export const REASON_CODES = Object.keys(REASONS) as readonly Reason[]

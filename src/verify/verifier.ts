@@ -13,6 +13,7 @@ import { createClaimRules, typMatches } from './claims.ts'
 import type { ClaimRule } from './claims.ts'
 import { createTokenCache, createTokenCacheStats, entryBytes } from './token-cache.ts'
 import type { CacheEntry, TokenCacheOptions, TokenCacheStats } from './token-cache.ts'
+import type { VerifyTrace } from './trace.ts'
 
 export type Claims = Readonly<Record<string, unknown>>
 
@@ -46,8 +47,11 @@ export interface VerifierDeps {
 }
 
 export interface Verifier {
-  /** Synchronous when the key is cached (the common case); a promise only while an unknown-kid refetch runs. */
-  verify(token: string): VerifyResult | Promise<VerifyResult>
+  /**
+   * Synchronous when the key is cached (the common case); a promise only while an unknown-kid
+   * refetch runs. `trace` receives each step as it is taken (trace.ts); it costs nothing when absent.
+   */
+  verify(token: string, trace?: VerifyTrace): VerifyResult | Promise<VerifyResult>
   /** Entries and estimated bytes in the verified-token cache (zeros when it is off). */
   cacheUsage(): { readonly entries: number; readonly bytes: number }
 }
@@ -84,9 +88,10 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
   }
 
   /** The first claim rule the payload fails at `t` (seconds), in table order. */
-  function failedRule(entry: IssuerEntry, payload: Claims, t: number): { readonly rule: ClaimRule; readonly reason: TokenReason } | undefined {
+  function failedRule(entry: IssuerEntry, payload: Claims, t: number, trace?: VerifyTrace): { readonly rule: ClaimRule; readonly reason: TokenReason } | undefined {
     for (const rule of entry.rules) {
       const reason = rule.check(payload, t)
+      trace?.({ step: 'claim', rule, reason, payload, now: t })
       if (reason !== undefined) return { rule, reason }
     }
     return undefined
@@ -116,49 +121,70 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
     return { ok: false, reason, issuer, detail }
   }
 
-  function finish(entry: IssuerEntry, token: ParsedToken, alg: Algorithm, lookup: KeyResult): VerifyResult {
+  function finish(entry: IssuerEntry, token: ParsedToken, alg: Algorithm, lookup: KeyResult, refetched: boolean, trace: VerifyTrace | undefined): VerifyResult {
     const name = entry.config.name
+    trace?.({ step: 'key', issuer: entry.config, kid: token.header.kid, alg, refetched, result: lookup })
     if (!lookup.ok) return fail(lookup.reason, name, `key lookup: ${lookup.reason}`)
-    if (!verifySignature(alg, lookup.key.key, token.signingInput, token.signature)) {
-      return fail('bad_signature', name, 'signature does not verify')
-    }
-    return checkClaims(entry, token)
+    const verified = verifySignature(alg, lookup.key.key, token.signingInput, token.signature)
+    trace?.({ step: 'signature', ok: verified, alg, key: lookup.key })
+    if (!verified) return fail('bad_signature', name, 'signature does not verify')
+    return checkClaims(entry, token, trace)
   }
 
   // RFC 7519 §4.1: after the signature holds, the claims (claims.ts), in table order.
-  function checkClaims(entry: IssuerEntry, token: ParsedToken): VerifyResult {
+  function checkClaims(entry: IssuerEntry, token: ParsedToken, trace: VerifyTrace | undefined): VerifyResult {
     const name = entry.config.name
-    if (entry.typ !== undefined && !typMatches(entry.typ, token.header.typ)) return fail('bad_type', name, `typ ${JSON.stringify(token.header.typ)} is not ${entry.typ}`)
-    const failed = failedRule(entry, token.payload, now() / 1000)
+    if (entry.typ !== undefined) {
+      const typOk = typMatches(entry.typ, token.header.typ)
+      trace?.({ step: 'typ', ok: typOk, expected: entry.typ, typ: token.header.typ })
+      if (!typOk) return fail('bad_type', name, `typ ${JSON.stringify(token.header.typ)} is not ${entry.typ}`)
+    }
+    const failed = failedRule(entry, token.payload, now() / 1000, trace)
     if (failed !== undefined) return fail(failed.reason, name, `${failed.rule.name} check failed`)
     return { ok: true, issuer: entry.config, claims: token.payload, kid: token.header.kid }
   }
 
   return {
-    verify(raw) {
+    verify(raw, trace) {
       const hit = cache?.get(raw)
-      if (hit !== undefined) return hit.value.result
+      if (hit !== undefined) {
+        trace?.({ step: 'cache', issuer: hit.value.entry.config })
+        return hit.value.result
+      }
       const parsed = parseCompactJws(raw, options.maxBytes)
-      if (!parsed.ok) return fail(parsed.reason, undefined, parsed.detail)
+      if (!parsed.ok) {
+        trace?.({ step: 'token', ok: false, reason: parsed.reason, detail: parsed.detail })
+        return fail(parsed.reason, undefined, parsed.detail)
+      }
       const token = parsed.token
+      trace?.({ step: 'token', ok: true, token })
       const iss = token.payload.iss
-      if (iss === undefined || iss === null) return fail('unknown_issuer', undefined, '"iss" is missing')
+      if (iss === undefined || iss === null) {
+        trace?.({ step: 'issuer', iss, issuer: undefined, reason: 'unknown_issuer' })
+        return fail('unknown_issuer', undefined, '"iss" is missing')
+      }
       // RFC 7519 §4.1.1: StringOrURI. Any other type is a malformed token, not an unknown issuer.
-      if (typeof iss !== 'string') return fail('bad_claim_type', undefined, '"iss" is not a string')
+      if (typeof iss !== 'string') {
+        trace?.({ step: 'issuer', iss, issuer: undefined, reason: 'bad_claim_type' })
+        return fail('bad_claim_type', undefined, '"iss" is not a string')
+      }
       // Exact match (RFC 7519 §4.1.1 is case-sensitive); an unknown iss never causes a fetch.
       const entry = byIss.get(iss)
+      trace?.({ step: 'issuer', iss, issuer: entry?.config, reason: entry === undefined ? 'unknown_issuer' : undefined })
       if (entry === undefined) return fail('unknown_issuer', undefined, 'iss matches no configured issuer')
       const alg = token.header.alg
       // The allowlist is checked before any key is touched: alg confusion (HS256 signed with
       // an RSA public key, `none`) never reaches a verification primitive.
-      if (!SUPPORTED.has(alg) || !entry.allowed.has(alg)) return fail('alg_not_allowed', entry.config.name, 'alg is not in the allowlist')
+      const allowed = SUPPORTED.has(alg) && entry.allowed.has(alg)
+      trace?.({ step: 'algorithm', ok: allowed, alg, issuer: entry.config })
+      if (!allowed) return fail('alg_not_allowed', entry.config.name, 'alg is not in the allowlist')
       // The key index the key comes from, read with it: a synchronous lookup cannot straddle a swap.
       const keysVersion = entry.keys.version()
       const lookup = entry.keys.getKey(token.header.kid, alg as Algorithm)
       // After an unknown-kid refetch the index may have moved on between the lookup and here:
       // such a result is used but not cached (the next request for the token caches it).
-      if (lookup instanceof Promise) return lookup.then((r) => finish(entry, token, alg as Algorithm, r))
-      const result = finish(entry, token, alg as Algorithm, lookup)
+      if (lookup instanceof Promise) return lookup.then((r) => finish(entry, token, alg as Algorithm, r, true, trace))
+      const result = finish(entry, token, alg as Algorithm, lookup, false, trace)
       if (result.ok && cache !== undefined) remember(raw, entry, keysVersion, result)
       return result
     },

@@ -17,7 +17,7 @@ import type { TestIssuer } from '../helpers/issuer.ts'
 import { loadConfig } from '../../src/config/load.ts'
 import { createKeyStore } from '../../src/keys/store.ts'
 import type { IssuerKeys, KeyResult, KeyStore } from '../../src/keys/types.ts'
-import { explainRequest } from '../../src/verify/explain.ts'
+import { explainRequest } from '../../src/cli/explain.ts'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const cli = join(root, 'dist', 'src', 'cli.js')
@@ -275,7 +275,7 @@ test('usage errors exit 2; a bad config exits 1 as run does', async () => {
   assert.match(r.stderr, /missing\.yaml: cannot read the file/)
 })
 
-test('explainRequest: the outcome is the real pipeline\'s; a disagreeing step-by-step derivation adds a consistency step', async () => {
+test('explainRequest: the steps are the decision\'s own trace, taken once: a key that disappears after the lookup cannot make them disagree', async () => {
   const cfg = loadConfig(config, {})
   const token = await idp.sign({ sub: 'alice' })
   const real = createKeyStore(cfg.issuers)
@@ -292,8 +292,9 @@ test('explainRequest: the outcome is the real pipeline\'s; a disagreeing step-by
     assert.equal(later.reason, 'expired')
     assert.equal(later.steps.at(-1)?.step, 'exp')
 
-    // A key store whose key disappears between the steps and the pipeline (a rotation at the
-    // wrong moment): the steps say forwarded, the answer is the pipeline's 503.
+    // A key store whose key disappears after the first lookup (a rotation at the wrong moment).
+    // Issue #11: the explanation is the trace of the one decision, so the key is looked up
+    // once and the steps and the answer agree; a second walk could have disagreed.
     const jwk = idp.keys()[0]!.jwk
     const found: KeyResult = {
       ok: true,
@@ -304,11 +305,18 @@ test('explainRequest: the outcome is the real pipeline\'s; a disagreeing step-by
     const flaky: IssuerKeys = { ...corp, name: 'corp', status: () => corp.status(), ready: () => true, getKey: () => (calls++ === 0 ? found : { ok: false, reason: 'keys_unavailable' }) }
     const store: KeyStore = { ...real, issuer: (name) => (name === 'corp' ? flaky : undefined) }
     const e = await explainRequest(cfg, store, base)
-    assert.deepEqual({ forwarded: e.forwarded, status: e.status, reason: e.reason }, { forwarded: false, status: 503, reason: 'keys_unavailable' })
-    const c = e.steps.at(-1)!
-    assert.equal(c.step, 'consistency')
-    assert.equal(c.ok, false)
-    assert.match(c.detail, /the steps say forwarded but the sidecar's pipeline says denied 503 keys_unavailable/)
+    assert.equal(calls, 1, 'one key lookup: the decision\'s')
+    assert.deepEqual({ forwarded: e.forwarded, status: e.status, reason: e.reason }, { forwarded: true, status: 200, reason: 'none' })
+    assert.equal(e.steps.find((s) => s.step === 'key')?.ok, true)
+    assert.ok(!e.steps.some((s) => s.step === 'consistency'))
+
+    // The second lookup is refused: that request's steps stop at the key, with the 503.
+    const gone = await explainRequest(cfg, store, base)
+    assert.deepEqual({ forwarded: gone.forwarded, status: gone.status, reason: gone.reason }, { forwarded: false, status: 503, reason: 'keys_unavailable' })
+    const last = gone.steps.at(-1)!
+    assert.equal(last.step, 'key')
+    assert.equal(last.ok, false)
+    assert.match(last.detail, /corp has no usable keys .* → 503 keys_unavailable$/)
   } finally {
     await real.stop()
   }

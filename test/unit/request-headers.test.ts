@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHeaderPolicy, formatClaim } from '../../src/proxy/headers.ts'
+import { createHeaderPolicy, formatClaim } from '../../src/request/headers.ts'
 
 test('stripInbound removes configured names, patterns and every identity header, case-insensitively', () => {
   const policy = createHeaderPolicy({

@@ -18,8 +18,8 @@ import { createHeaderPolicy } from './headers.ts'
 import type { HeaderPolicy } from './headers.ts'
 import { fixedDecisions } from './decide.ts'
 import type { FixedDecisions } from './decide.ts'
-import { forbidden } from './respond.ts'
-import type { Denial } from './respond.ts'
+import { forbidden } from './denials.ts'
+import type { Denial } from './denials.ts'
 
 export interface RoutePolicy {
   readonly authorizer: RouteAuthorizer

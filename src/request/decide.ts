@@ -1,21 +1,35 @@
 /**
- * The sidecar's decision for one request, in the order of the request path: (the caller
- * normalises the path) → match the route → auth mode → extract the token → (verify) → route
- * requirements.
- * One implementation, used by the proxy's onRequest hook and by `jwt-sidecar verify`, so the
- * explanation can never decide differently from the proxy. Verification itself is left to the
- * caller (it may be asynchronous, and the proxy times it): `begin` says what to verify,
- * `afterVerify` finishes the decision.
+ * The sidecar's decision for one request, in the order of the request path: normalise the
+ * target → match the route → auth mode → extract the token → verify → route requirements.
+ * One implementation, used by the proxy's onRequest hook (proxy/server.ts, which runs the
+ * steps itself to time the verification and stay callback-style) and by `jwt-sidecar verify`
+ * (through `decide`, with a trace: cli/explain.ts), so the explanation is the decision.
+ * Free of fastify: the request is a plain `RequestIn`.
  */
 import type { RouteConfig } from '../config/types.ts'
+import { parseTarget } from '../policy/normalize.ts'
+import type { ParsedTarget } from '../policy/normalize.ts'
 import { UNMATCHED_ROUTE } from '../policy/routes.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
 import { isToken } from '../http/grammar.ts'
 import { METHOD_OVERRIDE_HEADERS } from './headers.ts'
 import type { Pipeline } from './pipeline.ts'
-import { denial } from './respond.ts'
-import type { Denial } from './respond.ts'
+import { denial } from './denials.ts'
+import type { Denial } from './denials.ts'
+import type { RequestTrace } from './trace.ts'
+
+type Headers = Readonly<Record<string, string | string[] | undefined>>
+
+/** The request as the decision reads it: what node:http parsed, the target already normalised (`readTarget`). */
+export interface RequestIn {
+  readonly method: string
+  readonly target: ParsedTarget & { readonly ok: true }
+  /** Lower-cased names, as node:http gives them. */
+  readonly headers: Headers
+  /** Names and values as received, alternating (node:http `rawHeaders`). */
+  readonly rawHeaders: readonly string[]
+}
 
 export type Decision =
   | {
@@ -61,7 +75,7 @@ export function fixedDecisions(route: RouteConfig): FixedDecisions {
  * ambiguous, and a value that is not a method token is malformed. With `strip` (the default)
  * the headers were already removed, so this returns `method`.
  */
-export function effectiveMethod(p: Pipeline, method: string, headers: Readonly<Record<string, string | string[] | undefined>>): string | { readonly invalid: string } {
+export function effectiveMethod(p: Pipeline, method: string, headers: Headers): string | { readonly invalid: string } {
   if (p.config.requests.methodOverride !== 'honor' || method !== 'POST') return method
   let found: string | undefined
   for (const name of METHOD_OVERRIDE_HEADERS) {
@@ -87,44 +101,82 @@ export function badRequest(why: string): Decision {
   return deny(UNMATCHED_ROUTE, 'invalid_request', undefined, undefined, why)
 }
 
+/** Fail closed: what an exception anywhere in the decision becomes. */
+export function internalError(route: string): Decision {
+  return deny(route, 'internal_error')
+}
+
 function deny(route: string, reason: Reason, issuer?: string, answer: Denial = denial(reason), detail?: string): Decision {
   return { kind: 'deny', route, reason, issuer, answer, detail }
 }
 
+/** The request target split and normalised (policy/normalize.ts); a failure is `badRequest(why)`. */
+export function readTarget(url: string, trace?: RequestTrace): ParsedTarget {
+  const t = parseTarget(url)
+  trace?.(t.ok ? { step: 'path', ok: true, rawPath: t.rawPath, path: t.path, query: t.query } : { step: 'path', ok: false, why: t.why })
+  return t
+}
+
 /**
- * Everything before verification, for a target already parsed and normalised (parseTarget, or badRequest).
+ * Everything before verification, for a target already normalised (`readTarget`).
  *
  * @example
- * const t = parseTarget(request.url)
- * const next = t.ok ? begin(pipeline, method, t.path, t.query, headers, rawHeaders) : badRequest(t.why)
+ * const target = readTarget(request.url)
+ * const next = target.ok ? begin(pipeline, { method, target, headers, rawHeaders }) : badRequest(target.why)
  * if (next.kind === 'verify') decision = afterVerify(pipeline, next.route, await pipeline.verifier.verify(next.token))
  */
-export function begin(
-  p: Pipeline,
-  method: string,
-  path: string,
-  query: string | undefined,
-  headers: Readonly<Record<string, string | string[] | undefined>>,
-  rawHeaders: readonly string[],
-): Next {
-  const m = effectiveMethod(p, method, headers)
+export function begin(p: Pipeline, req: RequestIn, trace?: RequestTrace): Next {
+  const { path, query } = req.target
+  const m = effectiveMethod(p, req.method, req.headers)
+  if (m !== req.method) trace?.({ step: 'method', method: req.method, effective: m })
   if (typeof m !== 'string') return badRequest(m.invalid)
   const route = p.routes.match(m, path)
+  trace?.({ step: 'route', method: m, path, route })
   if (route === undefined) return NO_ROUTE
   const fixed = p.policies.get(route)!.fixed
-  if (route.auth === 'none') return fixed.anonymous
   if (route.auth === 'deny') return fixed.denied
-  const found = p.extractor.extract(headers, rawHeaders, query)
+  if (route.auth === 'none') {
+    trace?.({ step: 'source', route, found: 'not_read', detail: undefined })
+    return fixed.anonymous
+  }
+  const found = p.extractor.extract(req.headers, req.rawHeaders, query)
+  trace?.({ step: 'source', route, found: found.kind, detail: found.kind === 'invalid' ? found.detail : undefined })
   if (found.kind === 'invalid') return deny(route.name, 'invalid_request', undefined, undefined, found.detail)
   if (found.kind === 'none') return route.auth === 'optional' ? fixed.anonymous : fixed.missingToken
   return { kind: 'verify', route, token: found.token }
 }
 
 /** A verified (or refused) token against the route's issuers and requirements. */
-export function afterVerify(p: Pipeline, route: RouteConfig, result: VerifyResult): Decision {
+export function afterVerify(p: Pipeline, route: RouteConfig, result: VerifyResult, trace?: RequestTrace): Decision {
   if (!result.ok) return deny(route.name, result.reason, result.issuer, undefined, result.detail)
   const policy = p.policies.get(route)!
   const refused = policy.authorizer.authorize(result.issuer.name, result.claims)
+  trace?.({ step: 'authorization', route, authorizer: policy.authorizer, issuer: result.issuer.name, claims: result.claims, refused })
   if (refused !== undefined) return deny(route.name, refused, result.issuer.name, policy.forbidden[refused])
   return { kind: 'admit', route: route.name, outcome: 'allowed', issuer: result.issuer.name, claims: result.claims }
+}
+
+/**
+ * The whole decision for one request, as the proxy makes it (minus the inbound header strip,
+ * which a request built for it does not need), failing closed on any internal error.
+ *
+ * @example
+ * const d = await decide(pipeline, { method: 'GET', url: '/orders?x=1', headers, rawHeaders }, (e) => steps.push(e))
+ */
+export async function decide(
+  p: Pipeline,
+  req: { readonly method: string; readonly url: string; readonly headers: Headers; readonly rawHeaders: readonly string[] },
+  trace?: RequestTrace,
+): Promise<Decision> {
+  let route: string = UNMATCHED_ROUTE
+  try {
+    const target = readTarget(req.url, trace)
+    if (!target.ok) return badRequest(target.why)
+    const next = begin(p, { method: req.method, target, headers: req.headers, rawHeaders: req.rawHeaders }, trace)
+    if (next.kind !== 'verify') return next
+    route = next.route.name
+    return afterVerify(p, next.route, await p.verifier.verify(next.token, trace), trace)
+  } catch {
+    return internalError(route)
+  }
 }

@@ -12,7 +12,7 @@ export interface Denial {
 }
 
 /** Seconds a client should wait when the sidecar itself cannot verify (keys_unavailable). */
-export const RETRY_AFTER_SECONDS = 5
+const RETRY_AFTER_SECONDS = 5
 
 const REALM = 'jwt-sidecar'
 

@@ -1,0 +1,299 @@
+/**
+ * `jwt-sidecar verify`: what the sidecar would answer to one request, and why, step by step.
+ *
+ * The request is decided by request/decide.ts's `decide` — the decision the proxy's
+ * onRequest hook makes — with a trace sink (request/trace.ts, verify/trace.ts); each step
+ * below is one traced event put into words. Nothing is decided here, so the explanation
+ * cannot disagree with the sidecar: it is the sidecar's own path, taken once.
+ *
+ * Output safety: the signature and the token itself never appear. Header fields, claim names
+ * and the values of iss/sub/aud/exp/nbf/iat/scope are shown; other claim values are not
+ * (the route's required claims excepted: the authorizer's explanation names what it compares).
+ */
+import type { IssuerConfig, RouteConfig, SidecarConfig, TokenSource } from '../config/types.ts'
+import type { IssuerKeyStatus, KeyStore } from '../keys/types.ts'
+import { decide } from '../request/decide.ts'
+import { createPipeline } from '../request/pipeline.ts'
+import type { RequestTraceEvent } from '../request/trace.ts'
+import { createTokenExtractor } from '../verify/extract.ts'
+import { REASONS } from '../verify/reasons.ts'
+import type { Reason } from '../verify/reasons.ts'
+import { parseCompactJws, splitCompactJws } from '../verify/token.ts'
+import type { JoseHeader } from '../verify/token.ts'
+
+export interface ExplainStep {
+  /** `path`, `route`, `source`, `token`, `issuer`, `algorithm`, `key`, `signature`, `typ`, a claim rule's name, `authorization`, `consistency`. */
+  readonly step: string
+  /** true: passed; false: this is where the sidecar stops; undefined: information only. */
+  readonly ok: boolean | undefined
+  readonly detail: string
+}
+
+export interface Explanation {
+  readonly steps: ExplainStep[]
+  /** The request would reach the upstream. */
+  readonly forwarded: boolean
+  /** The sidecar's answer; 200 when forwarded (the upstream then answers). */
+  readonly status: number
+  readonly reason: Reason | 'none'
+}
+
+export interface ExplainInput {
+  /** The compact JWS; '' when the request would carry no token. */
+  readonly token: string
+  /** Where the token came from, for the `source` step (see `tokenFromInput`). */
+  readonly source: string
+  /** Request target: path, optionally with `?query` (never used for matching, as in the proxy). */
+  readonly path: string
+  readonly method: string
+  /** epoch ms; default Date.now. */
+  readonly now?: () => number
+}
+
+
+/** Claims whose values the token step shows; every other claim is shown by name only. */
+const SHOWN_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'scope'] as const
+const MAX_NAMES = 40
+
+/** JSON text of an untrusted value, on one line and bounded (control characters escaped). */
+function show(v: unknown, max = 120): string {
+  if (v === undefined) return 'absent'
+  const s = JSON.stringify(v) ?? typeof v
+  return s.length > max ? `${s.slice(0, max)}…` : s
+}
+
+/** An untrusted string without its JSON quotes: one line, control characters escaped, bounded. */
+function printable(s: string, max = 200): string {
+  const t = JSON.stringify(s).slice(1, -1)
+  return t.length > max ? `${t.slice(0, max)}…` : t
+}
+
+function headerLine(h: JoseHeader): string {
+  return `alg ${show(h.alg, 40)}, kid ${h.kid === undefined ? 'absent' : show(h.kid, 80)}, typ ${h.typ === undefined ? 'absent' : show(h.typ, 40)}`
+}
+
+function routeLine(r: RouteConfig): string {
+  const req: string[] = []
+  if (r.require.scopes.length > 0) req.push(`scopes ${JSON.stringify(r.require.scopes)}`)
+  for (const [claim, values] of Object.entries(r.require.claims)) req.push(`claim ${claim} in ${JSON.stringify(values)}`)
+  return `${r.name} (path ${r.path}): auth ${r.auth}, methods ${r.methods.length === 0 ? 'any' : r.methods.join(',')}, issuers ${r.issuers.length === 0 ? 'any' : r.issuers.join(',')}, require ${req.length === 0 ? 'nothing' : req.join('; ')}`
+}
+
+
+/**
+ * Reads a CLI input the way the proxy reads a request: a full header value is run through the
+ * configured header sources' own extractor (prefix compared case-insensitively, RFC 7235
+ * §2.1), anything else is taken as a raw compact JWS.
+ *
+ * @example
+ * tokenFromInput(config.tokens.from, 'Bearer eyJ…', 'stdin')
+ * // { token: 'eyJ…', source: 'Authorization header (prefix "Bearer ")' }
+ */
+export function tokenFromInput(sources: readonly TokenSource[], value: string, origin: string): { readonly token: string; readonly source: string } {
+  for (const source of sources) {
+    // An empty prefix would claim every input; a raw token is the same token then anyway.
+    if (source.kind !== 'header' || source.prefix === '') continue
+    const name = source.header.toLowerCase()
+    const found = createTokenExtractor([source]).extract({ [name]: value }, [source.header, value], undefined)
+    if (found.kind === 'token') return { token: found.token, source: `${source.header} header (prefix ${JSON.stringify(source.prefix)})` }
+  }
+  return { token: value, source: `raw token (${origin})` }
+}
+
+/** The configured issuer a token names by its exact `iss`, if it parses and names one (the CLI waits for that issuer's keys only). */
+export function issuerForToken(config: SidecarConfig, token: string): IssuerConfig | undefined {
+  const parsed = parseCompactJws(token, config.tokens.maxBytes)
+  if (!parsed.ok) return undefined
+  const iss = parsed.token.payload.iss
+  return typeof iss === 'string' ? config.issuers.find((i) => i.issuer === iss) : undefined
+}
+
+/** The request the proxy would see: the token placed where the first configured source reads it. */
+interface RequestFacts {
+  readonly method: string
+  /** The request target as given (path and query), with the token's query parameter when that is its source. */
+  readonly url: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly rawHeaders: readonly string[]
+}
+
+function factsFor(config: SidecarConfig, input: ExplainInput): RequestFacts {
+  const headers: Record<string, string> = {}
+  let url = input.path
+  const source = config.tokens.from[0]
+  if (input.token !== '' && source !== undefined) {
+    if (source.kind === 'header') headers[source.header.toLowerCase()] = `${source.prefix}${input.token}`
+    else if (source.kind === 'cookie') headers.cookie = `${source.cookie}=${input.token}`
+    else url = `${url}${url.includes('?') ? '&' : '?'}${source.query}=${encodeURIComponent(input.token)}`
+  }
+  return { method: input.method, url, headers, rawHeaders: Object.entries(headers).flat() }
+}
+
+/** Each issuer's key status, to tell what an unknown-kid refresh did. */
+function keyStatuses(config: SidecarConfig, keys: KeyStore): Map<string, IssuerKeyStatus> {
+  const out = new Map<string, IssuerKeyStatus>()
+  for (const i of config.issuers) {
+    const s = keys.issuer(i.name)?.status()
+    if (s !== undefined) out.set(i.name, s)
+  }
+  return out
+}
+
+/**
+ * Explains what the sidecar would answer to `method path` carrying `token`. The key store must
+ * be started by the caller; a key lookup may wait for an unknown-kid refetch, as a request would.
+ *
+ * @example
+ * const keys = createKeyStore(config.issuers); keys.start()
+ * const e = await explainRequest(config, keys, { token, source: 'raw token (stdin)', path: '/x', method: 'GET' })
+ * for (const s of e.steps) console.log(s.step, s.ok, s.detail)
+ * await keys.stop()
+ */
+export async function explainRequest(config: SidecarConfig, keys: KeyStore, input: ExplainInput): Promise<Explanation> {
+  const events: RequestTraceEvent[] = []
+  const before = keyStatuses(config, keys)
+  const decision = await decide(createPipeline(config, keys, input.now === undefined ? {} : { now: input.now }), factsFor(config, input), (e) => {
+    events.push(e)
+  })
+  const steps = events.flatMap((e) => describe(e, { config, keys, input, before }))
+  const forwarded = decision.kind === 'admit'
+  const status = forwarded ? 200 : REASONS[decision.reason].status
+  const reason = forwarded ? 'none' : decision.reason
+  if (!forwarded) {
+    // The step the sidecar stopped at carries the answer; when none did (an internal error), a step says so.
+    const last = steps.at(-1)
+    const answer = `${status} ${reason}`
+    if (last?.ok === false) steps[steps.length - 1] = { ...last, detail: `${last.detail} → ${answer}` }
+    else steps.push({ step: 'error', ok: false, detail: `${decision.detail ?? 'the decision failed internally'} → ${answer}` })
+  }
+  return { steps: steps.map((s) => ({ ...s, detail: redact(s.detail, input.token) })), forwarded, status, reason }
+}
+
+interface Context {
+  readonly config: SidecarConfig
+  readonly keys: KeyStore
+  readonly input: ExplainInput
+  /** Key status before the request, per issuer name. */
+  readonly before: ReadonlyMap<string, IssuerKeyStatus>
+}
+
+const step = (name: string, ok: boolean | undefined, detail: string): ExplainStep => ({ step: name, ok, detail })
+
+/** One traced event in words (several lines for the authorization step). */
+function describe(e: RequestTraceEvent, c: Context): ExplainStep[] {
+  const { input } = c
+  switch (e.step) {
+    case 'path': {
+      // The proxy matches, and forwards, the normalised path (policy/normalize.ts).
+      const target = `${printable(input.method, 40)} ${printable(e.ok ? e.rawPath : input.path.split('?')[0]!)}`
+      if (!e.ok) return [step('path', false, `${target} refused: ${e.why}`)]
+      return [step('path', true, `${target} → ${printable(e.path)}${e.rawPath === e.path ? ' (already normal)' : ' (normalised)'}${input.path.includes('?') ? '; the query string takes no part' : ''}`)]
+    }
+    case 'method':
+      return [typeof e.effective === 'string'
+        ? step('method', true, `${printable(e.method, 40)} overridden to ${printable(e.effective, 40)} (requests.methodOverride: honor)`)
+        : step('method', false, `method override refused: ${e.effective.invalid}`)]
+    case 'route':
+      if (e.route === undefined) return [step('route', false, `no route rule matches ${printable(e.method, 40)} ${printable(e.path)} (first match wins, no match is denied)`)]
+      if (e.route.auth === 'deny') return [step('route', false, `${routeLine(e.route)}: closed for what it matches`)]
+      return [step('route', true, routeLine(e.route))]
+    case 'source':
+      switch (e.found) {
+        case 'not_read': return [step('source', undefined, `not read: route ${e.route.name} has auth none, the request is forwarded without verification`)]
+        case 'none': return [e.route.auth === 'optional'
+          ? step('source', undefined, `no token: route ${e.route.name} has auth optional, forwarded anonymously`)
+          : step('source', false, `no token (route ${e.route.name} has auth required)`)]
+        case 'invalid': return [step('source', false, e.detail ?? 'invalid')]
+        case 'token': return [step('source', true, input.source)]
+      }
+      break
+    case 'cache':
+      return [step('cache', true, `verified before under ${e.issuer.name}: answered from the verified-token cache`)]
+    case 'token': {
+      if (!e.ok) {
+        const split = splitCompactJws(input.token, c.config.tokens.maxBytes)
+        return [step('token', false, `${e.detail}${split.ok ? ` (header: ${headerLine(split.parts.header)})` : ''}`)]
+      }
+      const { header, payload } = e.token
+      const names = Object.keys(payload)
+      const nameList = names.slice(0, MAX_NAMES).map((n) => printable(n, 40)).join(', ') + (names.length > MAX_NAMES ? `, … (${names.length} in all)` : '')
+      const values = SHOWN_CLAIMS.filter((n) => Object.hasOwn(payload, n)).map((n) => `${n}=${show(payload[n])}`).join(' ')
+      return [step('token', true, `${headerLine(header)}; claims [${nameList}]${values === '' ? '' : `; ${values}`}`)]
+    }
+    case 'issuer':
+      // Issuer by exact iss (RFC 7519 §4.1.1 is case-sensitive).
+      if (e.issuer !== undefined) return [step('issuer', true, `iss ${show(e.iss)} → ${e.issuer.name}`)]
+      if (e.iss === undefined || e.iss === null) return [step('issuer', false, '"iss" is missing')]
+      if (typeof e.iss !== 'string') return [step('issuer', false, `"iss" is ${show(e.iss, 40)}, not a string (RFC 7519 §4.1.1 StringOrURI)`)]
+      return [step('issuer', false, `iss ${show(e.iss)} matches no configured issuer (${c.config.issuers.map((i) => `${i.name}: ${i.issuer}`).join(', ')})`)]
+    case 'algorithm': {
+      // The allowlist is checked before any key is touched (alg confusion, `none`).
+      const allowlist = e.issuer.algorithms.join(', ')
+      return [e.ok
+        ? step('algorithm', true, `${e.alg} allowed for ${e.issuer.name} (allowlist ${allowlist})`)
+        : step('algorithm', false, `${show(e.alg, 40)} is not allowed for ${e.issuer.name} (allowlist ${allowlist})`)]
+    }
+    case 'key':
+      return [keyStep(e, c)]
+    case 'signature':
+      return [e.ok
+        ? step('signature', true, `${e.alg} signature verifies with key ${e.key.thumbprint}`)
+        : step('signature', false, `${e.alg} signature does not verify with key ${e.key.thumbprint}`)]
+    case 'typ':
+      return [step('typ', e.ok, `typ ${e.typ === undefined ? 'absent' : show(e.typ, 40)} must be ${e.expected} (RFC 8725 §3.11)`)]
+    case 'claim':
+      return [step(e.rule.name, e.reason === undefined, e.rule.explain(e.payload, e.now))]
+    case 'authorization': {
+      const lines = e.authorizer.explain(e.issuer, e.claims).map(({ ok, line }) => step('authorization', ok, line))
+      lines.push(e.refused === undefined
+        ? step('authorization', true, `route ${e.route.name} admits the token`)
+        : step('authorization', false, `route ${e.route.name} refuses the token`))
+      return lines
+    }
+  }
+  return []
+}
+
+/** The key step: which key, where it came from, and what an unknown-kid refresh did. */
+function keyStep(e: RequestTraceEvent & { readonly step: 'key' }, c: Context): ExplainStep {
+  const name = e.issuer.name
+  const after = c.keys.issuer(name)?.status()
+  const before = c.before.get(name)
+  const where = after?.jwksUri ?? 'static key files'
+  const kidText = e.kid === undefined ? 'no kid' : `kid ${show(e.kid, 80)}`
+  const known = `known kids: ${(after?.keyList ?? []).map((k) => (k.kid === undefined ? '(none)' : show(k.kid, 40))).join(', ') || 'none'}`
+  const fetchNote = !e.refetched
+    ? ''
+    : after?.lastSuccess !== before?.lastSuccess
+      ? `; not in the cached set, so ${where} was fetched again (unknown-kid refresh)`
+      : `; not in the cached set, an unknown-kid refresh of ${where} was attempted${after?.lastError === undefined ? '' : ` and failed: ${after.lastError}`}`
+  const r = e.result
+  if (r.ok) {
+    const source = r.key.source === 'jwks' ? `jwks ${where}` : r.key.source
+    return step('key', true, `${kidText}: found${fetchNote}; kty ${r.key.kty}, alg ${r.key.alg ?? 'any'}, thumbprint ${r.key.thumbprint}, source ${source}`)
+  }
+  switch (r.reason) {
+    case 'keys_unavailable':
+      return step('key', false, `${name} has no usable keys (state ${after?.state ?? 'unknown'}, last error: ${after?.lastError ?? 'none'})`)
+    case 'unknown_kid':
+      if (e.kid === undefined) return step('key', false, `no kid in the header, and ${name} has no key without a kid for ${e.alg}; ${known}`)
+      return step('key', false, `${kidText}: not found${fetchNote}${e.refetched ? '' : ' (no refetch now: cooldown, static keys only, or already proven unknown)'}; ${known}`)
+    case 'bad_signature': {
+      const k = after?.keyList.find((i) => i.kid === e.kid)
+      return step('key', false, `${kidText}: found${k === undefined ? '' : ` (kty ${k.kty}, alg ${k.alg ?? 'any'}, thumbprint ${k.thumbprint})`} but it may not verify ${e.alg}`)
+    }
+  }
+}
+
+/**
+ * Defence in depth: no detail may carry the token or its signature segment, even if a claim
+ * value was crafted to contain them. (Tiny segments are not redacted: they would match
+ * ordinary words and cannot be a real signature.)
+ */
+function redact(detail: string, token: string): string {
+  let out = detail
+  if (token.length >= 16) out = out.split(token).join('[token]')
+  const sig = token.slice(token.lastIndexOf('.') + 1)
+  if (sig.length >= 16) out = out.split(sig).join('[signature]')
+  return out
+}
