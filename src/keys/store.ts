@@ -13,7 +13,7 @@ import type { IssuerKeysDeps, IssuerRuntime } from './issuer-keys.ts'
 import type { Schedule, Timer } from './refresher.ts'
 import type { IssuerKeys, KeyEvent, KeyEventSink, KeyStore } from './types.ts'
 
-export type { Schedule, Timer }
+export type { Schedule }
 
 /** A key store whose issuers can change at run time (live config reload). */
 export interface ReconfigurableKeyStore extends KeyStore {

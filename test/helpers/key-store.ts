@@ -1,8 +1,7 @@
 /**
  * A real key store for tests that drive the verifier: `createKeyStore` as app.ts calls it, over
  * IssuerConfigs built directly (the config loader's minimums, e.g. 1 s intervals, do not apply),
- * handed over once every issuer has had its first load. "Loaded" is read from the store's own
- * startup events (`jwks.refreshed` or `jwks.refresh_failed`, trigger `startup`), so a test
+ * handed over once every issuer has had its first load: the store's own `settled()`, so a test
  * neither polls nor guesses a delay, and an issuer whose keys are refused counts as loaded too.
  *
  * @example
@@ -71,42 +70,26 @@ export interface StartedKeyStore {
 }
 
 /**
- * Create and start the store; resolve once each issuer's sources (its JWKS URL, its key files)
- * have each reported their startup load, successful or not. Rejects (and stops the store) when
- * that takes longer than `timeoutMs`, naming the issuers still loading.
+ * Create and start the store; resolve once every issuer has settled (`settled()`: each of its
+ * sources, its JWKS URL and its key files, has had its first load, successful or not). Rejects
+ * (and stops the store) when that takes longer than `timeoutMs`, naming the issuers still loading.
  */
 export async function startKeyStore(issuers: readonly IssuerConfig[], deps: Omit<KeyStoreDeps, 'onEvent'> = {}, timeoutMs = 10_000): Promise<StartedKeyStore> {
   const events: KeyEvent[] = []
-  const pending = new Map(issuers.map((i) => [i.name, (i.jwksUri === undefined ? 0 : 1) + (i.keys.length > 0 ? 1 : 0)]))
-  let loaded!: () => void
-  const allLoaded = new Promise<void>((resolve) => {
-    loaded = resolve
-  })
-  const settle = (): void => {
-    if ([...pending.values()].every((n) => n <= 0)) loaded()
-  }
-  const store = createKeyStore(issuers, {
-    ...deps,
-    onEvent: (e) => {
-      events.push(e)
-      if ((e.event === 'jwks.refreshed' || e.event === 'jwks.refresh_failed') && e.trigger === 'startup') {
-        pending.set(e.issuer, (pending.get(e.issuer) ?? 0) - 1)
-        settle()
-      }
-    },
-  })
+  const store = createKeyStore(issuers, { ...deps, onEvent: (e) => events.push(e) })
+  const loading = new Set(issuers.map((i) => i.name))
+  for (const i of issuers) void store.issuer(i.name)?.settled().then(() => loading.delete(i.name))
   store.start()
-  settle()
   let timer: NodeJS.Timeout | undefined
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs)
   })
-  const outcome = await Promise.race([allLoaded, timedOut])
+  const outcome = await Promise.race([store.settled(), timedOut])
   clearTimeout(timer)
   if (outcome === 'timeout') {
+    const names = [...loading].join(', ') // before stop(), which settles them all
     await store.stop()
-    const loading = [...pending].filter(([, n]) => n > 0).map(([name]) => name)
-    throw new Error(`key store: no startup load within ${timeoutMs} ms for ${loading.join(', ')}`)
+    throw new Error(`key store: no startup load within ${timeoutMs} ms for ${names}`)
   }
   return { store, events }
 }

@@ -55,11 +55,8 @@ before(async () => {
   config = parseConfig(yaml(idp.issuer, idp.jwksUri), 'decide.yaml', {})
   keys = createKeyStore(config.issuers)
   keys.start()
-  const deadline = Date.now() + 5_000
-  while (keys.issuer('corp')?.ready() !== true) {
-    assert.ok(Date.now() < deadline, 'the test issuer\'s keys never loaded')
-    await new Promise((r) => setTimeout(r, 10))
-  }
+  await keys.settled()
+  assert.ok(keys.issuer('corp')?.ready() === true, 'the test issuer\'s keys never loaded')
   p = createPipeline(config, keys)
 })
 after(async () => {
