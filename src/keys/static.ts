@@ -191,7 +191,7 @@ async function parseJsonFile(text: string, spec: StaticKeyConfig, allowed: reado
   const list = isJwks ? json['keys'] : [json]
   if (!Array.isArray(list)) return { why: 'JWKS "keys" is not an array' }
   // The whole file is refused before any entry is copied or imported, as parseJwks would for
-  // a fetched JWKS (key-set.ts); the file's previous keys stay in use (issuer-keys.ts).
+  // a fetched JWKS (key-set.ts); the file's previous keys stay in use (static-source.ts).
   if (list.length > MAX_JWKS_KEYS) return { why: `too many keys: JWKS lists ${list.length} keys, more than ${MAX_JWKS_KEYS}` }
   // A kid names one key; applied to a whole set it would make every key a duplicate.
   if (isJwks && spec.kid !== undefined) return { why: 'a configured "kid" needs a single JWK or PEM key, not a JWKS' }

@@ -1,6 +1,7 @@
 /**
- * The key store (store.ts + issuer-keys.ts): the remote key lifecycle of issue #3 and static
- * key files, over REAL loopback HTTP (test/helpers/issuer.ts) with real keys.
+ * The key store (store.ts + issuer-keys.ts, which composes key-lookup.ts, refresher.ts and
+ * static-source.ts): the remote key lifecycle of issue #3 and static key files, over REAL
+ * loopback HTTP (test/helpers/issuer.ts) with real keys.
  *
  * Schedules are driven by hand: a manual `schedule` records every timer the store arms (the
  * test fires the one it means, by its delay), an injected `now()` clock moves when a timer
