@@ -4,75 +4,9 @@
  * file paths resolved against the config file, then deep-frozen.
  */
 import { dirname, resolve as resolvePath } from 'node:path'
-import {
-  SUPPORTED_ALGORITHMS,
-  type Algorithm,
-  type AuthMode,
-  type ClaimValue,
-  type LogConfig,
-  type TokenSource,
-  type SidecarConfig,
-} from './types.ts'
+import type { RawConfig } from './schema.ts'
+import type { SidecarConfig, TokenSource } from './types.ts'
 import { parseDuration, parseListen, parseSize } from './units.ts'
-
-/** The file's shape after validation with defaults: every key present, units still strings. */
-export interface RawConfig {
-  readonly listen: string
-  readonly upstream: { readonly url: string; readonly timeout: string; readonly xForwarded: 'append' | 'replace'; readonly drainsBodies: boolean }
-  readonly admin: { readonly listen: string; readonly maxEventLoopDelay: string }
-  readonly shutdown: { readonly delay: string; readonly timeout: string }
-  readonly issuers: readonly {
-    readonly name: string
-    readonly issuer: string
-    readonly jwksUri?: string
-    readonly discovery: boolean
-    readonly keys: readonly { readonly file: string; readonly alg?: string; readonly kid?: string }[]
-    readonly audiences: readonly string[]
-    readonly algorithms: readonly string[]
-    readonly requiredClaims: readonly string[]
-    readonly maxLifetime?: string
-    readonly typ?: string
-    readonly allowInsecureHttp: boolean
-    readonly fetch: {
-      readonly timeout: string
-      readonly maxBytes: string
-      readonly headers: Readonly<Record<string, string>>
-      readonly bearerTokenFile?: string
-      readonly caFile?: string
-    }
-    readonly refresh: Readonly<Record<'interval' | 'minInterval' | 'maxInterval' | 'unknownKidCooldown' | 'unknownKidWait' | 'maxStale' | 'discoveryInterval', string>>
-  }[]
-  readonly tokens: {
-    readonly from: readonly { readonly header?: string; readonly prefix?: string; readonly cookie?: string; readonly query?: string }[]
-    readonly clockSkew: string
-    readonly maxBytes: string
-    readonly cache: { readonly enabled: boolean; readonly maxEntries: number; readonly maxBytes: string }
-  }
-  readonly identity: {
-    readonly headers: Readonly<Record<string, string>>
-    readonly strip: readonly string[]
-    readonly forwardToken: boolean
-    readonly arrays: 'join' | 'json'
-    readonly maxValueBytes: string
-    readonly claimsHeader?: string
-    readonly underscoreHeaders: 'drop' | 'reject' | 'allow'
-  }
-  readonly requests: { readonly methodOverride: 'strip' | 'honor'; readonly timeout: string }
-  readonly routes: readonly {
-    readonly name: string
-    readonly path: string
-    readonly methods: readonly string[]
-    readonly auth: AuthMode
-    readonly caseSensitive?: boolean
-    readonly issuers: readonly string[]
-    readonly require: { readonly scopes: readonly string[]; readonly claims: Readonly<Record<string, readonly ClaimValue[]>> }
-  }[]
-  readonly log: { readonly level: LogConfig['level']; readonly access: boolean }
-}
-
-function isAlgorithm(value: string): value is Algorithm {
-  return (SUPPORTED_ALGORITHMS as readonly string[]).includes(value)
-}
 
 /**
  * Builds fresh objects (nothing shared with the YAML data, even through aliases); `source`
@@ -96,11 +30,11 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
       // Relative key files are relative to the config file, not to the working directory.
       keys: i.keys.map((k) => ({
         file: resolvePath(dirname(source), k.file),
-        alg: k.alg !== undefined && isAlgorithm(k.alg) ? k.alg : undefined,
+        alg: k.alg,
         kid: k.kid,
       })),
       audiences: [...i.audiences],
-      algorithms: i.algorithms.filter(isAlgorithm),
+      algorithms: [...i.algorithms],
       requiredClaims: [...i.requiredClaims],
       maxLifetime: i.maxLifetime === undefined ? undefined : parseDuration(i.maxLifetime),
       typ: i.typ,

@@ -18,11 +18,12 @@
  */
 import { LineCounter, parseDocument } from 'yaml'
 import { semanticIssues } from './checks/semantic.ts'
-import { convert, deepFreeze, type RawConfig } from './convert.ts'
+import { convert, deepFreeze } from './convert.ts'
 import { interpolateDocument, type Env } from './interpolate.ts'
 import { ConfigError, dedupe, formatPath, type FoundIssue } from './issues.ts'
 import { lineOf } from './lines.ts'
 import { readConfigFile } from './locate.ts'
+import type { RawConfig } from './schema.ts'
 import { schemaIssues } from './schema-issues.ts'
 import type { SidecarConfig } from './types.ts'
 import { findFallThroughs } from '../policy/fallthrough.ts'
