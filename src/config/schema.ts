@@ -1,8 +1,9 @@
 /**
- * The one JSON Schema of the config file (draft-07, compiled by ajv 8 in load.ts).
+ * The one JSON Schema of the config file (draft-07), compiled by ajv 8 into validate.generated.ts
+ * (scripts/gen-config-validator.ts).
  *
  * It describes the YAML as written: durations, sizes and listen addresses are still
- * strings here (checked by the formats below) and load.ts converts them afterwards.
+ * strings here (checked by the formats below) and convert.ts converts them afterwards.
  * Every optional key carries its `default`, so the validated data is complete, and every
  * object is `additionalProperties: false`, so a typo (`audience:`) is an error instead of
  * a silently ignored setting (fastify's options schema works the same way).
@@ -11,6 +12,7 @@
  * ("expected a non-empty list of strings"); ajv's own English ("must NOT have fewer than
  * 1 items") speaks about the schema, not about the file the operator is editing.
  */
+import type { FromSchema, Understood } from './from-schema.ts'
 import { SUPPORTED_ALGORITHMS } from './types.ts'
 import { parseDuration, parseListen, parseSize, unitReason } from './units.ts'
 import { TOKEN_PATTERN } from '../http/grammar.ts'
@@ -42,7 +44,7 @@ export type SchemaNode = {
 
 /**
  * Custom ajv formats for the unit-bearing strings, each backed by its parser, so the schema
- * rejects `1 fortnight` and load.ts can ask the same parser for the precise reason.
+ * rejects `1 fortnight` and schema-issues.ts can ask the same parser for the precise reason.
  */
 export const UNIT_FORMATS = {
   duration: parseDuration,
@@ -69,41 +71,54 @@ export const AJV_OPTIONS = { allErrors: true, useDefaults: true, verbose: true, 
 const DURATION = 'a duration like 30s, 10m or 24h'
 const SIZE = 'a size like 512KiB or 1MiB'
 
-const duration = (def: string): SchemaNode => ({ type: 'string', format: 'duration', default: def, [EXPECTED]: DURATION })
-const size = (def: string): SchemaNode => ({ type: 'string', format: 'size', default: def, [EXPECTED]: SIZE })
-const listen = (def: string): SchemaNode => ({
-  type: 'string',
-  format: 'listen',
-  default: def,
-  [EXPECTED]: 'a listen address like 0.0.0.0:8080 or [::1]:8080',
-})
-const boolean = (def: boolean): SchemaNode => ({ type: 'boolean', default: def, [EXPECTED]: 'true or false' })
-const oneOf = (values: readonly string[], def?: string): SchemaNode => ({
-  type: 'string',
-  enum: values,
-  ...(def === undefined ? {} : { default: def }),
-  [EXPECTED]: `one of ${values.join(', ')}`,
-})
+// Every node below is `as const satisfies SchemaNode`: checked against SchemaNode, and typed
+// literally (`type: 'string'`, `enum: ['append', 'replace']`, which keys have a default), so
+// that RawConfig at the end of this file can be computed from it (from-schema.ts).
+const duration = (def: string) => ({ type: 'string', format: 'duration', default: def, [EXPECTED]: DURATION }) as const satisfies SchemaNode
+const size = (def: string) => ({ type: 'string', format: 'size', default: def, [EXPECTED]: SIZE }) as const satisfies SchemaNode
+const listen = (def: string) =>
+  ({
+    type: 'string',
+    format: 'listen',
+    default: def,
+    [EXPECTED]: 'a listen address like 0.0.0.0:8080 or [::1]:8080',
+  }) as const satisfies SchemaNode
+const boolean = (def: boolean) => ({ type: 'boolean', default: def, [EXPECTED]: 'true or false' }) as const satisfies SchemaNode
+/** A string from `values`; with `def`, a key that may be left out (and `def` must be one of them). */
+function oneOf<const V extends readonly string[]>(values: V): { readonly type: 'string'; readonly enum: V; readonly [EXPECTED]: string }
+function oneOf<const V extends readonly string[]>(
+  values: V,
+  def: V[number],
+): { readonly type: 'string'; readonly enum: V; readonly default: V[number]; readonly [EXPECTED]: string }
+function oneOf(values: readonly string[], def?: string): SchemaNode {
+  return {
+    type: 'string',
+    enum: values,
+    ...(def === undefined ? {} : { default: def }),
+    [EXPECTED]: `one of ${values.join(', ')}`,
+  }
+}
 /** An object of optional settings: absent means all defaults. */
-const settings = (phrase: string, properties: Record<string, SchemaNode>): SchemaNode => ({
-  type: 'object',
-  additionalProperties: false,
-  default: {},
-  properties,
-  [EXPECTED]: phrase,
-})
+const settings = <const P extends Readonly<Record<string, SchemaNode>>>(phrase: string, properties: P) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    default: {},
+    properties,
+    [EXPECTED]: phrase,
+  }) as const satisfies SchemaNode
 
 /** Issuer and route names end up in log fields and metric labels, so keep them plain. */
-const NAME: SchemaNode = {
+const NAME = {
   type: 'string',
   pattern: '^[a-z0-9][a-z0-9_-]*$',
   [EXPECTED]: 'a name of lower-case letters, digits, _ and - (like corp)',
-}
-const URL_STRING: SchemaNode = { type: 'string', minLength: 1, [EXPECTED]: 'a URL' }
-const NON_EMPTY_STRING: SchemaNode = { type: 'string', minLength: 1, [EXPECTED]: 'a non-empty string' }
-const HEADER_NAME: SchemaNode = { type: 'string', minLength: 1, [EXPECTED]: 'an HTTP header name' }
+} as const satisfies SchemaNode
+const URL_STRING = { type: 'string', minLength: 1, [EXPECTED]: 'a URL' } as const satisfies SchemaNode
+const NON_EMPTY_STRING = { type: 'string', minLength: 1, [EXPECTED]: 'a non-empty string' } as const satisfies SchemaNode
+const HEADER_NAME = { type: 'string', minLength: 1, [EXPECTED]: 'an HTTP header name' } as const satisfies SchemaNode
 
-const staticKey: SchemaNode = {
+const staticKey = {
   type: 'object',
   additionalProperties: false,
   required: ['file'],
@@ -114,9 +129,9 @@ const staticKey: SchemaNode = {
     kid: NON_EMPTY_STRING,
   },
   [EXPECTED]: 'a static key like {file: /keys/signing.pem, alg: RS256}',
-}
+} as const satisfies SchemaNode
 
-const issuer: SchemaNode = {
+const issuer = {
   type: 'object',
   additionalProperties: false,
   required: ['name', 'issuer', 'audiences'],
@@ -174,12 +189,12 @@ const issuer: SchemaNode = {
     }),
   },
   [EXPECTED]: 'an issuer (a map with name, issuer, audiences and a key source: jwksUri, discovery or keys)',
-}
+} as const satisfies SchemaNode
 
-const tokenSource: SchemaNode = {
+const tokenSource = {
   type: 'object',
   additionalProperties: false,
-  // Exactly one of header / cookie / query: checked in load.ts, with a clearer message than oneOf.
+  // Exactly one of header / cookie / query: checked in checks/tokens.ts, with a clearer message than oneOf.
   properties: {
     header: HEADER_NAME,
     // A prefix ends up compared against a header value, which cannot hold CR or LF (RFC 9110 §5.5).
@@ -189,11 +204,11 @@ const tokenSource: SchemaNode = {
     query: { ...NON_EMPTY_STRING, [EXPECTED]: 'a query parameter name' },
   },
   [EXPECTED]: 'a token source: {header: Authorization, prefix: "Bearer "}, {cookie: name} or {query: name}',
-}
+} as const satisfies SchemaNode
 
-const claimValue: SchemaNode = { type: ['string', 'number', 'boolean'], [EXPECTED]: 'a string, number or boolean' }
+const claimValue = { type: ['string', 'number', 'boolean'], [EXPECTED]: 'a string, number or boolean' } as const satisfies SchemaNode
 
-const route: SchemaNode = {
+const route = {
   type: 'object',
   additionalProperties: false,
   required: ['name', 'path'],
@@ -207,7 +222,7 @@ const route: SchemaNode = {
       [EXPECTED]: 'a list of HTTP methods like [GET, POST] (empty means any)',
     },
     auth: oneOf(['required', 'optional', 'none', 'deny'], 'required'),
-    // No default here: it depends on auth (load.ts), see RouteConfig.caseSensitive.
+    // No default here: it depends on auth (convert.ts), see RouteConfig.caseSensitive.
     caseSensitive: { type: 'boolean', [EXPECTED]: 'true or false' },
     issuers: {
       type: 'array',
@@ -231,13 +246,13 @@ const route: SchemaNode = {
     }),
   },
   [EXPECTED]: 'a route (a map with name, path, methods, auth, caseSensitive, issuers and require)',
-}
+} as const satisfies SchemaNode
 
 /**
- * The schema of the whole file. Plain data: load.ts compiles it once with
- * `allErrors` and `useDefaults`; the README's config reference mirrors it.
+ * The schema of the whole file. Plain data, compiled with `allErrors` and `useDefaults` into
+ * validate.generated.ts; the README's config reference mirrors it.
  */
-export const configSchema: SchemaNode & { readonly $schema: string } = {
+const schema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   type: 'object',
   additionalProperties: false,
@@ -314,4 +329,14 @@ export const configSchema: SchemaNode & { readonly $schema: string } = {
     }),
   },
   [EXPECTED]: 'a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log)',
-}
+} as const satisfies SchemaNode & { readonly $schema: string }
+
+/** The schema as plain data, for ajv (scripts/gen-config-validator.ts), the README and Helm checks. */
+export const configSchema: SchemaNode & { readonly $schema: string } = schema
+
+/**
+ * The file's shape after validation with defaults: every key present unless it is optional
+ * without a default, units still strings. Computed from the schema (from-schema.ts), so it
+ * cannot disagree with what the validator lets through.
+ */
+export type RawConfig = Understood<FromSchema<typeof schema>>
