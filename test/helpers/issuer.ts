@@ -98,7 +98,7 @@ export interface SignOptions {
   readonly kid?: string | null
   /** kid of the key that signs (published or not). Default: `kid` if it names a key, else the first key. */
   readonly key?: string
-  /** The JWS `alg`. Default: the signing key's algorithm (an RSA key can also sign PS*, and vice versa). */
+  /** The JWS `alg`. Default: the signing key's algorithm. jose signs only with the alg a key was generated for (a WebCrypto key is bound to one algorithm: an RS256 key cannot sign PS256). */
   readonly alg?: string
   /** Extra or overriding protected header members (e.g. `{ typ: 'at+jwt' }`, `{ crit: [...] }`). */
   readonly header?: Readonly<Record<string, unknown>>
