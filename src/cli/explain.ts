@@ -22,7 +22,7 @@ import { parseCompactJws, splitCompactJws } from '../verify/token.ts'
 import type { JoseHeader } from '../verify/token.ts'
 
 export interface ExplainStep {
-  /** `path`, `route`, `source`, `token`, `issuer`, `algorithm`, `key`, `signature`, `typ`, a claim rule's name, `authorization`, `consistency`. */
+  /** `path`, `method`, `route`, `source`, `cache`, `token`, `issuer`, `algorithm`, `key`, `signature`, `typ`, a claim rule's name, `authorization`, `error`: one per traced event. */
   readonly step: string
   /** true: passed; false: this is where the sidecar stops; undefined: information only. */
   readonly ok: boolean | undefined
@@ -49,7 +49,6 @@ export interface ExplainInput {
   /** epoch ms; default Date.now. */
   readonly now?: () => number
 }
-
 
 /** Claims whose values the token step shows; every other claim is shown by name only. */
 const SHOWN_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'scope'] as const
@@ -78,7 +77,6 @@ function routeLine(r: RouteConfig): string {
   for (const [claim, values] of Object.entries(r.require.claims)) req.push(`claim ${claim} in ${JSON.stringify(values)}`)
   return `${r.name} (path ${r.path}): auth ${r.auth}, methods ${r.methods.length === 0 ? 'any' : r.methods.join(',')}, issuers ${r.issuers.length === 0 ? 'any' : r.issuers.join(',')}, require ${req.length === 0 ? 'nothing' : req.join('; ')}`
 }
-
 
 /**
  * Reads a CLI input the way the proxy reads a request: a full header value is run through the
