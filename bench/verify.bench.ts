@@ -33,7 +33,7 @@ export async function benchVerify(alg: Algorithm, n: number): Promise<VerifyBenc
     .setProtectedHeader({ alg, kid: 'k1' }).setIssuer(ISS).setAudience('api').setIssuedAt().setExpirationTime('1h')
     .sign(privateKey)
   const issuer: IssuerConfig = {
-    name: 'bench', issuer: ISS, jwksUri: 'https://bench.example/jwks', discovery: false, keys: [], audiences: ['api'], algorithms: [alg],
+    name: 'bench', issuer: ISS, jwksUri: 'https://bench.example/jwks', tenants: undefined, discovery: false, discoveryUrl: undefined, keys: [], audiences: ['api'], audienceClaim: 'aud', algorithms: [alg],
     requiredClaims: ['exp'], maxLifetime: undefined, typ: undefined,
     allowInsecureHttp: false,
     fetch: { timeout: 5000, maxBytes: 1 << 20, headers: {}, bearerTokenFile: undefined, caFile: undefined },

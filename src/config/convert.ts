@@ -25,8 +25,10 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
     issuers: raw.issuers.map((i) => ({
       name: i.name,
       issuer: i.issuer,
+      tenants: i.tenants === undefined ? undefined : [...i.tenants],
       jwksUri: i.jwksUri,
       discovery: i.discovery,
+      discoveryUrl: i.discoveryUrl,
       // Relative key files are relative to the config file, not to the working directory.
       keys: i.keys.map((k) => ({
         file: resolvePath(dirname(source), k.file),
@@ -34,6 +36,7 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
         kid: k.kid,
       })),
       audiences: [...i.audiences],
+      audienceClaim: i.audienceClaim,
       algorithms: [...i.algorithms],
       requiredClaims: [...i.requiredClaims],
       maxLifetime: i.maxLifetime === undefined ? undefined : parseDuration(i.maxLifetime),

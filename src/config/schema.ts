@@ -138,8 +138,19 @@ const issuer = {
   properties: {
     name: NAME,
     issuer: { ...NON_EMPTY_STRING, [EXPECTED]: "the exact iss value of the issuer's tokens" },
+    // Microsoft Entra ID multi-tenant: `issuer` holds {tenantid}, these are the tenants accepted (checks/issuers.ts).
+    tenants: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      // Substituted into a URL path segment: no '/', '{', '}' or other characters that would change its shape.
+      items: { type: 'string', pattern: '^[A-Za-z0-9._-]+$', [EXPECTED]: 'a tenant id (letters, digits, . _ -)' },
+      [EXPECTED]: 'a non-empty list of distinct tenant ids',
+    },
     jwksUri: URL_STRING,
     discovery: boolean(false),
+    // Where the discovery document is when it is not at {issuer}/.well-known/openid-configuration (Azure AD B2C, Entra's {tenantid} issuers).
+    discoveryUrl: URL_STRING,
     keys: { type: 'array', items: staticKey, default: [], [EXPECTED]: 'a list of static key files' },
     audiences: {
       type: 'array',
@@ -147,6 +158,8 @@ const issuer = {
       items: NON_EMPTY_STRING,
       [EXPECTED]: 'a non-empty list of strings',
     },
+    // AWS Cognito access tokens name the app client in client_id and carry no aud.
+    audienceClaim: { ...NON_EMPTY_STRING, default: 'aud', [EXPECTED]: 'a claim name like aud or client_id' },
     algorithms: {
       type: 'array',
       minItems: 1,

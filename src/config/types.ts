@@ -15,6 +15,9 @@ export const SUPPORTED_ALGORITHMS = [
 ] as const
 export type Algorithm = (typeof SUPPORTED_ALGORITHMS)[number]
 
+/** The one issuer placeholder: Microsoft Entra ID's multi-tenant `iss`, `https://login.microsoftonline.com/{tenantid}/v2.0`. */
+export const TENANT_PLACEHOLDER = '{tenantid}'
+
 export interface ListenAddress {
   readonly host: string
   readonly port: number
@@ -63,16 +66,22 @@ export interface StaticKeyConfig {
 export interface IssuerConfig {
   /** Label in logs and metrics: [a-z0-9_-]+, unique. */
   readonly name: string
-  /** Exact `iss` value. */
+  /** Exact `iss` value, or a template holding `{tenantid}` (then `tenants` lists the tenants it stands for). */
   readonly issuer: string
+  /** With a `{tenantid}` issuer: the accepted tenant ids (each token's `tid` must equal its tenant); undefined otherwise. */
+  readonly tenants: readonly string[] | undefined
   /** Remote keys from this JWKS URL (exclusive with `discovery`). */
   readonly jwksUri: string | undefined
-  /** Remote keys from `{issuer}/.well-known/openid-configuration`'s `jwks_uri`. */
+  /** Remote keys from the discovery document's `jwks_uri` (at `discoveryUrl`, or `{issuer}/.well-known/openid-configuration`). */
   readonly discovery: boolean
+  /** Where the discovery document is, when not at `{issuer}/.well-known/openid-configuration`. */
+  readonly discoveryUrl: string | undefined
   /** Static key files; an issuer may have remote keys, static keys, or both. */
   readonly keys: readonly StaticKeyConfig[]
-  /** The token's `aud` must contain at least one of these. */
+  /** The token's audience claim must contain at least one of these. */
   readonly audiences: readonly string[]
+  /** The claim holding the audience: `aud` (RFC 7519 §4.1.3), or e.g. `client_id` (AWS Cognito access tokens). */
+  readonly audienceClaim: string
   readonly algorithms: readonly Algorithm[]
   /** Claims every token must carry (default [exp]); `exp` is checked whatever this says. */
   readonly requiredClaims: readonly string[]

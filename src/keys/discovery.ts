@@ -49,9 +49,18 @@ export class DiscoveryError extends KeyError {
 export async function discoverJwksUri(
   issuer: string,
   fetchJson: FetchJson,
-  options: { readonly allowInsecureHttp: boolean; readonly signal?: AbortSignal },
+  options: {
+    readonly allowInsecureHttp: boolean
+    readonly signal?: AbortSignal
+    /**
+     * Where the document is when not at the well-known location (`issuers[].discoveryUrl`:
+     * Azure AD B2C's policy URLs, Entra's `organizations` document for a `{tenantid}` issuer).
+     * Its `issuer` must still equal the configured one: a template compares as a template.
+     */
+    readonly url?: string | undefined
+  },
 ): Promise<{ readonly jwksUri: string; readonly maxAgeMs: number | undefined }> {
-  const url = discoveryUrl(issuer)
+  const url = options.url ?? discoveryUrl(issuer)
   const result = await fetchJson(url, options.signal === undefined ? {} : { signal: options.signal })
   // We never send validators, so a conforming server cannot answer 304; the fetcher already
   // refuses an unconditional 304, this keeps the type honest.

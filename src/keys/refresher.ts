@@ -179,7 +179,7 @@ export function createRefresher(cfg: IssuerConfig, deps: RefresherDeps): Refresh
     try {
       if (cfg.discovery && (jwksUri === undefined || now() - discoveredAt >= refresh.discoveryInterval)) {
         try {
-          const found = await discoverJwksUri(cfg.issuer, fetchJson, { allowInsecureHttp: cfg.allowInsecureHttp, signal: abort.signal })
+          const found = await discoverJwksUri(cfg.issuer, fetchJson, { allowInsecureHttp: cfg.allowInsecureHttp, signal: abort.signal, url: cfg.discoveryUrl })
           discoveredAt = now()
           if (found.jwksUri !== jwksUri) {
             jwksUri = found.jwksUri

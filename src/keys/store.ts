@@ -174,7 +174,7 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
  * member from an absent one, which JSON cannot, never makes a difference here.
  */
 function sameKeySource(a: IssuerConfig, b: IssuerConfig): boolean {
-  const pick = (c: IssuerConfig) => [c.issuer, c.jwksUri, c.discovery, c.keys, c.algorithms, c.allowInsecureHttp, c.fetch, c.refresh]
+  const pick = (c: IssuerConfig) => [c.issuer, c.jwksUri, c.discovery, c.discoveryUrl, c.keys, c.algorithms, c.allowInsecureHttp, c.fetch, c.refresh]
   return isDeepStrictEqual(pick(a), pick(b))
 }
 

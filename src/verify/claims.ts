@@ -64,9 +64,10 @@ const show = (v: unknown): string => (v === undefined ? 'absent' : JSON.stringif
  * const rules = createClaimRules(issuer, 60_000)
  * for (const r of rules) { const reason = r.check(payload, Date.now() / 1000); if (reason) return reason }
  */
-export function createClaimRules(issuer: IssuerConfig, clockSkewMs: number): readonly ClaimRule[] {
+export function createClaimRules(issuer: IssuerConfig, clockSkewMs: number, tenant?: string): readonly ClaimRule[] {
   const skew = clockSkewMs / 1000
   const audiences = new Set(issuer.audiences)
+  const audienceClaim = issuer.audienceClaim
   const required = issuer.requiredClaims.filter((c) => c !== 'exp')
   const maxLifetime = issuer.maxLifetime === undefined ? undefined : issuer.maxLifetime / 1000
   const rules: ClaimRule[] = [
@@ -136,14 +137,26 @@ export function createClaimRules(issuer: IssuerConfig, clockSkewMs: number): rea
   rules.push({
     name: 'aud',
     // RFC 7519 §4.1.3: a string or an array of strings; one configured audience is enough.
+    // `audienceClaim` reads it from another claim with the same exact-match semantics: AWS
+    // Cognito's access tokens name their app client in `client_id` and carry no `aud`.
     check(p) {
-      const aud = p.aud
+      const aud = Object.hasOwn(p, audienceClaim) ? p[audienceClaim] : undefined
       if (typeof aud === 'string') return audiences.has(aud) ? undefined : 'bad_audience'
       if (Array.isArray(aud)) for (const a of aud) if (typeof a === 'string' && audiences.has(a)) return undefined
       return 'bad_audience'
     },
-    explain: (p) => `aud ${show(p.aud)} must contain one of ${JSON.stringify([...audiences])}`,
+    explain: (p) => `${audienceClaim} ${show(Object.hasOwn(p, audienceClaim) ? p[audienceClaim] : undefined)} must contain one of ${JSON.stringify([...audiences])}${audienceClaim === 'aud' ? '' : ' (audienceClaim)'}`,
   })
+  if (tenant !== undefined) {
+    rules.push({
+      name: 'tid',
+      // Entra ID multi-tenant: the iss matched the {tenantid} template with this tenant, and
+      // the token's own tenant claim must agree (Microsoft's guidance for multi-tenant apps:
+      // validate iss against tid). A mismatch is a token from no configured tenant.
+      check: (p) => (p.tid === tenant ? undefined : 'unknown_issuer'),
+      explain: (p) => `tid ${show(p.tid)} must equal the tenant in iss, ${JSON.stringify(tenant)}`,
+    })
+  }
   return rules
 }
 

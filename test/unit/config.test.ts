@@ -62,7 +62,10 @@ void describe('parseConfig: a valid file', () => {
           maxLifetime: undefined,
           typ: undefined,
           allowInsecureHttp: false,
+          tenants: undefined,
           discovery: false,
+          discoveryUrl: undefined,
+          audienceClaim: 'aud',
           keys: [],
           fetch: { timeout: 5000, maxBytes: 1024 * 1024, headers: {}, bearerTokenFile: undefined, caFile: undefined },
           refresh: {
@@ -158,7 +161,10 @@ log:
       maxLifetime: undefined,
       typ: undefined,
       allowInsecureHttp: true,
+      tenants: undefined,
       discovery: false,
+      discoveryUrl: undefined,
+      audienceClaim: 'aud',
       // Relative files are relative to the config file's directory.
       keys: [{ file: '/etc/jwt-sidecar/keys/extra.pem', alg: 'ES256', kid: 'extra' }],
       fetch: {
@@ -281,14 +287,14 @@ void describe('parseConfig: errors carry file, line and path', () => {
     const err = configError(text)
     assert.equal(
       err.message,
-      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, jwksUri, discovery, keys, audiences, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, fetch, refresh)',
+      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, fetch, refresh)',
     )
     assert.deepEqual(err.issues, [
       {
         file: 'test.yaml',
         line: 8,
         path: 'issuers[0].audience',
-        message: 'unknown key (expected one of: name, issuer, jwksUri, discovery, keys, audiences, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, fetch, refresh)',
+        message: 'unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, fetch, refresh)',
       } satisfies ConfigIssue,
     ])
   })

@@ -1,8 +1,9 @@
 /**
- * Semantic checks of `issuers`: unique names and `iss` values, a usable key source, and
- * refresh settings that cannot hammer the identity provider or let keys expire.
+ * Semantic checks of `issuers`: unique names and `iss` values (a `{tenantid}` template's
+ * included), a usable key source, and refresh settings that cannot hammer the identity provider or let keys expire.
  */
 import { refusesPlainHttp } from '../../http/transport.ts'
+import { TENANT_PLACEHOLDER } from '../types.ts'
 import type { AddIssue } from './guards.ts'
 import { bytes, field, isRecord, list, ms, parseUrl, text } from './guards.ts'
 import { headerNameProblem } from './header-names.ts'
@@ -28,11 +29,15 @@ export function checkIssuers(data: unknown, add: AddIssue): ReadonlyMap<string, 
     }
     const iss = text(item, 'issuer')
     if (iss !== undefined) {
-      const first = issValues.get(iss)
-      if (first !== undefined) {
-        add(['issuers', i, 'issuer'], `issuer "${iss}" is also issuers[${first}].issuer; tokens with this iss would be ambiguous`)
-      } else {
-        issValues.set(iss, i)
+      const tenants = checkTenants(item, i, iss, add)
+      // A template stands for one iss per tenant: each must be unique across all issuers.
+      for (const value of tenants === undefined ? [iss] : tenants.map((t) => iss.replace(TENANT_PLACEHOLDER, t))) {
+        const first = issValues.get(value)
+        if (first !== undefined) {
+          add(['issuers', i, 'issuer'], `issuer "${value}" is also issuers[${first}].issuer; tokens with this iss would be ambiguous`)
+        } else {
+          issValues.set(value, i)
+        }
       }
     }
     checkKeySources(item, i, iss, add)
@@ -41,6 +46,38 @@ export function checkIssuers(data: unknown, add: AddIssue): ReadonlyMap<string, 
     checkRefresh(field(item, 'refresh'), i, add)
   })
   return names
+}
+
+/**
+ * Microsoft Entra ID's multi-tenant endpoints (`common`, `organizations`) publish
+ * `issuer: https://login.microsoftonline.com/{tenantid}/v2.0`: each token's iss carries its
+ * own tenant. A `{tenantid}` issuer stands for the listed tenants only; without `tenants` no
+ * token could ever match it, so that is an error, as is any other `{placeholder}`.
+ *
+ * @returns the tenants when the issuer is a valid template.
+ */
+function checkTenants(item: unknown, i: number, iss: string, add: AddIssue): string[] | undefined {
+  const placeholders = iss.match(/\{[^{}]*\}/g) ?? []
+  const tenants = list(item, 'tenants').filter((t): t is string => typeof t === 'string')
+  const unknown = placeholders.filter((p) => p !== TENANT_PLACEHOLDER)
+  if (unknown.length > 0) {
+    add(['issuers', i, 'issuer'], `${unknown.join(', ')} is not a placeholder jwt-sidecar knows; the only one is {tenantid} (with tenants: [...])`)
+    return undefined
+  }
+  if (placeholders.length > 1) {
+    add(['issuers', i, 'issuer'], '{tenantid} may appear only once')
+    return undefined
+  }
+  const template = placeholders.length === 1
+  if (template && field(item, 'tenants') === undefined) {
+    add(['issuers', i, 'issuer'], 'holds {tenantid}: list the accepted tenant ids in tenants: [...], or no token can match it')
+    return undefined
+  }
+  if (!template && field(item, 'tenants') !== undefined) {
+    add(['issuers', i, 'tenants'], 'needs an issuer with the {tenantid} placeholder, like https://login.microsoftonline.com/{tenantid}/v2.0')
+    return undefined
+  }
+  return template ? tenants : undefined
 }
 
 /** Remote keys (jwksUri or discovery), static files, or both; never none. */
@@ -68,7 +105,23 @@ function checkKeySources(item: unknown, i: number, iss: string | undefined, add:
   } else if (jwksUri === undefined && !discovery && staticKeys.length === 0) {
     add(['issuers', i], 'expected a key source: jwksUri, discovery: true, or keys (static files)')
   }
-  if (discovery && iss !== undefined) {
+  const discoveryUrl = text(item, 'discoveryUrl')
+  if (discoveryUrl !== undefined) {
+    const url = parseUrl(discoveryUrl)
+    if (!discovery) {
+      add(['issuers', i, 'discoveryUrl'], 'needs discovery: true (it says where the discovery document is)')
+    } else if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      add(['issuers', i, 'discoveryUrl'], 'expected an http:// or https:// URL')
+    } else if (url.hash !== '') {
+      add(['issuers', i, 'discoveryUrl'], 'must not have a #fragment')
+    } else if (refusesPlainHttp(url, field(item, 'allowInsecureHttp') === true)) {
+      // The document names the key set: the same rule as jwksUri (RFC 8725 §3.10).
+      add(['issuers', i, 'discoveryUrl'], 'https is required unless the host is loopback (127.0.0.0/8, ::1, localhost); set allowInsecureHttp: true to override')
+    }
+  } else if (discovery && iss?.includes(TENANT_PLACEHOLDER) === true) {
+    add(['issuers', i, 'discoveryUrl'], 'with discovery: true and a {tenantid} issuer, expected the discovery document\'s URL (e.g. https://login.microsoftonline.com/organizations/v2.0/.well-known/openid-configuration)')
+  }
+  if (discovery && discoveryUrl === undefined && iss !== undefined) {
     // OIDC Discovery 1.0 §4: the document lives at {issuer}/.well-known/openid-configuration.
     const url = parseUrl(iss)
     if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
