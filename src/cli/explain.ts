@@ -10,6 +10,7 @@
  * and the values of iss/sub/aud/exp/nbf/iat/scope are shown; other claim values are not
  * (the route's required claims excepted: the authorizer's explanation names what it compares).
  */
+import { issValues } from '../config/tenants.ts'
 import type { IssuerConfig, RouteConfig, SidecarConfig, TokenSource } from '../config/types.ts'
 import type { IssuerKeyStatus, KeyStore } from '../keys/types.ts'
 import { decide } from '../request/decide.ts'
@@ -103,7 +104,7 @@ export function issuerForToken(config: SidecarConfig, token: string): IssuerConf
   const parsed = parseCompactJws(token, config.tokens.maxBytes)
   if (!parsed.ok) return undefined
   const iss = parsed.token.payload.iss
-  return typeof iss === 'string' ? config.issuers.find((i) => i.issuer === iss) : undefined
+  return typeof iss === 'string' ? config.issuers.find((i) => issValues(i).some((v) => v.iss === iss)) : undefined
 }
 
 /** The request the proxy would see: the token placed where the first configured source reads it. */

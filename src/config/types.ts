@@ -15,9 +15,6 @@ export const SUPPORTED_ALGORITHMS = [
 ] as const
 export type Algorithm = (typeof SUPPORTED_ALGORITHMS)[number]
 
-/** The one issuer placeholder: Microsoft Entra ID's multi-tenant `iss`, `https://login.microsoftonline.com/{tenantid}/v2.0`. */
-export const TENANT_PLACEHOLDER = '{tenantid}'
-
 export interface ListenAddress {
   readonly host: string
   readonly port: number

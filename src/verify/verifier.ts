@@ -2,7 +2,8 @@
  * issuer by `iss` → key by `kid` from that issuer only → signature → claims.
  * Free of fastify and prom-client: it returns a result; proxy/ and observe/ adapt it.
  */
-import { SUPPORTED_ALGORITHMS, TENANT_PLACEHOLDER } from '../config/types.ts'
+import { SUPPORTED_ALGORITHMS } from '../config/types.ts'
+import { issValues } from '../config/tenants.ts'
 import type { Algorithm, IssuerConfig } from '../config/types.ts'
 import type { KeyResult, KeyStore } from '../keys/types.ts'
 import type { TokenReason } from './reasons.ts'
@@ -85,14 +86,10 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
     const keys = deps.keys.issuer(config.name)
     if (keys === undefined) throw new Error(`key store has no issuer named ${config.name}`)
     const allowed = new Set(config.algorithms)
-    if (config.tenants === undefined) {
-      byIss.set(config.issuer, { config, keys, allowed, rules: createClaimRules(config, options.clockSkew), typ: config.typ })
-      continue
-    }
-    // A {tenantid} template (Entra ID multi-tenant): one exact iss per accepted tenant, all
+    // A {tenantid} template (Entra ID multi-tenant) is one exact iss per accepted tenant, all
     // sharing the issuer's keys and name (the metrics label), each with its own tid rule.
-    for (const tenant of config.tenants) {
-      byIss.set(config.issuer.replace(TENANT_PLACEHOLDER, tenant), { config, keys, allowed, rules: createClaimRules(config, options.clockSkew, tenant), typ: config.typ })
+    for (const { iss, tenant } of issValues(config)) {
+      byIss.set(iss, { config, keys, allowed, rules: createClaimRules(config, options.clockSkew, tenant), typ: config.typ })
     }
   }
 

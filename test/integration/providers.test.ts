@@ -10,7 +10,12 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { ServerResponse } from 'node:http'
 import { startHttpServer, startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import type { TestIssuer, TestServer, TestUpstream } from '../helpers/issuer.ts'
@@ -19,6 +24,25 @@ import type { TestSidecar } from '../helpers/sidecar.ts'
 import { parseConfig } from '../../src/config/load.ts'
 import { createKeyStore } from '../../src/keys/store.ts'
 import { explainRequest } from '../../src/cli/explain.ts'
+
+const cli = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url))
+
+/** `jwt-sidecar verify` as a real process, with `yaml` as its config file. */
+async function verifyCli(yaml: string, token: string): Promise<{ code: number; stdout: string }> {
+  assert.ok(existsSync(cli), `${cli} is missing: run \`npm run build\` (npm test does it first)`)
+  const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-providers-'))
+  try {
+    writeFileSync(join(dir, 'sidecar.yaml'), yaml)
+    return await new Promise((resolve, reject) => {
+      execFile(process.execPath, [cli, 'verify', '--config', join(dir, 'sidecar.yaml'), '--path', '/api/x', token], { env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 }, (err, stdout) => {
+        if (err !== null && typeof err.code !== 'number') return reject(new Error(`verify did not run: ${err.message}`))
+        resolve({ code: err === null ? 0 : (err.code as number), stdout })
+      })
+    })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 let idp: TestIssuer
 let upstream: TestUpstream
@@ -204,6 +228,13 @@ ${routes}
     } finally {
       await keys.stop()
     }
+  })
+
+  test('jwt-sidecar verify (the CLI) waits for the keys of a {tenantid} issuer and admits its token', async () => {
+    const r = await verifyCli(yaml, await token(t2))
+    assert.equal(r.code, 0, r.stdout)
+    assert.match(r.stdout, new RegExp(`^✔ tid +tid "${t2}" must equal the tenant in iss, "${t2}"$`, 'm'))
+    assert.match(r.stdout, /\noutcome: forwarded\n$/)
   })
 })
 

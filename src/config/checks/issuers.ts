@@ -3,7 +3,7 @@
  * included), a usable key source, and refresh settings that cannot hammer the identity provider or let keys expire.
  */
 import { refusesPlainHttp } from '../../http/transport.ts'
-import { TENANT_PLACEHOLDER } from '../types.ts'
+import { TENANT_PLACEHOLDER, issValues } from '../tenants.ts'
 import type { AddIssue } from './guards.ts'
 import { bytes, field, isRecord, list, ms, parseUrl, text } from './guards.ts'
 import { headerNameProblem } from './header-names.ts'
@@ -19,7 +19,7 @@ const MIN_REFRESH_INTERVAL_MS = 1000
  */
 export function checkIssuers(data: unknown, add: AddIssue): ReadonlyMap<string, number> {
   const names = new Map<string, number>()
-  const issValues = new Map<string, number>()
+  const seenIss = new Map<string, number>()
   list(data, 'issuers').forEach((item, i) => {
     const name = text(item, 'name')
     if (name !== undefined) {
@@ -31,12 +31,12 @@ export function checkIssuers(data: unknown, add: AddIssue): ReadonlyMap<string, 
     if (iss !== undefined) {
       const tenants = checkTenants(item, i, iss, add)
       // A template stands for one iss per tenant: each must be unique across all issuers.
-      for (const value of tenants === undefined ? [iss] : tenants.map((t) => iss.replace(TENANT_PLACEHOLDER, t))) {
-        const first = issValues.get(value)
+      for (const { iss: value } of issValues({ issuer: iss, tenants })) {
+        const first = seenIss.get(value)
         if (first !== undefined) {
           add(['issuers', i, 'issuer'], `issuer "${value}" is also issuers[${first}].issuer; tokens with this iss would be ambiguous`)
         } else {
-          issValues.set(value, i)
+          seenIss.set(value, i)
         }
       }
     }
