@@ -27,7 +27,8 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
       issuer: i.issuer,
       tenants: i.tenants === undefined ? undefined : [...i.tenants],
       jwksUri: i.jwksUri,
-      discovery: i.discovery,
+      // discoveryUrl turns discovery on by itself (checks/issuers.ts).
+      discovery: i.discovery || i.discoveryUrl !== undefined,
       discoveryUrl: i.discoveryUrl,
       // Relative key files are relative to the config file, not to the working directory.
       keys: i.keys.map((k) => ({

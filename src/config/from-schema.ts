@@ -13,6 +13,7 @@
  *
  * The rules follow ajv with `useDefaults`: a property is present when it is `required` or
  * has a `default`, and optional (`?:`, exact under exactOptionalPropertyTypes) otherwise.
+ * `anyOf` is the union of its branches.
  * `format` and `pattern` narrow nothing: a duration is still a string until convert.ts.
  * A node this file does not understand maps to `unknown`, which {@link Understood} turns
  * into a type error wherever the raw config is used.
@@ -39,17 +40,19 @@ type ObjectOf<P, Present> = Flatten<
  */
 export type FromSchema<S> = S extends { readonly enum: readonly (infer V)[] }
   ? V
-  : S extends { readonly type: readonly (infer T)[] }
-    ? Primitive<T>
-    : S extends { readonly type: 'array'; readonly items: infer I }
-      ? readonly FromSchema<I>[]
-      : S extends { readonly type: 'object'; readonly properties: infer P }
-        ? ObjectOf<P, RequiredKeys<S> | DefaultedKeys<P>>
-        : S extends { readonly type: 'object'; readonly additionalProperties: infer A extends object }
-          ? Readonly<Record<string, FromSchema<A>>>
-          : S extends { readonly type: infer T }
-            ? Primitive<T>
-            : unknown
+  : S extends { readonly anyOf: readonly (infer B)[] }
+    ? FromSchema<B>
+    : S extends { readonly type: readonly (infer T)[] }
+      ? Primitive<T>
+      : S extends { readonly type: 'array'; readonly items: infer I }
+        ? readonly FromSchema<I>[]
+        : S extends { readonly type: 'object'; readonly properties: infer P }
+          ? ObjectOf<P, RequiredKeys<S> | DefaultedKeys<P>>
+          : S extends { readonly type: 'object'; readonly additionalProperties: infer A extends object }
+            ? Readonly<Record<string, FromSchema<A>>>
+            : S extends { readonly type: infer T }
+              ? Primitive<T>
+              : unknown
 
 /** True when `unknown` occurs anywhere in T: FromSchema met a node it does not understand. */
 type HasUnknown<T> = unknown extends T

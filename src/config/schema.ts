@@ -26,7 +26,9 @@ export const EXPECTED = 'x-expected'
  */
 export type SchemaNode = {
   readonly [EXPECTED]: string
-  readonly type: 'object' | 'array' | 'string' | 'boolean' | 'integer' | readonly ('string' | 'number' | 'boolean')[]
+  /** Absent only on an `anyOf` node, whose branches carry their own types. */
+  readonly type?: 'object' | 'array' | 'string' | 'boolean' | 'integer' | readonly ('string' | 'number' | 'boolean')[]
+  readonly anyOf?: readonly SchemaNode[]
   readonly default?: unknown
   readonly properties?: Readonly<Record<string, SchemaNode>>
   readonly required?: readonly string[]
@@ -98,6 +100,9 @@ function oneOf(values: readonly string[], def?: string): SchemaNode {
     [EXPECTED]: `one of ${values.join(', ')}`,
   }
 }
+const CLAIM_PATH = { type: 'string', minLength: 1, [EXPECTED]: 'a claim name like sub, or a dotted path like realm_access.roles' } as const satisfies SchemaNode
+/** identity.arrays and a header's own `arrays`: comma-joined, JSON, or space-joined (RFC 6749 §3.3 scope form). */
+const ARRAY_FORMS = ['join', 'json', 'space'] as const
 /** An object of optional settings: absent means all defaults. */
 const settings = <const P extends Readonly<Record<string, SchemaNode>>>(phrase: string, properties: P) =>
   ({
@@ -314,7 +319,21 @@ const schema = {
     identity: settings('a map with headers, strip, forwardToken, arrays, maxValueBytes, claimsHeader and underscoreHeaders', {
       headers: {
         type: 'object',
-        additionalProperties: { type: 'string', minLength: 1, [EXPECTED]: 'a claim name like sub, or a dotted path like realm_access.roles' },
+        // A claim, or a claim with its own array form: one config can forward `groups`
+        // comma-joined and `scp` space-joined (issue #12 §7).
+        additionalProperties: {
+          anyOf: [
+            CLAIM_PATH,
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['claim'],
+              properties: { claim: CLAIM_PATH, arrays: oneOf(ARRAY_FORMS) },
+              [EXPECTED]: 'a map with claim and arrays, like {claim: scp, arrays: space}',
+            },
+          ],
+          [EXPECTED]: 'a claim name like sub, a dotted path like realm_access.roles, or {claim: scp, arrays: space}',
+        },
         default: {},
         [EXPECTED]: 'a map of upstream header name to claim name',
       },
@@ -325,7 +344,7 @@ const schema = {
         [EXPECTED]: 'a list of header names or patterns with *',
       },
       forwardToken: boolean(true),
-      arrays: oneOf(['join', 'json'], 'join'),
+      arrays: oneOf(ARRAY_FORMS, 'join'),
       maxValueBytes: size('4KiB'),
       claimsHeader: HEADER_NAME,
       // nginx's default (underscores_in_headers off): behind CGI/WSGI/PHP a `_` name is a `-` name.

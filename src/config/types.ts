@@ -124,15 +124,24 @@ export interface TokenCacheConfig {
   readonly maxBytes: number
 }
 
+/** How an array claim becomes a header value: `a,b`, `["a","b"]`, or `a b` (RFC 6749 §3.3 scope form). */
+export type ArrayForm = 'join' | 'json' | 'space'
+
+/** One identity header's claim with its own array form (`identity.arrays` when absent). */
+export interface IdentityHeaderRule {
+  readonly claim: string
+  readonly arrays?: ArrayForm
+}
+
 export interface IdentityConfig {
-  /** upstream header name (as written in the file) -> claim name. */
-  readonly headers: Readonly<Record<string, string>>
+  /** upstream header name (as written in the file) -> claim name, or claim with its own array form. */
+  readonly headers: Readonly<Record<string, string | IdentityHeaderRule>>
   /** Header names or `*` patterns removed from every incoming request, case-insensitively. */
   readonly strip: readonly string[]
   /** Keep the token where it came from for the upstream (a query token is always removed from the URL). */
   readonly forwardToken: boolean
-  /** Array claims as `a,b` (`join`) or as JSON (`json`). */
-  readonly arrays: 'join' | 'json'
+  /** Array claims as `a,b` (`join`), as JSON (`json`) or as `a b` (`space`), unless a header says otherwise. */
+  readonly arrays: ArrayForm
   /** bytes; a longer header value is dropped (and logged). */
   readonly maxValueBytes: number
   /** Carry the whole verified payload as base64url JSON in this header; undefined = off. */

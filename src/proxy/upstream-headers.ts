@@ -68,8 +68,9 @@ export function createUpstreamHeaders(deps: UpstreamHeadersDeps): UpstreamHeader
     if (claims !== undefined) {
       const dropped = p.headers.setIdentity(out, claims)
       if (dropped !== undefined) {
-        for (const { header, bytes } of dropped) {
-          log.warn({ event: 'identity.dropped', route: request.auth?.route, header, bytes, maxValueBytes: p.config.identity.maxValueBytes }, 'identity header value too long: not sent')
+        for (const { header, cause, bytes } of dropped) {
+          if (cause === 'too_long') log.warn({ event: 'identity.dropped', route: request.auth?.route, header, cause, bytes, maxValueBytes: p.config.identity.maxValueBytes }, 'identity header value too long: not sent')
+          else log.warn({ event: 'identity.dropped', route: request.auth?.route, header, cause }, 'identity header array has an element that is not a scope token (arrays: space): not sent')
         }
       }
     }

@@ -9,14 +9,19 @@
  * `X_Auth_Subject` is `X-Auth-Subject` to them and is stripped like it (issue #9 §1).
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import type { IdentityConfig } from '../config/types.ts'
+import type { ArrayForm, IdentityConfig } from '../config/types.ts'
 import { FRAMING, HOP_BY_HOP, foldHeaderName, headerNameMatcher } from '../http/header-names.ts'
 import { claimAt } from '../verify/claims.ts'
 import type { Claims } from '../verify/verifier.ts'
 
-/** An identity header not sent because its value was over `identity.maxValueBytes`. */
+/**
+ * An identity header not sent: its value was over `identity.maxValueBytes` (`too_long`), or
+ * an array claim in the `space` form held an element that is not a scope token (`not_joinable`).
+ */
 export interface Dropped {
   readonly header: string
+  readonly cause: 'too_long' | 'not_joinable'
+  /** The value's size; 0 for `not_joinable` (nothing was formatted). */
   readonly bytes: number
 }
 
@@ -75,10 +80,13 @@ export interface HeaderPolicy {
  */
 export function createHeaderPolicy(identity: IdentityConfig, options: HeaderPolicyOptions = {}): HeaderPolicy {
   // A dotted claim name is a path into nested claims (realm_access.roles), own properties only.
-  const mapping = Object.entries(identity.headers).map(([header, claim]) => ({ name: header.toLowerCase(), path: claim.split('.') }))
+  const mapping = Object.entries(identity.headers).map(([header, rule]) => {
+    const { claim, arrays } = typeof rule === 'string' ? { claim: rule, arrays: identity.arrays } : { claim: rule.claim, arrays: rule.arrays ?? identity.arrays }
+    return { name: header.toLowerCase(), path: claim.split('.'), arrays }
+  })
   const claimsHeader = identity.claimsHeader?.toLowerCase()
   const identityNames = [...mapping.map((m) => m.name), ...(claimsHeader === undefined ? [] : [claimsHeader])]
-  const { arrays, maxValueBytes, underscoreHeaders } = identity
+  const { maxValueBytes, underscoreHeaders } = identity
   const protectedNames = [...identityNames, ...(options.stripMethodOverride === false ? [] : METHOD_OVERRIDE_HEADERS)]
   // Removed whenever a client sends them, whatever their spelling.
   const isProtected = headerNameMatcher(protectedNames, identity.strip)
@@ -111,8 +119,9 @@ export function createHeaderPolicy(identity: IdentityConfig, options: HeaderPoli
     setIdentity(out, claims) {
       let dropped: Dropped[] | undefined
       for (const m of mapping) {
-        const v = formatClaim(claimAt(claims, m.path), arrays)
-        if (v !== undefined) dropped = setBounded(out, m.name, v, maxValueBytes, dropped)
+        const v = formatClaim(claimAt(claims, m.path), m.arrays)
+        if (v === null) (dropped ??= []).push({ header: m.name, cause: 'not_joinable', bytes: 0 })
+        else if (v !== undefined) dropped = setBounded(out, m.name, v, maxValueBytes, dropped)
       }
       // The whole verified payload, base64url JSON.
       if (claimsHeader !== undefined) dropped = setBounded(out, claimsHeader, Buffer.from(JSON.stringify(claims)).toString('base64url'), maxValueBytes, dropped)
@@ -129,23 +138,33 @@ function setBounded(out: Record<string, string | string[] | undefined>, name: st
     return dropped
   }
   const list = dropped ?? []
-  list.push({ header: name, bytes: v.length })
+  list.push({ header: name, cause: 'too_long', bytes: v.length })
   return list
 }
 
 /**
  * Claim value → header value. Strings as they are, numbers and booleans as text, arrays
- * joined with "," (or as JSON with `identity.arrays: json`), objects as JSON. A value that is not plain printable ASCII (CR, LF, NUL,
+ * joined with "," (`join`, other elements as JSON), as JSON (`json`) or joined with one space
+ * (`space`), objects as JSON. A value that is not plain printable ASCII (CR, LF, NUL,
  * non-ASCII…), or that itself starts like an ext-value, is sent as an RFC 8187 ext-value,
  * `UTF-8''` + percent-encoded UTF-8, so it can neither split the header nor be read two ways.
+ *
+ * Returns undefined for an absent claim, and null for an array the `space` form cannot carry:
+ * `space` promises the RFC 6749 §3.3 / RFC 9068 `scope` shape, a list split on single spaces,
+ * so every element must be a scope token (a non-empty string of printable ASCII without space,
+ * `"` or `\`). `["orders:read write"]` would arrive as two scopes, so such a value is refused
+ * whole (the caller drops the header and logs it) rather than sent in a shape read two ways.
  */
-export function formatClaim(value: unknown, arrays: 'join' | 'json' = 'join'): string | undefined {
+export function formatClaim(value: unknown, arrays: ArrayForm = 'join'): string | undefined | null {
   let s: string
   if (value === undefined || value === null) return undefined
   if (typeof value === 'string') s = value
   else if (typeof value === 'number' || typeof value === 'boolean') s = String(value)
   else if (Array.isArray(value) && arrays === 'join') s = value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(',')
-  else s = JSON.stringify(value)
+  else if (Array.isArray(value) && arrays === 'space') {
+    if (!value.every((v) => typeof v === 'string' && SCOPE_TOKEN.test(v))) return null
+    s = value.join(' ')
+  } else s = JSON.stringify(value)
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)
     if (c < 0x20 || c > 0x7e) return encodeExtValue(s)
@@ -157,6 +176,10 @@ export function formatClaim(value: unknown, arrays: 'join' | 'json' = 'join'): s
 }
 
 const EXT_VALUE_MARKER = /^utf-8'/i
+
+// RFC 6749 §3.3 scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), the pattern routes[].require.scopes
+// uses too. Printable ASCII, so a space-joined list is sent raw unless it starts like an ext-value.
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/
 
 // RFC 8187 §3.2.1 attr-char: ALPHA / DIGIT / "!" "#" "$" "&" "+" "-" "." "^" "_" "`" "|" "~"
 const ATTR_CHAR = /[A-Za-z0-9!#$&+\-.^_`|~]/

@@ -79,10 +79,13 @@ test('a tenant whose iss another issuer already has is ambiguous', () => {
   ])
 })
 
-test('discoveryUrl: needs discovery: true, an http(s) URL, https unless loopback; a {tenantid} issuer with discovery needs it', () => {
+test('discoveryUrl: turns discovery on, not with jwksUri, an http(s) URL, https unless loopback; a {tenantid} issuer with discovery needs it', () => {
   assert.deepEqual(errors(config(`  - { name: b, issuer: "https://b.example/t/v2.0/", jwksUri: "https://b.example/keys", discoveryUrl: "https://b.example/p/v2.0/.well-known/openid-configuration", audiences: [x] }`)), [
-    'test.yaml:3 issuers[0].discoveryUrl: needs discovery: true (it says where the discovery document is)',
+    'test.yaml:3 issuers[0].discoveryUrl: cannot be combined with jwksUri: choose one remote key source',
   ])
+  // discoveryUrl alone turns discovery on.
+  const alone = parseConfig(config(`  - { name: b, issuer: "https://b.example/t/v2.0/", discoveryUrl: "https://b.example/p/v2.0/.well-known/openid-configuration", audiences: [x] }`), 'test.yaml', {})
+  assert.equal(alone.issuers[0]?.discovery, true)
   assert.deepEqual(errors(config(`  - { name: b, issuer: "https://b.example/t/v2.0/", discovery: true, discoveryUrl: "http://b.example/p/.well-known/openid-configuration", audiences: [x] }`)), [
     'test.yaml:3 issuers[0].discoveryUrl: https is required unless the host is loopback (127.0.0.0/8, ::1, localhost); set allowInsecureHttp: true to override',
   ])

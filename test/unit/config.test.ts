@@ -854,3 +854,21 @@ void describe('units', () => {
     }
   })
 })
+
+it('identity.headers: a claim, or {claim, arrays} with its own array form; arrays: space (issue #12 §7)', () => {
+  const text = `${MINIMAL}identity:
+  arrays: space
+  headers:
+    X-Auth-Groups: { claim: groups, arrays: join }
+    X-Auth-Scopes: scp
+    X-Auth-Roles: { claim: realm_access.roles }
+`
+  const c = parseConfig(text, 'test.yaml', {})
+  assert.equal(c.identity.arrays, 'space')
+  assert.deepEqual(c.identity.headers, { 'X-Auth-Groups': { claim: 'groups', arrays: 'join' }, 'X-Auth-Scopes': 'scp', 'X-Auth-Roles': { claim: 'realm_access.roles' } })
+  assertDeepFrozen(c)
+  for (const bad of ['{ claim: scp, arrays: spaces }', '{ arrays: space }', '{ claim: scp, sep: " " }', '{ claim: "" }', '[scp]']) {
+    const out = lines(`${MINIMAL}identity:\n  headers:\n    X-Auth-Scopes: ${bad}\n`)
+    assert.deepEqual(out.slice(0, 1), ['test.yaml:13 identity.headers.X-Auth-Scopes: expected a claim name like sub, a dotted path like realm_access.roles, or {claim: scp, arrays: space}'], bad)
+  }
+})

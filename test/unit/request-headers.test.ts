@@ -88,3 +88,47 @@ test('issue #9 §1: names are compared folded (case, _ and -); identity.undersco
   assert.equal(honor.stripInbound(h4), undefined, 'nothing done, nothing allocated')
   assert.deepEqual(h4, { 'x-http-method-override': 'DELETE', 'x-method-override': 'PUT' })
 })
+
+const identity = (headers: Record<string, string | { claim: string; arrays?: 'join' | 'json' | 'space' }>, arrays: 'join' | 'json' | 'space' = 'join') =>
+  createHeaderPolicy({ headers, strip: [], forwardToken: true, arrays, maxValueBytes: 64, claimsHeader: undefined, underscoreHeaders: 'drop' })
+
+test("formatClaim 'space': arrays of scope tokens joined with one space, the RFC 9068 scope shape (issue #12 §7)", () => {
+  assert.equal(formatClaim(['orders:read', 'orders:write'], 'space'), 'orders:read orders:write')
+  assert.equal(formatClaim([], 'space'), '')
+  // A string is sent as it is: `scope: "a b"` and `scp: ["a","b"]` arrive in one shape.
+  assert.equal(formatClaim('a b', 'space'), 'a b')
+  assert.equal(formatClaim({ k: ['a'] }, 'space'), '{"k":["a"]}')
+  // Still never read as an ext-value by an app that decodes them.
+  assert.equal(formatClaim(["UTF-8'x", 'y'], 'space'), "UTF-8''UTF-8%27x%20y")
+})
+
+test("formatClaim 'space': an element that is not a scope token refuses the whole value (null), never a shape read two ways", () => {
+  for (const bad of [['a b'], ['a', ''], ['a', 3], ['a', null], ['a', ['b']], ['a"b'], ['a\\b'], ['a\tb'], ['Jürgen']]) {
+    assert.equal(formatClaim(bad, 'space'), null, JSON.stringify(bad))
+  }
+  // The other forms keep their behaviour.
+  assert.equal(formatClaim(['a b', 3], 'join'), 'a b,3')
+  assert.equal(formatClaim(['a b'], 'json'), '["a b"]')
+})
+
+test('a header may name its own array form: groups comma-joined and scp space-joined in one config', () => {
+  const policy = identity({ 'X-Auth-Groups': 'groups', 'X-Auth-Scopes': { claim: 'scp', arrays: 'space' }, 'X-Auth-Roles': { claim: 'realm_access.roles' } })
+  const out: Record<string, string | string[] | undefined> = {}
+  assert.equal(policy.setIdentity(out, { groups: ['ops', 'dev'], scp: ['orders:read', 'orders:write'], realm_access: { roles: ['admin', 'clerk'] } }), undefined)
+  assert.deepEqual(out, { 'x-auth-groups': 'ops,dev', 'x-auth-scopes': 'orders:read orders:write', 'x-auth-roles': 'admin,clerk' })
+  // Without its own form a header follows identity.arrays.
+  const spaced: Record<string, string | string[] | undefined> = {}
+  identity({ 'X-Auth-Scopes': 'scp', 'X-Auth-Groups': { claim: 'groups', arrays: 'json' } }, 'space').setIdentity(spaced, { scp: ['a', 'b'], groups: ['g h'] })
+  assert.deepEqual(spaced, { 'x-auth-scopes': 'a b', 'x-auth-groups': '["g h"]' })
+})
+
+test("setIdentity: a 'space' array that is not all scope tokens is not sent and is reported as not_joinable", () => {
+  const policy = identity({ 'X-Auth-Scopes': { claim: 'scp', arrays: 'space' }, 'X-Auth-Subject': 'sub', 'X-Auth-Bio': 'bio' })
+  const out: Record<string, string | string[] | undefined> = { 'x-auth-scopes': undefined }
+  const dropped = policy.setIdentity(out, { sub: 'alice', scp: ['read', 'admin write'], bio: 'x'.repeat(65) })
+  assert.deepEqual(out, { 'x-auth-scopes': undefined, 'x-auth-subject': 'alice' })
+  assert.deepEqual(dropped, [
+    { header: 'x-auth-scopes', cause: 'not_joinable', bytes: 0 },
+    { header: 'x-auth-bio', cause: 'too_long', bytes: 65 },
+  ])
+})

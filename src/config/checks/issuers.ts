@@ -98,19 +98,18 @@ function checkKeySources(item: unknown, i: number, iss: string | undefined, add:
       )
     }
   }
-  const discovery = field(item, 'discovery') === true
+  const discoveryUrl = text(item, 'discoveryUrl')
+  // discoveryUrl says where the discovery document is, and so turns discovery on by itself.
+  const discovery = field(item, 'discovery') === true || discoveryUrl !== undefined
   const staticKeys = list(item, 'keys')
   if (jwksUri !== undefined && discovery) {
-    add(['issuers', i, 'discovery'], 'cannot be combined with jwksUri: choose one remote key source')
+    add(['issuers', i, discoveryUrl === undefined ? 'discovery' : 'discoveryUrl'], 'cannot be combined with jwksUri: choose one remote key source')
   } else if (jwksUri === undefined && !discovery && staticKeys.length === 0) {
     add(['issuers', i], 'expected a key source: jwksUri, discovery: true, or keys (static files)')
   }
-  const discoveryUrl = text(item, 'discoveryUrl')
   if (discoveryUrl !== undefined) {
     const url = parseUrl(discoveryUrl)
-    if (!discovery) {
-      add(['issuers', i, 'discoveryUrl'], 'needs discovery: true (it says where the discovery document is)')
-    } else if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
       add(['issuers', i, 'discoveryUrl'], 'expected an http:// or https:// URL')
     } else if (url.hash !== '') {
       add(['issuers', i, 'discoveryUrl'], 'must not have a #fragment')
