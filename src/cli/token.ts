@@ -23,7 +23,7 @@ import type { SigningKey } from './token-keys.ts'
 import { isLoopbackListen, startTokenKeyServer } from './token-server.ts'
 import type { TokenKeyServer } from './token-server.ts'
 
-export const tokenUsage = (): string => `Usage:
+const tokenUsage = (): string => `Usage:
   jwt-sidecar token [--config FILE] [--issuer NAME] [--sub S] [--scope "a b"] [--aud A]...
                     [--claim PATH=VALUE]... [--ttl 10m] [--alg ALG] [--kid K] [--keys DIR]
       Prints a signed token for the configured issuer NAME (optional when the config has one
