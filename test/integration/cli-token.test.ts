@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import type { TestIssuer, TestUpstream } from '../helpers/issuer.ts'
+import { startTestOp } from '../helpers/oidc.ts'
 import { startSidecar } from '../helpers/sidecar.ts'
 import { waitFor } from '../../src/wait-for.ts'
 
@@ -211,6 +212,25 @@ test('refused: the provider publishes a key under the command\'s kid (the thumbp
     assert.match(r.stderr, /refused: .* it holds 1 other key\(s\)/)
   } finally {
     idp.removeKey(ourKid)
+  }
+})
+
+test('refused: a real OpenID Provider (npm oidc-provider, discovery) never holds the command\'s key, though its own tokens verify', async () => {
+  const op = await startTestOp({ algs: ['RS256', 'ES256'] })
+  try {
+    const cfg = config('real-op', [`issuer: ${op.issuer}`, 'discovery: true', `audiences: [${op.audience}]`, 'algorithms: [RS256, ES256]', 'typ: at+jwt'])
+    for (const alg of ['ES256', 'RS256']) {
+      const r = await run(['token', '--config', cfg, '--keys', keys, '--alg', alg, '--sub', 'alice'])
+      assert.equal(r.code, 1, `${alg}: ${r.stdout}`)
+      assert.equal(r.stdout, '')
+      assert.match(r.stderr, new RegExp(`refused: issuer "local" \\(${op.issuer}\\) does not trust this command's ${alg} key .*: it holds 2 other key\\(s\\)`))
+    }
+    // The same config does load the provider's keys: its own token passes signature and claims.
+    const v = await run(['verify', '--config', cfg, '--path', '/orders/1', await op.token('ES256', 'orders:read')])
+    assert.match(v.stdout, /✔ signature +ES256 signature verifies/)
+    assert.match(v.stdout, /✔ aud /)
+  } finally {
+    await op.close()
   }
 })
 
