@@ -24,6 +24,12 @@ Usage:
   jwt-sidecar verify [--config FILE] [--path P] [--method M] [--json] [TOKEN | -]
                                              explain what the sidecar would answer (default GET /);
                                              TOKEN: a JWS or "Bearer eyJ…"; - or none reads stdin
+  jwt-sidecar token [--config FILE] [--issuer NAME] [--sub S] [--scope S] [--claim P=V]... [--ttl 10m]
+                                             mint a test token with this command's own key; refused
+                                             unless the issuer trusts that key
+  jwt-sidecar token --serve | --export-jwks FILE
+                                             publish that key's JWKS (loopback) for a test config;
+                                             jwt-sidecar token --help for every option
   jwt-sidecar --version | --help
 
 The config file is --config FILE, else $JWT_SIDECAR_CONFIG, else config/sidecar.yaml.
@@ -55,6 +61,8 @@ function onSignals(stop: () => Promise<void>): void {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // `token` parses its own options (src/cli/token.ts), so they come after the command name.
+  if (argv[0] === 'token') return token(argv.slice(1))
   let parsed
   try {
     parsed = parseArgs({
@@ -84,6 +92,10 @@ async function main(argv: string[]): Promise<number> {
     return 0
   }
   const [command = 'run', ...rest] = positionals
+  if (command === 'token') {
+    process.stderr.write(`the options of token come after it: jwt-sidecar token --config FILE …\n\n${usage()}`)
+    return 2
+  }
   if (command === 'verify') return verify(values, rest)
   if (values.path !== undefined || values.method !== undefined || values.json !== undefined) {
     process.stderr.write(`--path, --method and --json are options of verify\n\n${usage()}`)
@@ -183,6 +195,19 @@ async function verify(values: { config?: string; path?: string; method?: string;
     process.stdout.write(explanation.forwarded ? 'outcome: forwarded\n' : `outcome: denied ${explanation.status} ${explanation.reason}\n`)
   }
   return explanation.forwarded ? 0 : 1
+}
+
+/** `jwt-sidecar token`: loaded only here (jose's signing side is no part of `run`). */
+async function token(args: string[]): Promise<number> {
+  const { tokenCommand } = await import('./cli/token.ts')
+  const outcome = await tokenCommand(args, {
+    env: process.env,
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+  })
+  if ('code' in outcome) return outcome.code
+  onSignals(() => outcome.serving.close())
+  return -1
 }
 
 async function readStdin(): Promise<string> {
