@@ -1,5 +1,6 @@
 /**
- * The payload `jwt-sidecar token` signs: the issuer's `iss` and first audience, `iat`/`exp`
+ * The payload `jwt-sidecar token` signs: the issuer's `iss` (with `tid` for a `{tenantid}`
+ * issuer) and first audience (in its `audienceClaim`), `iat`/`exp`
  * from `--ttl`, `--sub`, `--scope`, then each `--claim path=value` in order.
  *
  * A claim path is dotted (`realm_access.roles`), split exactly as the sidecar splits the paths
@@ -55,6 +56,10 @@ export function setClaim(payload: Record<string, unknown>, assignment: string): 
 export interface PayloadOptions {
   readonly iss: string
   readonly aud: readonly string[]
+  /** The claim the audience goes in: the issuer's `audienceClaim` (`aud`, or e.g. Cognito's `client_id`). */
+  readonly audienceClaim: string
+  /** A `{tenantid}` issuer's tenant: its `tid` claim (Entra ID). */
+  readonly tid: string | undefined
   /** Epoch seconds. */
   readonly now: number
   /** Seconds. */
@@ -70,7 +75,8 @@ export function buildPayload(o: PayloadOptions): Record<string, unknown> {
   const payload: Record<string, unknown> = { iss: o.iss }
   if (o.sub !== undefined) payload.sub = o.sub
   // RFC 7519 §4.1.3: a single audience may be a string; several are an array.
-  payload.aud = o.aud.length === 1 ? o.aud[0] : [...o.aud]
+  payload[o.audienceClaim] = o.aud.length === 1 ? o.aud[0] : [...o.aud]
+  if (o.tid !== undefined) payload.tid = o.tid
   payload.iat = o.now
   payload.exp = o.now + o.ttl
   if (o.scope !== undefined) payload.scope = o.scope

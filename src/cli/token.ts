@@ -15,6 +15,7 @@ import { ConfigError, loadConfig, resolveConfigPath } from '../config/load.ts'
 import { SUPPORTED_ALGORITHMS } from '../config/types.ts'
 import type { Algorithm, IssuerConfig, SidecarConfig } from '../config/types.ts'
 import { parseDuration, parseListen, UnitError } from '../config/units.ts'
+import { TENANT_PLACEHOLDER } from '../config/tenants.ts'
 import { createKeyStore } from '../keys/store.ts'
 import type { KeyInfo } from '../keys/types.ts'
 import { buildPayload, ClaimError } from './token-claims.ts'
@@ -25,9 +26,11 @@ import type { TokenKeyServer } from './token-server.ts'
 
 const tokenUsage = (): string => `Usage:
   jwt-sidecar token [--config FILE] [--issuer NAME] [--sub S] [--scope "a b"] [--aud A]...
-                    [--claim PATH=VALUE]... [--ttl 10m] [--alg ALG] [--kid K] [--keys DIR]
+                    [--claim PATH=VALUE]... [--ttl 10m] [--alg ALG] [--kid K] [--tenant T] [--keys DIR]
       Prints a signed token for the configured issuer NAME (optional when the config has one
-      issuer): iss = its issuer, aud = its first audience unless --aud, iat = now, exp = now +
+      issuer): iss = its issuer (a {tenantid} issuer: with --tenant, default its first tenant,
+      and tid = that tenant), its audienceClaim (aud unless configured) = its first audience
+      unless --aud, iat = now, exp = now +
       --ttl (default 10m), header typ = its typ or JWT. --claim sets a (dotted, nested) claim;
       VALUE is JSON when it parses, else a string. --alg defaults to ES256 when the issuer
       allows it, else its first algorithm; --kid overrides the header kid.
@@ -57,7 +60,7 @@ interface Io {
 
 class UsageError extends Error {}
 
-const MINT_OPTIONS = ['config', 'issuer', 'sub', 'scope', 'aud', 'claim', 'ttl', 'kid'] as const
+const MINT_OPTIONS = ['config', 'issuer', 'sub', 'scope', 'aud', 'claim', 'ttl', 'kid', 'tenant'] as const
 
 /**
  * `jwt-sidecar token …` (argv after `token`). Exit codes as the other commands: 0 ok,
@@ -82,6 +85,7 @@ export async function tokenCommand(argv: readonly string[], io: Io): Promise<Tok
         claim: { type: 'string', multiple: true },
         ttl: { type: 'string' },
         kid: { type: 'string' },
+        tenant: { type: 'string' },
         alg: { type: 'string' },
         keys: { type: 'string' },
         serve: { type: 'boolean' },
@@ -204,6 +208,17 @@ function pickIssuer(config: SidecarConfig, name: string | undefined): IssuerConf
   return found
 }
 
+/** A `{tenantid}` issuer's tenant: `--tenant`, one of `tenants` (default the first); none for a plain issuer. */
+function pickTenant(issuer: IssuerConfig, requested: string | undefined): string | undefined {
+  if (issuer.tenants === undefined) {
+    if (requested !== undefined) throw new UsageError(`--tenant: issuer "${issuer.name}" has no {tenantid} placeholder`)
+    return undefined
+  }
+  if (requested === undefined) return issuer.tenants[0]
+  if (!issuer.tenants.includes(requested)) throw new UsageError(`--tenant ${JSON.stringify(requested)}: not in issuer "${issuer.name}"'s tenants (${issuer.tenants.join(', ')})`)
+  return requested
+}
+
 interface MintValues {
   readonly config?: string | undefined
   readonly issuer?: string | undefined
@@ -213,6 +228,7 @@ interface MintValues {
   readonly claim?: string[] | undefined
   readonly ttl?: string | undefined
   readonly kid?: string | undefined
+  readonly tenant?: string | undefined
 }
 
 async function mint(dir: string, requested: Algorithm | undefined, values: MintValues, io: Io): Promise<TokenOutcome> {
@@ -233,10 +249,13 @@ async function mint(dir: string, requested: Algorithm | undefined, values: MintV
     io.err(`jwt-sidecar token: issuer "${issuer.name}" accepts ${issuer.algorithms.join(', ')}; a ${alg} token would be refused (alg_not_allowed)\n`)
     return { code: 1 }
   }
+  const tenant = pickTenant(issuer, values.tenant)
   const now = Math.floor(Date.now() / 1000)
   const payload = buildPayload({
-    iss: issuer.issuer,
+    iss: tenant === undefined ? issuer.issuer : issuer.issuer.replace(TENANT_PLACEHOLDER, tenant),
+    tid: tenant,
     aud: values.aud ?? issuer.audiences.slice(0, 1),
+    audienceClaim: issuer.audienceClaim,
     now,
     ttl: Math.floor(ttlMs / 1000),
     sub: values.sub,

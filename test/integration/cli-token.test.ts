@@ -172,6 +172,31 @@ test('mint for an issuer at --serve\'s jwksUri: only the token on stdout; verify
   }
 })
 
+test('issue #12: the audience goes in audienceClaim (Cognito), a {tenantid} issuer gets --tenant in iss and tid (Entra); verify forwards both', async () => {
+  const cognito = config('cognito', [`issuer: ${issuer}`, `jwksUri: ${jwksUri}`, 'audiences: [app-client]', 'audienceClaim: client_id', 'algorithms: [ES256]'])
+  const c = await run(['token', '--config', cognito, '--keys', keys, '--sub', 'alice', '--scope', 'orders:read', '--claim', 'realm_access.roles=["admin"]'])
+  assert.equal(c.code, 0, c.stderr)
+  const cc = decode(c.stdout.trim(), 1)
+  assert.equal(cc.client_id, 'app-client')
+  assert.equal(cc.aud, undefined)
+  assert.equal((await run(['verify', '--config', cognito, '--path', '/orders/1', c.stdout.trim()])).code, 0)
+
+  const entra = config('entra', [`issuer: "${issuer}/{tenantid}/v2.0"`, 'tenants: [t-one, t-two]', `jwksUri: ${jwksUri}`, 'audiences: [api]', 'algorithms: [ES256]'])
+  const e = await run(['token', '--config', entra, '--keys', keys, '--tenant', 't-two', '--sub', 'alice', '--scope', 'orders:read', '--claim', 'realm_access.roles=["admin"]'])
+  assert.equal(e.code, 0, e.stderr)
+  const ec = decode(e.stdout.trim(), 1)
+  assert.deepEqual([ec.iss, ec.tid], [`${issuer}/t-two/v2.0`, 't-two'])
+  const v = await run(['verify', '--config', entra, '--path', '/orders/1', e.stdout.trim()])
+  assert.equal(v.code, 0, v.stdout + v.stderr)
+  assert.match(v.stdout, /✔ tid +tid "t-two" must equal the tenant in iss, "t-two"/)
+  // Default: the first tenant. A tenant not listed, or --tenant for a plain issuer, is a usage error.
+  assert.equal(decode((await run(['token', '--config', entra, '--keys', keys])).stdout.trim(), 1).tid, 't-one')
+  const other = await run(['token', '--config', entra, '--keys', keys, '--tenant', 't-three'])
+  assert.equal(other.code, 2)
+  assert.match(other.stderr, /--tenant "t-three": not in issuer "local"'s tenants \(t-one, t-two\)/)
+  assert.equal((await run(['token', '--config', cognito, '--keys', keys, '--tenant', 'x'])).code, 2)
+})
+
 test('mint for a discovery issuer (--serve\'s issuer URL): --aud, the issuer\'s typ, a second algorithm generated and published on the fly', async () => {
   const cfg = config('discovered', [`issuer: ${issuer}`, 'discovery: true', 'audiences: [orders-api]', 'algorithms: [RS256]', 'typ: at+jwt'])
   const r = await run(['token', '--config', cfg, '--keys', keys, '--sub', 'alice', '--aud', 'a2', '--aud', 'orders-api'])

@@ -37,11 +37,18 @@ test('setClaim refuses what it cannot set, and never touches Object.prototype', 
 })
 
 test('buildPayload: registered claims first, one audience as a string, --claim last and overriding', () => {
-  const base = { iss: 'https://idp', aud: ['api'], now: 1000, ttl: 600, sub: 'alice', scope: 'a b', claims: [] }
+  const base = { iss: 'https://idp', aud: ['api'], audienceClaim: 'aud', tid: undefined, now: 1000, ttl: 600, sub: 'alice', scope: 'a b', claims: [] }
   const p = buildPayload(base)
   assert.deepEqual(p, { iss: 'https://idp', sub: 'alice', aud: 'api', iat: 1000, exp: 1600, scope: 'a b' })
   assert.deepEqual(Object.keys(p), ['iss', 'sub', 'aud', 'iat', 'exp', 'scope'])
   assert.deepEqual(buildPayload({ ...base, aud: ['a', 'b'], sub: undefined, scope: undefined }), { iss: 'https://idp', aud: ['a', 'b'], iat: 1000, exp: 1600 })
   assert.equal(buildPayload({ ...base, claims: ['exp=1', 'scope=["x"]'] }).exp, 1)
   assert.deepEqual(buildPayload({ ...base, claims: ['scope=["x"]'] }).scope, ['x'])
+})
+
+test('buildPayload: the audience goes in the issuer\'s audienceClaim; a tenant becomes tid', () => {
+  const cognito = buildPayload({ iss: 'https://cognito', aud: ['client'], audienceClaim: 'client_id', tid: undefined, now: 1000, ttl: 600, sub: undefined, scope: undefined, claims: [] })
+  assert.deepEqual(cognito, { iss: 'https://cognito', client_id: 'client', iat: 1000, exp: 1600 })
+  const entra = buildPayload({ iss: 'https://login.microsoftonline.com/t1/v2.0', aud: ['api'], audienceClaim: 'aud', tid: 't1', now: 1000, ttl: 600, sub: undefined, scope: undefined, claims: [] })
+  assert.equal(entra.tid, 't1')
 })
