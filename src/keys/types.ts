@@ -23,8 +23,21 @@ export interface VerificationKey {
 }
 
 export type KeyResult =
-  | { readonly ok: true; readonly key: VerificationKey }
-  | { readonly ok: false; readonly reason: 'unknown_kid' | 'keys_unavailable' | 'bad_signature' }
+  | {
+      readonly ok: true
+      readonly key: VerificationKey
+      /**
+       * A token without kid that several keys fit (at most `kidless.maxCandidates`, issue #12):
+       * every key to try, in index order, `key` first. Absent when exactly one key is meant.
+       */
+      readonly candidates?: readonly VerificationKey[]
+    }
+  | {
+      readonly ok: false
+      readonly reason: 'unknown_kid' | 'keys_unavailable' | 'bad_signature'
+      /** A token without kid: this many keys fit its alg, more than `kidless.maxCandidates`, so none is tried. */
+      readonly fitting?: number
+    }
 
 /**
  * The state of an issuer's key set, one closed set for /keys, /readyz and the
