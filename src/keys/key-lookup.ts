@@ -119,7 +119,7 @@ export function createKeyLookup(name: string, deps: KeyLookupDeps, options: KeyL
       for (const k of merged.keys) if (!firstSeen.has(identity(k))) firstSeen.set(identity(k), at)
       for (const k of diff.removed) firstSeen.delete(identity(k))
       for (const c of diff.changed) firstSeen.delete(identity(c.previous))
-      const fields = (k: VerificationKey) => ({ issuer: name, kid: k.kid, kty: k.kty, alg: k.alg, thumbprint: k.thumbprint, source: k.source })
+      const fields = (k: VerificationKey) => ({ issuer: name, kid: k.kid, kty: k.kty, alg: k.alg, thumbprint: k.thumbprint, source: k.source, ...chain(k) })
       for (const k of diff.added) emit({ event: 'jwks.key_added', ...fields(k) })
       for (const k of diff.removed) emit({ event: 'jwks.key_removed', ...fields(k) })
       for (const c of diff.changed) emit({ event: 'jwks.key_changed', ...fields(c.key), previousThumbprint: c.previous.thumbprint })
@@ -131,8 +131,13 @@ export function createKeyLookup(name: string, deps: KeyLookupDeps, options: KeyL
       reported = keep
     },
     keyList: () => index.keys.map((k): KeyInfo => ({
-      kid: k.kid, kty: k.kty, alg: k.alg, thumbprint: k.thumbprint, source: k.source,
+      kid: k.kid, kty: k.kty, alg: k.alg, thumbprint: k.thumbprint, source: k.source, ...chain(k),
       firstSeen: firstSeen.get(identity(k)) ?? '',
     })),
   }
+}
+
+/** `chainLength` only for a key from a certificate chain, so every other key's data stays as it was. */
+function chain(k: VerificationKey): { readonly chainLength?: number } {
+  return k.chainLength === undefined ? {} : { chainLength: k.chainLength }
 }

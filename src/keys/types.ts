@@ -20,6 +20,8 @@ export interface VerificationKey {
   readonly algorithms: ReadonlySet<Algorithm>
   readonly key: KeyObject
   readonly source: KeySource
+  /** A PEM file holding a certificate chain: the key is its leaf's (the first certificate), of this many (issue #12). */
+  readonly chainLength?: number
 }
 
 export type KeyResult =
@@ -89,6 +91,8 @@ export interface KeyInfo {
   readonly alg: Algorithm | undefined
   readonly thumbprint: string
   readonly source: KeySource
+  /** The key is the leaf's of a certificate chain of this many certificates (a `tls.crt`); absent otherwise. */
+  readonly chainLength?: number
   /** ISO time this key (thumbprint + kid) was first seen by this process. */
   readonly firstSeen: string
 }
@@ -134,6 +138,8 @@ interface KeyFields {
   readonly alg: Algorithm | undefined
   readonly thumbprint: string
   readonly source: KeySource
+  /** The leaf's key of a certificate chain of this many certificates; absent otherwise. */
+  readonly chainLength?: number
 }
 
 /**
