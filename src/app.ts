@@ -101,7 +101,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
     metrics.keyEvent(e)
   }
   const keys = createKeyStore(config.issuers, { onEvent, ...(deps.now === undefined ? {} : { now: deps.now }), ...deps.keyStore })
-  let pipeline: Pipeline = createPipeline(config, keys, { now: deps.now, cacheStats })
+  let pipeline: Pipeline = createPipeline(config, keys, { now: deps.now, cacheStats, kidless: metrics.kidless })
   let serving = true
   const events = createRateLimitedLog(log, { perKeyPerInterval: 10, intervalMs: 10_000 })
   const loop = createLoopMonitor({ thresholdMs: config.admin.maxEventLoopDelay })
@@ -152,7 +152,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
       const issuers = keys.reconfigure(next.issuers)
       for (const name of issuers.added) metrics.initIssuer(name)
       // One assignment: a request reads either the old pipeline or the new one, never a mix.
-      pipeline = createPipeline(next, keys, { now: deps.now, cacheStats })
+      pipeline = createPipeline(next, keys, { now: deps.now, cacheStats, kidless: metrics.kidless })
       config = next
       log.level = next.log.level
       logWarnings(next)

@@ -234,10 +234,19 @@ function describe(e: RequestTraceEvent, c: Context): ExplainStep[] {
     }
     case 'key':
       return [keyStep(e, c)]
-    case 'signature':
-      return [e.ok
-        ? step('signature', true, `${e.alg} signature verifies with key ${e.key.thumbprint}`)
-        : step('signature', false, `${e.alg} signature does not verify with key ${e.key.thumbprint}`)]
+    case 'signature': {
+      const c = e.candidate
+      if (c === undefined) {
+        return [e.ok
+          ? step('signature', true, `${e.alg} signature verifies with key ${e.key.thumbprint}`)
+          : step('signature', false, `${e.alg} signature does not verify with key ${e.key.thumbprint}`)]
+      }
+      // A token without kid, tried key by key (kidless.maxCandidates): only the last check decides.
+      const which = `candidate ${c.n} of ${c.of} (key ${e.key.thumbprint}${e.key.kid === undefined ? '' : `, kid ${show(e.key.kid, 40)}`})`
+      if (e.ok) return [step('signature', true, `${e.alg} signature verifies with ${which}; ${c.n} signature check${c.n === 1 ? '' : 's'}`)]
+      if (c.n < c.of) return [step('signature', undefined, `${e.alg} signature does not verify with ${which}; trying the next`)]
+      return [step('signature', false, `${e.alg} signature does not verify with ${which}: none of the ${c.of} candidates verifies; ${c.n} signature checks`)]
+    }
     case 'typ':
       return [step('typ', e.ok, `typ ${e.typ === undefined ? 'absent' : show(e.typ, 40)} must be ${e.expected} (RFC 8725 §3.11)`)]
     case 'claim':
@@ -267,6 +276,11 @@ function keyStep(e: RequestTraceEvent & { readonly step: 'key' }, c: Context): E
       ? `; not in the cached set, so ${where} was fetched again (unknown-kid refresh)`
       : `; not in the cached set, an unknown-kid refresh of ${where} was attempted${after?.lastError === undefined ? '' : ` and failed: ${after.lastError}`}`
   const r = e.result
+  if (r.ok && r.candidates !== undefined) {
+    // issue #12: a token without kid that several keys fit, each tried in index order.
+    const max = e.issuer.kidless.maxCandidates
+    return step('key', true, `no kid: ${r.candidates.length} keys fit ${e.alg} (kidless.maxCandidates ${max}), tried in key-index order (key files first, then the JWKS in document order): ${r.candidates.map((k) => k.thumbprint).join(', ')}`)
+  }
   if (r.ok) {
     const source = r.key.source === 'jwks' ? `jwks ${where}` : r.key.source
     return step('key', true, `${kidText}: found${fetchNote}; kty ${r.key.kty}, alg ${r.key.alg ?? 'any'}, thumbprint ${r.key.thumbprint}, source ${source}`)
@@ -275,7 +289,11 @@ function keyStep(e: RequestTraceEvent & { readonly step: 'key' }, c: Context): E
     case 'keys_unavailable':
       return step('key', false, `${name} has no usable keys (state ${after?.state ?? 'unknown'}, last error: ${after?.lastError ?? 'none'})`)
     case 'unknown_kid':
-      if (e.kid === undefined) return step('key', false, `no kid in the header, and ${name} has no key without a kid for ${e.alg}; ${known}`)
+      if (e.kid === undefined && r.fitting !== undefined) {
+        const max = e.issuer.kidless.maxCandidates
+        return step('key', false, `no kid in the header, and ${r.fitting} keys of ${name} fit ${e.alg}, more than kidless.maxCandidates (${max}): none is tried; ${known}`)
+      }
+      if (e.kid === undefined) return step('key', false, `no kid in the header, and ${name} has no key for ${e.alg}; ${known}`)
       return step('key', false, `${kidText}: not found${fetchNote}${e.refetched ? '' : ' (no refetch now: cooldown, static keys only, or already proven unknown)'}; ${known}`)
     case 'bad_signature': {
       const k = after?.keyList.find((i) => i.kid === e.kid)

@@ -43,6 +43,7 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
       maxLifetime: i.maxLifetime === undefined ? undefined : parseDuration(i.maxLifetime),
       typ: i.typ,
       allowInsecureHttp: i.allowInsecureHttp,
+      kidless: { maxCandidates: i.kidless.maxCandidates },
       fetch: {
         timeout: parseDuration(i.fetch.timeout),
         maxBytes: parseSize(i.fetch.maxBytes),

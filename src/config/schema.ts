@@ -184,6 +184,11 @@ const issuer = {
     // RFC 9068 §2.1 access tokens carry typ "at+jwt"; RFC 8725 §3.11 explicit typing.
     typ: { ...NON_EMPTY_STRING, [EXPECTED]: 'a typ value like at+jwt' },
     allowInsecureHttp: boolean(false),
+    // Issue #12 item 4: a token without kid may be tried against several keys. Each candidate
+    // is one signature check a forged token can trigger, so the bound is small and fixed.
+    kidless: settings('a map with maxCandidates', {
+      maxCandidates: { type: 'integer', minimum: 1, maximum: 5, default: 1, [EXPECTED]: 'a whole number from 1 to 5' },
+    }),
     fetch: settings('a map with timeout, maxBytes, headers, bearerTokenFile and caFile', {
       timeout: duration('5s'),
       maxBytes: size('1MiB'),

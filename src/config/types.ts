@@ -88,6 +88,12 @@ export interface IssuerConfig {
   readonly typ: string | undefined
   /** Plain http: is only allowed for loopback hosts unless this is true. */
   readonly allowInsecureHttp: boolean
+  /**
+   * A token without `kid` is checked against at most `maxCandidates` keys that fit its alg, in
+   * key-index order; when more keys fit, none is tried (unknown_kid). 1 (the default): only
+   * when exactly one key fits.
+   */
+  readonly kidless: { readonly maxCandidates: number }
   readonly fetch: FetchSettings
   readonly refresh: RefreshSettings
 }

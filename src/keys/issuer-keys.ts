@@ -57,7 +57,7 @@ export function createIssuerRuntime(cfg: IssuerConfig, deps: IssuerKeysDeps): Is
       emit({ event: 'jwks.unknown_kid', issuer: name, action: 'known_unknown' })
       return UNKNOWN_KID
     },
-  })
+  }, { maxCandidates: cfg.kidless.maxCandidates })
   const remote = cfg.jwksUri !== undefined || cfg.discovery
     ? createRefresher(cfg, { fetchJson: deps.fetchJson, now, random: deps.random, schedule: deps.schedule, emit, keys: lookup })
     : undefined

@@ -9,7 +9,7 @@ export interface KeyIndex {
   readonly keys: readonly VerificationKey[]
   /** kid → the pre-allocated `{ok: true, key}` result. */
   readonly byKid: ReadonlyMap<string, { readonly key: VerificationKey; readonly result: KeyResult }>
-  /** For a token without kid: the result when exactly one key supports the alg. */
+  /** For a token without kid, per alg: the key (or up to maxCandidates keys) to try, or unknown_kid with how many fit. */
   readonly noKid: ReadonlyMap<Algorithm, KeyResult>
 }
 
@@ -34,8 +34,15 @@ export function mergeSources(staticKeys: readonly VerificationKey[], remoteKeys:
   return { keys, conflicts }
 }
 
-/** @example const idx = buildIndex(keys); idx.byKid.get('k1')?.result */
-export function buildIndex(keys: readonly VerificationKey[]): KeyIndex {
+/**
+ * `maxCandidates` (issuers[].kidless.maxCandidates, issue #12): how many keys a token without
+ * kid may be checked against. Each is one signature check a forged token can trigger, so when
+ * more keys fit than that, none is tried (unknown_kid, as with 1 and several keys before):
+ * trying only the first N would make a valid token's fate depend on the key order.
+ *
+ * @example const idx = buildIndex(keys, 1); idx.byKid.get('k1')?.result
+ */
+export function buildIndex(keys: readonly VerificationKey[], maxCandidates = 1): KeyIndex {
   const byKid = new Map<string, { readonly key: VerificationKey; readonly result: KeyResult }>()
   const results = new Map<VerificationKey, KeyResult>()
   for (const key of keys) {
@@ -43,8 +50,9 @@ export function buildIndex(keys: readonly VerificationKey[]): KeyIndex {
     results.set(key, result)
     if (key.kid !== undefined && !byKid.has(key.kid)) byKid.set(key.kid, Object.freeze({ key, result }))
   }
-  // A token without kid gets a key only when exactly one key could have signed it; trying
-  // every key would let one request cost N signature checks.
+  // The keys that fit each alg (key-set.ts decided `algorithms` from kty, crv and a declared
+  // alg), in index order: static files first, then the JWKS in document order. A stable order
+  // the operator can read in /keys; which key is newest is not something a JWKS says.
   const candidates = new Map<Algorithm, VerificationKey[]>()
   for (const key of keys) {
     for (const alg of key.algorithms) {
@@ -56,6 +64,8 @@ export function buildIndex(keys: readonly VerificationKey[]): KeyIndex {
   const noKid = new Map<Algorithm, KeyResult>()
   for (const [alg, list] of candidates) {
     if (list.length === 1) noKid.set(alg, results.get(list[0]!)!)
+    else if (list.length <= maxCandidates) noKid.set(alg, Object.freeze({ ok: true, key: list[0]!, candidates: Object.freeze(list) }))
+    else noKid.set(alg, Object.freeze({ ok: false, reason: 'unknown_kid', fitting: list.length }))
   }
   return Object.freeze({ keys: Object.freeze([...keys]), byKid, noKid })
 }

@@ -33,6 +33,11 @@ export interface KeyLookupDeps {
   readonly unknownKid: (kid: string, alg: Algorithm) => KeyResult | Promise<KeyResult>
 }
 
+export interface KeyLookupOptions {
+  /** issuers[].kidless.maxCandidates: keys a token without kid may be tried against (key-index.ts). Default 1. */
+  readonly maxCandidates?: number
+}
+
 export interface KeyLookup {
   /** Synchronous unless the kid is unknown and `unknownKid` waits for a refresh. */
   readonly getKey: (kid: string | undefined, alg: Algorithm) => KeyResult | Promise<KeyResult>
@@ -60,8 +65,9 @@ export interface KeyLookup {
  * lookup.getKey('k1', 'RS256') // { ok: true, key }
  * ```
  */
-export function createKeyLookup(name: string, deps: KeyLookupDeps): KeyLookup {
+export function createKeyLookup(name: string, deps: KeyLookupDeps, options: KeyLookupOptions = {}): KeyLookup {
   const { now, emit, unknownKid } = deps
+  const maxCandidates = options.maxCandidates ?? 1
   let index: KeyIndex = EMPTY_INDEX
   let staticKeys: readonly VerificationKey[] = []
   let remoteKeys: readonly VerificationKey[] = []
@@ -108,12 +114,12 @@ export function createKeyLookup(name: string, deps: KeyLookupDeps): KeyLookup {
       reported = keep
 
       const diff = diffKeySets(index, { keys: merged.keys })
-      index = buildIndex(merged.keys) // the swap: readers see the old or the new index, never a mix
+      index = buildIndex(merged.keys, maxCandidates) // the swap: readers see the old or the new index, never a mix
       const at = new Date(now()).toISOString()
       for (const k of merged.keys) if (!firstSeen.has(identity(k))) firstSeen.set(identity(k), at)
       for (const k of diff.removed) firstSeen.delete(identity(k))
       for (const c of diff.changed) firstSeen.delete(identity(c.previous))
-      const fields = (k: VerificationKey) => ({ issuer: name, kid: k.kid, kty: k.kty, alg: k.alg, thumbprint: k.thumbprint, source: k.source })
+      const fields = (k: VerificationKey) => ({ issuer: name, kid: k.kid, kty: k.kty, alg: k.alg, thumbprint: k.thumbprint, source: k.source, ...chain(k) })
       for (const k of diff.added) emit({ event: 'jwks.key_added', ...fields(k) })
       for (const k of diff.removed) emit({ event: 'jwks.key_removed', ...fields(k) })
       for (const c of diff.changed) emit({ event: 'jwks.key_changed', ...fields(c.key), previousThumbprint: c.previous.thumbprint })
@@ -125,8 +131,13 @@ export function createKeyLookup(name: string, deps: KeyLookupDeps): KeyLookup {
       reported = keep
     },
     keyList: () => index.keys.map((k): KeyInfo => ({
-      kid: k.kid, kty: k.kty, alg: k.alg, thumbprint: k.thumbprint, source: k.source,
+      kid: k.kid, kty: k.kty, alg: k.alg, thumbprint: k.thumbprint, source: k.source, ...chain(k),
       firstSeen: firstSeen.get(identity(k)) ?? '',
     })),
   }
+}
+
+/** `chainLength` only for a key from a certificate chain, so every other key's data stays as it was. */
+function chain(k: VerificationKey): { readonly chainLength?: number } {
+  return k.chainLength === undefined ? {} : { chainLength: k.chainLength }
 }

@@ -8,7 +8,7 @@
  * failed reload means (keep the previous keys) is the key store's job; this unit reports
  * per-file `errors` and never throws for a bad file.
  */
-import { createHash, createPublicKey, X509Certificate } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { watchFiles } from '../fs-watch.ts'
@@ -217,32 +217,49 @@ async function parseJsonFile(text: string, spec: StaticKeyConfig, allowed: reado
   return parseJwks({ keys: entries }, allowed, { source, kidFromThumbprint: true })
 }
 
+/** A chain longer than this is not a key file (Kubernetes tls.crt and fullchain.pem hold 2–4). */
+const MAX_CHAIN = 10
+
+const PEM_LABEL_FORMS: Readonly<Record<string, string>> = {
+  'PUBLIC KEY': 'SPKI',
+  'RSA PUBLIC KEY': 'PKCS#1',
+  CERTIFICATE: 'X.509',
+}
+
 async function parsePemFile(text: string, spec: StaticKeyConfig, allowed: readonly Algorithm[], source: KeySource): Promise<Parsed> {
   const labels = [...text.matchAll(PEM_BEGIN)].map((m) => m[1] ?? '')
   // Checked before anything else: createPublicKey() would happily DERIVE a public key from a
   // private one, and a sidecar must not hold (or encourage mounting) signing material.
   if (labels.some((l) => l.includes('PRIVATE KEY'))) return { why: PRIVATE_KEY_WHY }
-  if (labels.length !== 1) {
-    // A chain (leaf + CA certificates) would turn the CA keys into verification keys.
-    return { why: `${labels.length} PEM blocks in one file; give exactly one public key or certificate` }
+  const chain = labels.length > 1 && labels.every((l) => l === 'CERTIFICATE')
+  if (labels.length !== 1 && !chain) {
+    // Several keys, or a key next to certificates: which one verifies would be a guess.
+    return { why: `${labels.length} PEM blocks (${[...new Set(labels)].map((l) => clip(l, 40)).join(', ')}) in one file; give exactly one public key, one certificate, or one certificate chain (leaf first)` }
   }
   const label = labels[0]!
-  if (label !== 'PUBLIC KEY' && label !== 'RSA PUBLIC KEY' && label !== 'CERTIFICATE') {
+  if (PEM_LABEL_FORMS[label] === undefined) {
     return { why: `unsupported PEM block "${clip(label, 40)}": expected PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE` }
   }
   if (spec.alg === undefined) return { why: PEM_ALG_WHY }
 
-  // Only the armoured block, so explanatory text around it (RFC 7468 §2) cannot confuse the parser.
-  const block = new RegExp(`-----BEGIN ${label}-----[\\s\\S]*?-----END ${label}-----`).exec(text)?.[0]
-  if (block === undefined) return { why: `PEM block "${label}" has no matching END line` }
+  // Only the armoured blocks, so explanatory text around them (RFC 7468 §2) cannot confuse the parser.
+  const blocks = [...text.matchAll(new RegExp(`-----BEGIN ${label}-----[\\s\\S]*?-----END ${label}-----`, 'g'))].map((m) => m[0])
+  if (blocks.length !== labels.length) return { why: `PEM block "${label}" has no matching END line` }
 
   let key: KeyObject
-  try {
-    // A certificate is only a key container here: its validity period, issuer and key usage are
-    // not enforced (trust comes from the operator mounting the file, as with a bare key).
-    key = label === 'CERTIFICATE' ? new X509Certificate(block).publicKey : createPublicKey(block)
-  } catch (err) {
-    return { why: `invalid PEM ${label.toLowerCase()}: ${clip(err instanceof Error ? err.message : String(err), 200)}` }
+  if (chain) {
+    const leaf = leafOfChain(blocks)
+    if (typeof leaf === 'string') return { why: leaf }
+    key = leaf
+  } else {
+    const block = blocks[0]!
+    try {
+      // A certificate is only a key container here: its validity period, issuer and key usage are
+      // not enforced (trust comes from the operator mounting the file, as with a bare key).
+      key = label === 'CERTIFICATE' ? new X509Certificate(block).publicKey : createPublicKey(block)
+    } catch (err) {
+      return { why: mislabelled(label, block) ?? `invalid PEM ${label.toLowerCase()}: ${clip(err instanceof Error ? err.message : String(err), 200)}` }
+    }
   }
   let jwk: Record<string, unknown>
   try {
@@ -253,7 +270,73 @@ async function parsePemFile(text: string, spec: StaticKeyConfig, allowed: readon
   }
   jwk['alg'] = spec.alg
   if (spec.kid !== undefined) jwk['kid'] = spec.kid
-  return parseJwks({ keys: [jwk] }, allowed, { source, kidFromThumbprint: true })
+  const parsed = await parseJwks({ keys: [jwk] }, allowed, { source, kidFromThumbprint: true })
+  if (!chain) return parsed
+  // Said in /keys and in jwks.key_added: the key is the leaf's, the CA keys are not keys here.
+  return Object.freeze({ ...parsed, keys: Object.freeze(parsed.keys.map((k) => Object.freeze({ ...k, chainLength: blocks.length }))) })
+}
+
+/**
+ * A Kubernetes `tls.crt` or a `fullchain.pem` holds the leaf and then the CAs that issued it
+ * (RFC 8446 §4.4.2 orders a chain the same way). The leaf's key is the one that signs; the CA
+ * keys must never become verification keys. The file must be one chain: each certificate
+ * issued (and signed) by the next, so unrelated certificates are refused as several keys are.
+ * Validity dates are not enforced, as for a single certificate.
+ */
+function leafOfChain(blocks: readonly string[]): KeyObject | string {
+  if (blocks.length > MAX_CHAIN) return `${blocks.length} certificates in one file, more than ${MAX_CHAIN}: not a certificate chain`
+  const certs: X509Certificate[] = []
+  for (const [i, block] of blocks.entries()) {
+    try {
+      certs.push(new X509Certificate(block))
+    } catch (err) {
+      return mislabelled('CERTIFICATE', block) ?? `invalid PEM certificate ${i + 1} of ${blocks.length}: ${clip(err instanceof Error ? err.message : String(err), 200)}`
+    }
+  }
+  for (let i = 0; i + 1 < certs.length; i++) {
+    const [child, parent] = [certs[i]!, certs[i + 1]!]
+    if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
+      return `${certs.length} certificates that are not one chain: certificate ${i + 2} did not issue certificate ${i + 1} (a chain is the leaf first, then each issuer; several unrelated keys in one file are refused)`
+    }
+  }
+  return certs[0]!.publicKey
+}
+
+/**
+ * What a PEM block that failed to parse under its label actually holds, when that is another
+ * supported form: `BEGIN RSA PUBLIC KEY` around an SPKI key (Perl's Crypt::JWT writes those),
+ * `BEGIN PUBLIC KEY` around PKCS#1. Refused, not accepted: a label that lies about its content
+ * is a broken tool or a wrong file, and the fix (relabel) is one line the operator can check.
+ */
+function mislabelled(label: string, block: string): string | undefined {
+  const der = Buffer.from(block.replace(/-----(BEGIN|END) [^-]*-----/g, '').replace(/\s+/g, ''), 'base64')
+  const holds = (): 'PUBLIC KEY' | 'RSA PUBLIC KEY' | 'CERTIFICATE' | 'PRIVATE' | undefined => {
+    // First: createPublicKey would derive a public key from private DER and call it PKCS#1.
+    for (const type of ['pkcs8', 'pkcs1', 'sec1'] as const) {
+      try {
+        createPrivateKey({ key: der, format: 'der', type })
+        return 'PRIVATE'
+      } catch { /* not this private form */ }
+    }
+    try {
+      createPublicKey({ key: der, format: 'der', type: 'spki' })
+      return 'PUBLIC KEY'
+    } catch { /* not SPKI */ }
+    try {
+      createPublicKey({ key: der, format: 'der', type: 'pkcs1' })
+      return 'RSA PUBLIC KEY'
+    } catch { /* not PKCS#1 */ }
+    try {
+      new X509Certificate(der)
+      return 'CERTIFICATE'
+    } catch { /* not a certificate */ }
+    return undefined
+  }
+  const actual = holds()
+  if (actual === 'PRIVATE') return PRIVATE_KEY_WHY
+  if (actual === undefined || actual === label) return undefined
+  const what = actual === 'CERTIFICATE' ? 'an X.509 certificate' : actual === 'PUBLIC KEY' ? 'an SPKI public key' : 'a PKCS#1 RSA public key'
+  return `the block is labelled ${label} (${PEM_LABEL_FORMS[label] ?? '?'}) but holds ${what}; relabel it BEGIN ${actual}`
 }
 
 export type { WatchOptions as StaticWatchOptions, FileWatcher as StaticWatcher } from '../fs-watch.ts'

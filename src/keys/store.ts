@@ -165,7 +165,8 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
 }
 
 /**
- * The settings that decide an issuer's key set; anything else can change without a refetch.
+ * The settings that decide an issuer's key set (and its index: `kidless`); anything else can
+ * change without a refetch.
  * Compared structurally (util.isDeepStrictEqual), not as JSON text, which is order-sensitive:
  * the order `fetch.headers` are written in the YAML does not change where keys come from, so
  * reordering them must not cost a new runtime and a refetch. Array order still counts (`keys`:
@@ -174,7 +175,7 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
  * member from an absent one, which JSON cannot, never makes a difference here.
  */
 function sameKeySource(a: IssuerConfig, b: IssuerConfig): boolean {
-  const pick = (c: IssuerConfig) => [c.issuer, c.jwksUri, c.discovery, c.discoveryUrl, c.keys, c.algorithms, c.allowInsecureHttp, c.fetch, c.refresh]
+  const pick = (c: IssuerConfig) => [c.issuer, c.jwksUri, c.discovery, c.discoveryUrl, c.keys, c.algorithms, c.allowInsecureHttp, c.fetch, c.refresh, c.kidless]
   return isDeepStrictEqual(pick(a), pick(b))
 }
 

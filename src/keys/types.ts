@@ -20,11 +20,26 @@ export interface VerificationKey {
   readonly algorithms: ReadonlySet<Algorithm>
   readonly key: KeyObject
   readonly source: KeySource
+  /** A PEM file holding a certificate chain: the key is its leaf's (the first certificate), of this many (issue #12). */
+  readonly chainLength?: number
 }
 
 export type KeyResult =
-  | { readonly ok: true; readonly key: VerificationKey }
-  | { readonly ok: false; readonly reason: 'unknown_kid' | 'keys_unavailable' | 'bad_signature' }
+  | {
+      readonly ok: true
+      readonly key: VerificationKey
+      /**
+       * A token without kid that several keys fit (at most `kidless.maxCandidates`, issue #12):
+       * every key to try, in index order, `key` first. Absent when exactly one key is meant.
+       */
+      readonly candidates?: readonly VerificationKey[]
+    }
+  | {
+      readonly ok: false
+      readonly reason: 'unknown_kid' | 'keys_unavailable' | 'bad_signature'
+      /** A token without kid: this many keys fit its alg, more than `kidless.maxCandidates`, so none is tried. */
+      readonly fitting?: number
+    }
 
 /**
  * The state of an issuer's key set, one closed set for /keys, /readyz and the
@@ -76,6 +91,8 @@ export interface KeyInfo {
   readonly alg: Algorithm | undefined
   readonly thumbprint: string
   readonly source: KeySource
+  /** The key is the leaf's of a certificate chain of this many certificates (a `tls.crt`); absent otherwise. */
+  readonly chainLength?: number
   /** ISO time this key (thumbprint + kid) was first seen by this process. */
   readonly firstSeen: string
 }
@@ -121,6 +138,8 @@ interface KeyFields {
   readonly alg: Algorithm | undefined
   readonly thumbprint: string
   readonly source: KeySource
+  /** The leaf's key of a certificate chain of this many certificates; absent otherwise. */
+  readonly chainLength?: number
 }
 
 /**

@@ -11,6 +11,7 @@ import { KEY_SET_STATES } from '../keys/types.ts'
 import { packageVersion } from '../package-root.ts'
 import type { IssuerKeyStatus, KeyEvent } from '../keys/types.ts'
 import type { Reason } from '../verify/reasons.ts'
+import type { KidlessReport } from '../verify/verifier.ts'
 import { HEADER_NAME_KINDS } from '../request/headers.ts'
 import type { HeaderNameKind } from '../request/headers.ts'
 
@@ -35,6 +36,8 @@ export interface Metrics {
   upstreamError(kind: UpstreamErrorKind): void
   /** An inbound header name removed (dropped) or refused (rejected) by the strip step. */
   headerName(kind: HeaderNameKind, action: 'dropped' | 'rejected'): void
+  /** A token without kid: the signature checks it cost, by issuer and result (verifier.ts KidlessReport). */
+  readonly kidless: KidlessReport
   keyEvent(event: KeyEvent): void
   /** Start an issuer's counters at 0 (at start-up, and for an issuer added by a reload). */
   initIssuer(issuer: string): void
@@ -104,6 +107,17 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     buckets: [-60, 0, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400],
     registers: [registry],
   })
+  // Issue #12: tokens without kid may cost up to kidless.maxCandidates signature checks each,
+  // a CPU cost a client can trigger; this shows what they cost (the bound is 5, the buckets say it).
+  const kidlessChecks = new BoundHistogram({
+    name: `${PREFIX}kidless_signature_checks`,
+    help: 'Signature checks spent on each token without kid, by issuer and result (verified, bad_signature, unknown_kid: no key fits its alg or more than kidless.maxCandidates do, none tried).',
+    labelNames: ['issuer', 'result'] as const,
+    buckets: [0, 1, 2, 3, 4, 5],
+    registers: [registry],
+  })
+  const kidlessChildren = new Map<string, Map<string, HistogramChild>>()
+  const kidlessChild = (issuer: string, result: string): HistogramChild => kidlessChecks.child(issuer, result)
   // A plain number on the request path, read at scrape time.
   let inflightNow = 0
   scrapedGauge(`${PREFIX}inflight_requests`, 'Requests at the proxy port that have started and not yet finished.', () => inflightNow)
@@ -297,6 +311,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       const c = perIssuer(issuer)
       if (age !== undefined) c.age.observe(age)
       if (ttl !== undefined) c.ttl.observe(ttl)
+    },
+    kidless(issuer, checks, result) {
+      child2(kidlessChildren, issuer, result, kidlessChild).observe(checks)
     },
     inflight(delta) {
       inflightNow += delta

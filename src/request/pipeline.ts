@@ -12,7 +12,7 @@ import type { RouteMatcher } from '../policy/routes.ts'
 import { createTokenExtractor } from '../verify/extract.ts'
 import type { TokenExtractor } from '../verify/extract.ts'
 import { createVerifier } from '../verify/verifier.ts'
-import type { Verifier } from '../verify/verifier.ts'
+import type { KidlessReport, Verifier } from '../verify/verifier.ts'
 import type { TokenCacheStats } from '../verify/token-cache.ts'
 import { createHeaderPolicy } from './headers.ts'
 import type { HeaderPolicy } from './headers.ts'
@@ -52,6 +52,8 @@ export interface PipelineDeps {
   readonly now?: (() => number) | undefined
   /** The verified-token cache's counters, kept across reloads (the cache itself is per pipeline). */
   readonly cacheStats?: TokenCacheStats | undefined
+  /** Told of each token without kid: the signature checks it cost (verifier.ts). */
+  readonly kidless?: KidlessReport | undefined
 }
 
 export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: PipelineDeps = {}): Pipeline {
@@ -72,7 +74,7 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: Pipe
     // issuer's rules can never be answered from verifications made under the old ones.
     verifier: createVerifier(
       { issuers: config.issuers, clockSkew: config.tokens.clockSkew, maxBytes: config.tokens.maxBytes, cache: config.tokens.cache },
-      { keys, ...(deps.now === undefined ? {} : { now: deps.now }), ...(deps.cacheStats === undefined ? {} : { cacheStats: deps.cacheStats }) },
+      { keys, ...(deps.now === undefined ? {} : { now: deps.now }), ...(deps.cacheStats === undefined ? {} : { cacheStats: deps.cacheStats }), ...(deps.kidless === undefined ? {} : { kidless: deps.kidless }) },
     ),
     policies: new Map(config.routes.map((r) => [r, {
       authorizer: createRouteAuthorizer(r),

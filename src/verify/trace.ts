@@ -23,7 +23,11 @@ export type VerifyTraceEvent =
   | { readonly step: 'algorithm'; readonly ok: boolean; readonly alg: string; readonly issuer: IssuerConfig }
   /** `refetched`: the kid was not in the cached set and the lookup waited for an unknown-kid refresh. */
   | { readonly step: 'key'; readonly issuer: IssuerConfig; readonly kid: string | undefined; readonly alg: Algorithm; readonly refetched: boolean; readonly result: KeyResult }
-  | { readonly step: 'signature'; readonly ok: boolean; readonly alg: Algorithm; readonly key: VerificationKey }
+  /**
+   * One signature check. `candidate`: a token without kid tried against several keys
+   * (kidless.maxCandidates), this is the n-th of them; one event per check, the last one decides.
+   */
+  | { readonly step: 'signature'; readonly ok: boolean; readonly alg: Algorithm; readonly key: VerificationKey; readonly candidate?: { readonly n: number; readonly of: number } }
   | { readonly step: 'typ'; readonly ok: boolean; readonly expected: string; readonly typ: unknown }
   /** One claim rule, in table order; `now` in seconds, the instant the rule was checked at. */
   | { readonly step: 'claim'; readonly rule: ClaimRule; readonly reason: TokenReason | undefined; readonly payload: ParsedToken['payload']; readonly now: number }

@@ -5,7 +5,7 @@
 import { SUPPORTED_ALGORITHMS } from '../config/types.ts'
 import { issValues } from '../config/tenants.ts'
 import type { Algorithm, IssuerConfig } from '../config/types.ts'
-import type { KeyResult, KeyStore } from '../keys/types.ts'
+import type { KeyResult, KeyStore, VerificationKey } from '../keys/types.ts'
 import type { TokenReason } from './reasons.ts'
 import { parseCompactJws } from './token.ts'
 import type { ParsedToken } from './token.ts'
@@ -45,7 +45,16 @@ export interface VerifierDeps {
   readonly now?: () => number
   /** Where the cache counts hits, misses and evictions (shared across reloads). */
   readonly cacheStats?: TokenCacheStats
+  /**
+   * Told of every token without kid that reached the key lookup: the signature checks it cost
+   * (0 to kidless.maxCandidates) and how it ended. The adapters count it (observe/metrics.ts).
+   */
+  readonly kidless?: KidlessReport
 }
+
+/** How a token without kid ended at the key and signature steps: a closed set, used as a metric label. */
+export type KidlessResult = 'verified' | 'bad_signature' | 'unknown_kid'
+export type KidlessReport = (issuer: string, checks: number, result: KidlessResult) => void
 
 export interface Verifier {
   /**
@@ -129,12 +138,40 @@ export function createVerifier(options: VerifierOptions, deps: VerifierDeps): Ve
 
   function finish(entry: IssuerEntry, token: ParsedToken, alg: Algorithm, lookup: KeyResult, refetched: boolean, trace: VerifyTrace | undefined): VerifyResult {
     const name = entry.config.name
+    const kidless = token.header.kid === undefined
     trace?.({ step: 'key', issuer: entry.config, kid: token.header.kid, alg, refetched, result: lookup })
-    if (!lookup.ok) return fail(lookup.reason, name, `key lookup: ${lookup.reason}`)
+    if (!lookup.ok) {
+      if (kidless && lookup.reason === 'unknown_kid') deps.kidless?.(name, 0, 'unknown_kid')
+      return fail(lookup.reason, name, `key lookup: ${lookup.reason}`)
+    }
+    const candidates = lookup.candidates
+    if (candidates !== undefined) return tryCandidates(entry, token, alg, candidates, trace)
     const verified = verifySignature(alg, lookup.key.key, token.signingInput, token.signature)
     trace?.({ step: 'signature', ok: verified, alg, key: lookup.key })
+    if (kidless) deps.kidless?.(name, 1, verified ? 'verified' : 'bad_signature')
     if (!verified) return fail('bad_signature', name, 'signature does not verify')
     return checkClaims(entry, token, trace)
+  }
+
+  /**
+   * A token without kid that several keys fit (issue #12, kidless.maxCandidates): each key in
+   * index order until one verifies. The key index never hands out more than maxCandidates, so
+   * a forged token costs at most that many signature checks; the report counts them.
+   */
+  function tryCandidates(entry: IssuerEntry, token: ParsedToken, alg: Algorithm, candidates: readonly VerificationKey[], trace: VerifyTrace | undefined): VerifyResult {
+    const name = entry.config.name
+    let checks = 0
+    for (const key of candidates) {
+      checks++
+      const verified = verifySignature(alg, key.key, token.signingInput, token.signature)
+      trace?.({ step: 'signature', ok: verified, alg, key, candidate: { n: checks, of: candidates.length } })
+      if (verified) {
+        deps.kidless?.(name, checks, 'verified')
+        return checkClaims(entry, token, trace)
+      }
+    }
+    deps.kidless?.(name, checks, 'bad_signature')
+    return fail('bad_signature', name, `no kid: the signature verifies with none of the ${checks} keys that fit ${alg}`)
   }
 
   // RFC 7519 §4.1: after the signature holds, the claims (claims.ts), in table order.

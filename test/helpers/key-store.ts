@@ -42,6 +42,8 @@ export interface IssuerConfigOptions {
   readonly maxLifetime?: number
   readonly typ?: string
   readonly refresh?: Partial<RefreshSettings>
+  /** issuers[].kidless.maxCandidates (default 1) */
+  readonly maxCandidates?: number
 }
 
 /** An IssuerConfig with the loader's defaults where they matter and long refresh intervals. */
@@ -61,6 +63,7 @@ export function issuerConfig(o: IssuerConfigOptions): IssuerConfig {
     maxLifetime: o.maxLifetime,
     typ: o.typ,
     allowInsecureHttp: false,
+    kidless: { maxCandidates: o.maxCandidates ?? 1 },
     fetch: { timeout: 5_000, maxBytes: 1024 * 1024, headers: {}, bearerTokenFile: undefined, caFile: undefined },
     refresh: { ...REFRESH, ...o.refresh },
   }

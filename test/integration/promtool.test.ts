@@ -143,6 +143,7 @@ async function exposition(): Promise<{ text: string; empty: string[] }> {
   m.verification('corp', 0.0009)
   m.tokenTimes('corp', 42.5, 3557.5)
   m.tokenTimes('corp', -0.4, 59.6) // an iat from the future, within clockSkew
+  m.kidless('corp', 2, 'verified') // a token without kid, verified by the second of two candidates
   m.upstreamError('timeout')
   m.upstreamError('connect')
   m.configReload('success')

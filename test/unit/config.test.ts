@@ -63,6 +63,7 @@ void describe('parseConfig: a valid file', () => {
           typ: undefined,
           allowInsecureHttp: false,
           tenants: undefined,
+          kidless: { maxCandidates: 1 },
           discovery: false,
           discoveryUrl: undefined,
           audienceClaim: 'aud',
@@ -99,6 +100,8 @@ issuers:
     audiences: [orders-api, billing]
     algorithms: [RS256, ES256, EdDSA]
     allowInsecureHttp: true
+    kidless:
+      maxCandidates: 3
     keys:
       - file: keys/extra.pem
         alg: ES256
@@ -160,6 +163,7 @@ log:
       requiredClaims: ['exp'],
       maxLifetime: undefined,
       typ: undefined,
+      kidless: { maxCandidates: 3 },
       allowInsecureHttp: true,
       tenants: undefined,
       discovery: false,
@@ -287,14 +291,15 @@ void describe('parseConfig: errors carry file, line and path', () => {
     const err = configError(text)
     assert.equal(
       err.message,
-      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, fetch, refresh)',
+      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, fetch, refresh)',
+      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, fetch, refresh)',
     )
     assert.deepEqual(err.issues, [
       {
         file: 'test.yaml',
         line: 8,
         path: 'issuers[0].audience',
-        message: 'unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, fetch, refresh)',
+        message: 'unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, fetch, refresh)',
       } satisfies ConfigIssue,
     ])
   })
@@ -311,6 +316,15 @@ void describe('parseConfig: errors carry file, line and path', () => {
       assert.deepEqual(lines(`${MINIMAL}tokens:\n  cache:\n    ${yaml}\n`).map((l) => l.replace(/^test\.yaml:\d+ /, '')), [message], yaml)
     }
     assert.equal(parseConfig(`${MINIMAL}tokens:\n  cache:\n    enabled: false\n`, 'test.yaml', {}).tokens.cache, undefined)
+  })
+
+  void it('bounds issuers[].kidless.maxCandidates to a whole number from 1 to 5 (each is a signature check a forged token costs); default 1', () => {
+    const kidless = (v: string) => MINIMAL.replace('    audiences: [orders-api]\n', `    audiences: [orders-api]\n    kidless:\n      maxCandidates: ${v}\n`)
+    for (const v of ['0', '6', '2.5', '"2"']) {
+      assert.deepEqual(lines(kidless(v)).map((l) => l.replace(/^test\.yaml:\d+ /, '')), ['issuers[0].kidless.maxCandidates: expected a whole number from 1 to 5'], v)
+    }
+    assert.equal(parseConfig(kidless('5'), 'test.yaml', {}).issuers[0]!.kidless.maxCandidates, 5)
+    assert.equal(parseConfig(MINIMAL, 'test.yaml', {}).issuers[0]!.kidless.maxCandidates, 1)
   })
 
   void it('rejects a duration without a unit, saying units are mandatory', () => {

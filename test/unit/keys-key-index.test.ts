@@ -1,6 +1,7 @@
 /**
  * The key index (src/keys/key-index.ts): what `getKey` reads on every request. Lookups by kid
- * (first key wins), the kid-less rule (a key only when exactly one could have signed), the
+ * (first key wins), the kid-less rule (a key only when exactly one could have signed, or up to
+ * kidless.maxCandidates keys), the
  * pre-allocated results, and how static and remote keys are merged.
  */
 import { test } from 'node:test'
@@ -65,18 +66,37 @@ test('a kid-less key is not in byKid; a token without kid gets a key only when e
   assert.equal(idx.noKid.get('ES384'), undefined, 'no key for the alg')
 })
 
-test('two keys that could have signed: no kid-less answer for that alg (one request never costs N signature checks)', () => {
+test('two keys that could have signed, default maxCandidates 1: unknown_kid for that alg, saying how many fit (one request never costs N signature checks)', () => {
   const one = key(undefined, ['ES256'])
   const two = key('k2', ['ES256'])
   const rsa = key('r', ['RS256', 'PS256'])
   const pss = key('p', ['PS256'])
   const idx = buildIndex([one, two, rsa, pss])
-  assert.equal(idx.noKid.get('ES256'), undefined)
-  assert.equal(idx.noKid.get('PS256'), undefined)
-  assert.equal(idx.noKid.get('RS256')?.ok, true, 'RS256 still has exactly one candidate')
-  assert.equal(idx.noKid.size, 1)
+  assert.deepEqual(idx.noKid.get('ES256'), { ok: false, reason: 'unknown_kid', fitting: 2 })
+  assert.deepEqual(idx.noKid.get('PS256'), { ok: false, reason: 'unknown_kid', fitting: 2 })
+  assert.equal(idx.noKid.get('RS256'), idx.byKid.get('r')?.result, 'RS256 still has exactly one candidate')
+  assert.deepEqual(buildIndex([one, two, rsa, pss], 1), idx, 'the default is 1')
   // Two keys sharing a kid are still two candidates for a kid-less token.
-  assert.equal(buildIndex([key('same', ['ES256']), key('same', ['ES256'])]).noKid.get('ES256'), undefined)
+  assert.deepEqual(buildIndex([key('same', ['ES256']), key('same', ['ES256'])]).noKid.get('ES256'), { ok: false, reason: 'unknown_kid', fitting: 2 })
+})
+
+test('kidless.maxCandidates N: up to N keys that fit the alg are candidates, in index order, the first as `key`; more than N: none (unknown_kid with the count)', () => {
+  const old = key(undefined, ['RS256'], 'file:/keys/old.pem')
+  const next = key(undefined, ['RS256', 'PS256'])
+  const third = key('k3', ['RS256'])
+  const ec = key(undefined, ['ES256'])
+  const idx = buildIndex([old, next, third, ec], 3)
+  const rs = idx.noKid.get('RS256')
+  assert.ok(rs?.ok === true)
+  assert.equal(rs.key, old)
+  assert.deepEqual(rs.candidates, [old, next, third], 'index order: static first, then the JWKS in document order')
+  assert.ok(Object.isFrozen(rs) && Object.isFrozen(rs.candidates))
+  assert.equal(idx.noKid.get('RS256'), rs, 'pre-allocated: the same object on every lookup')
+  // Only keys whose type and declared alg fit: the EC key is never a candidate for RS256, nor the RSA keys for ES256.
+  assert.deepEqual(idx.noKid.get('ES256'), { ok: true, key: ec }, 'exactly one fits: the plain result, no candidate list')
+  assert.deepEqual(idx.noKid.get('PS256'), { ok: true, key: next })
+  assert.deepEqual(buildIndex([old, next, third, ec], 2).noKid.get('RS256'), { ok: false, reason: 'unknown_kid', fitting: 3 }, 'three fit, bound 2: none is tried')
+  assert.equal(buildIndex([old, next, third, ec], 5).noKid.get('RS256')?.ok, true)
 })
 
 test('the index is frozen and owns its key list: changing the input array afterwards changes nothing', () => {

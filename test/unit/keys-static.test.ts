@@ -12,6 +12,7 @@ import { MAX_JWKS_KEYS } from '../../src/keys/key-set.ts'
 import { loadStaticKeys, MAX_KEY_FILE_BYTES, watchStaticKeys } from '../../src/keys/static.ts'
 import type { StaticLoad } from '../../src/keys/static.ts'
 import { waitFor } from '../../src/wait-for.ts'
+import { issuerConfig, startKeyStore } from '../helpers/key-store.ts'
 import type { Algorithm, StaticKeyConfig } from '../../src/config/types.ts'
 
 const ALL: readonly Algorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
@@ -58,6 +59,32 @@ function onlyError(load: StaticLoad): string {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 const HAS_OPENSSL = spawnSync('openssl', ['version']).error === undefined
+
+interface Pair { readonly key: string; readonly crt: string }
+let made: { readonly ca: Pair; readonly mid: Pair; readonly leaf: Pair; readonly other: Pair } | undefined
+/**
+ * A real PKI made once with the openssl CLI: a root CA (RSA), an intermediate CA it issued
+ * (RSA, CA:TRUE), a leaf the intermediate issued (EC P-256, like a tls.crt; without an
+ * authority key id, so only names and signatures tie it to its issuer), and an unrelated
+ * self-signed certificate with the intermediate's name.
+ */
+function pki(): NonNullable<typeof made> {
+  if (made !== undefined) return made
+  assert.ok(HAS_OPENSSL, 'the openssl CLI is not on PATH: install Debian\'s openssl package to run this test')
+  const d = tmp()
+  const run = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore', cwd: d })
+  const at = (name: string): Pair => ({ key: join(d, `${name}.key`), crt: join(d, `${name}.crt`) })
+  const [ca, mid, leaf, other] = [at('ca'), at('mid'), at('leaf'), at('other')]
+  writeFileSync(join(d, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n')
+  writeFileSync(join(d, 'leaf.ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nauthorityKeyIdentifier=none\n')
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', ca.key, '-out', ca.crt, '-subj', '/CN=root', '-days', '1')
+  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', mid.key, '-out', join(d, 'mid.csr'), '-subj', '/CN=intermediate')
+  run('x509', '-req', '-in', join(d, 'mid.csr'), '-CA', ca.crt, '-CAkey', ca.key, '-set_serial', '2', '-extfile', join(d, 'ca.ext'), '-out', mid.crt, '-days', '1')
+  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', leaf.key, '-out', join(d, 'leaf.csr'), '-subj', '/CN=leaf')
+  run('x509', '-req', '-in', join(d, 'leaf.csr'), '-CA', mid.crt, '-CAkey', mid.key, '-set_serial', '3', '-extfile', join(d, 'leaf.ext'), '-out', leaf.crt, '-days', '1')
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', other.key, '-out', other.crt, '-subj', '/CN=intermediate', '-days', '1')
+  return (made = { ca, mid, leaf, other })
+}
 
 void describe('loadStaticKeys: PEM', () => {
   void it('loads an SPKI RSA public key with the configured alg; kid defaults to the RFC 7638 thumbprint', async () => {
@@ -133,9 +160,67 @@ void describe('loadStaticKeys: PEM', () => {
     }
   })
 
-  void it('refuses a file with several PEM blocks (a chain would make CA keys verifiers)', async () => {
+  void it('refuses a file with several public keys, or a key next to a certificate: which one verifies would be a guess', async () => {
     const why = onlyError(await load1(file(spki(RSA_A.publicKey) + spki(RSA_B.publicKey)), 'RS256'))
-    assert.match(why, /2 PEM blocks/)
+    assert.match(why, /^2 PEM blocks \(PUBLIC KEY\) in one file; give exactly one public key, one certificate, or one certificate chain \(leaf first\)$/)
+    const { ca } = pki()
+    assert.match(onlyError(await load1(file(readFileSync(ca.crt, 'utf8') + spki(RSA_A.publicKey)), 'RS256')), /^2 PEM blocks \(CERTIFICATE, PUBLIC KEY\) in one file/)
+  })
+
+  void it('a certificate chain (Kubernetes tls.crt, fullchain.pem: leaf, then its issuers): the leaf key, with chainLength', async () => {
+    const { ca, mid, leaf, other } = pki()
+    const pem = (...files: string[]) => files.map((f) => readFileSync(f, 'utf8')).join('')
+    const leafKey = await thumbprint(createPublicKey(readFileSync(leaf.key)))
+    for (const [chain, n] of [[pem(leaf.crt, mid.crt, ca.crt), 3], [pem(mid.crt, ca.crt), 2]] as const) {
+      const load = await load1(file(`subject=CN=leaf\n${chain}`), n === 3 ? 'ES256' : 'RS256')
+      assert.deepEqual(load.errors, [])
+      assert.equal(load.keys.length, 1, 'one key: the CA keys never become verification keys')
+      assert.equal(load.keys[0]!.chainLength, n)
+      if (n === 3) assert.equal(load.keys[0]!.thumbprint, leafKey)
+      assert.ok(Object.isFrozen(load.keys[0]))
+    }
+    // A single certificate or key says nothing about chains.
+    assert.equal((await load1(file(pem(leaf.crt)), 'ES256')).keys[0]!.chainLength, undefined)
+    // Not one chain: CA first, a gap, an unrelated certificate.
+    assert.match(onlyError(await load1(file(pem(ca.crt, mid.crt, leaf.crt)), 'RS256')), /^3 certificates that are not one chain: certificate 2 did not issue certificate 1/)
+    assert.match(onlyError(await load1(file(pem(leaf.crt, ca.crt)), 'ES256')), /^2 certificates that are not one chain: certificate 2 did not issue certificate 1/)
+    assert.match(onlyError(await load1(file(pem(leaf.crt, mid.crt, other.crt)), 'ES256')), /^3 certificates that are not one chain: certificate 3 did not issue certificate 2/)
+    // Same subject name as the real issuer, another key: the signature decides, not the name.
+    assert.match(onlyError(await load1(file(pem(leaf.crt, other.crt)), 'ES256')), /^2 certificates that are not one chain: certificate 2 did not issue certificate 1/)
+  })
+
+  void it('a chain through the key store: the jwks.key_added event and /keys (keyList) carry chainLength', async () => {
+    const { ca, mid, leaf } = pki()
+    const path = file([leaf.crt, mid.crt, ca.crt].map((f) => readFileSync(f, 'utf8')).join(''))
+    const { store, events } = await startKeyStore([issuerConfig({ name: 'tls', issuer: 'https://tls.example', keys: [{ file: path, alg: 'ES256', kid: 'leaf' }] })])
+    try {
+      const added = events.filter((e) => e.event === 'jwks.key_added')
+      assert.deepEqual(added.map((e) => [e.kid, e.source, 'chainLength' in e ? e.chainLength : undefined]), [['leaf', `file:${path}`, 3]])
+      assert.deepEqual(store.issuer('tls')!.status().keyList.map((k) => [k.kid, k.chainLength]), [['leaf', 3]])
+    } finally {
+      await store.stop()
+    }
+  })
+
+  void it('a PEM block whose label and content disagree: refused, saying what it holds and how to relabel it', async () => {
+    const relabel = (pem: string, from: string, to: string) => pem.replaceAll(`-----BEGIN ${from}-----`, `-----BEGIN ${to}-----`).replaceAll(`-----END ${from}-----`, `-----END ${to}-----`)
+    // Perl's Crypt::JWT writes an SPKI key under BEGIN RSA PUBLIC KEY.
+    const spkiAsPkcs1 = relabel(spki(RSA_A.publicKey), 'PUBLIC KEY', 'RSA PUBLIC KEY')
+    assert.equal(onlyError(await load1(file(spkiAsPkcs1), 'RS256')), 'the block is labelled RSA PUBLIC KEY (PKCS#1) but holds an SPKI public key; relabel it BEGIN PUBLIC KEY')
+    const pkcs1AsSpki = relabel(RSA_B.publicKey.export({ type: 'pkcs1', format: 'pem' }) as string, 'RSA PUBLIC KEY', 'PUBLIC KEY')
+    assert.equal(onlyError(await load1(file(pkcs1AsSpki), 'RS256')), 'the block is labelled PUBLIC KEY (SPKI) but holds a PKCS#1 RSA public key; relabel it BEGIN RSA PUBLIC KEY')
+    const keyAsCert = relabel(spki(P256.publicKey), 'PUBLIC KEY', 'CERTIFICATE')
+    assert.equal(onlyError(await load1(file(keyAsCert), 'ES256')), 'the block is labelled CERTIFICATE (X.509) but holds an SPKI public key; relabel it BEGIN PUBLIC KEY')
+    const certAsKey = relabel(readFileSync(pki().leaf.crt, 'utf8'), 'CERTIFICATE', 'PUBLIC KEY')
+    assert.equal(onlyError(await load1(file(certAsKey), 'ES256')), 'the block is labelled PUBLIC KEY (SPKI) but holds an X.509 certificate; relabel it BEGIN CERTIFICATE')
+    // Private material under a public label is refused as private, never derived into a public key.
+    for (const type of ['pkcs8', 'pkcs1'] as const) {
+      const priv = RSA_A.privateKey.export({ type, format: 'pem' }) as string
+      const disguised = priv.replace(/-----(BEGIN|END) [A-Z ]*PRIVATE KEY-----/g, '-----$1 PUBLIC KEY-----')
+      assert.equal(onlyError(await load1(file(disguised), 'RS256')), 'private key material is never loaded; give the public key', type)
+    }
+    // Garbage stays an invalid block, with the parser's reason.
+    assert.match(onlyError(await load1(file('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n'), 'RS256')), /^invalid PEM public key: /)
   })
 
   void it('refuses a 1024-bit RSA key through parseJwks: no usable key, and the rejection says why', async () => {

@@ -236,6 +236,50 @@ describe('createVerifier: algorithm and key', () => {
     assert.equal(w.idp.fetchCount(), fetches)
   })
 
+  test('kidless.maxCandidates 2, a rotation overlap publishing two keys without kid: a token signed by either verifies, a forged one is bad_signature after 2 checks; a third key: unknown_kid with none tried', async (t) => {
+    // Shaped like a provider that signs without kid: the JWKS entries have no kid, the second not even alg.
+    const idp = await startTestIssuer({ alg: 'ES256', kids: [] })
+    t.after(() => idp.close())
+    await idp.addKey('old', 'ES256', { jwk: { kid: undefined } })
+    await idp.addKey('new', 'ES256', { jwk: { kid: undefined, alg: undefined, use: undefined } })
+    await idp.addKey('rogue', 'ES256', { publish: false })
+    const cfg = issuerConfig({ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['ES256'], maxCandidates: 2, refresh: { unknownKidCooldown: 0 } })
+    const { store } = await startKeyStore([cfg])
+    t.after(() => store.stop())
+    const reports: [string, number, string][] = []
+    const stats = createTokenCacheStats()
+    const verifier = createVerifier({ issuers: [cfg], clockSkew: SKEW_MS, maxBytes: 8192, cache: { maxEntries: 10, maxBytes: 1 << 20 } }, {
+      keys: store, now: () => T0, cacheStats: stats, kidless: (issuer, checks, result) => void reports.push([issuer, checks, result]),
+    })
+    const sign = (key: string) => idp.sign({ iat: t0, exp: t0 + 300 }, { kid: null, key })
+    const signatures: unknown[] = []
+    const trace = (e: Parameters<NonNullable<Parameters<Verifier['verify']>[1]>>[0]) => {
+      if (e.step === 'signature') signatures.push([e.ok, e.candidate])
+    }
+
+    assert.equal(reason(now(verifier.verify(await sign('old'), trace))), 'ok')
+    assert.deepEqual(signatures.splice(0), [[true, { n: 1, of: 2 }]])
+    const fresh = await sign('new')
+    assert.equal(reason(now(verifier.verify(fresh, trace))), 'ok')
+    assert.deepEqual(signatures.splice(0), [[false, { n: 1, of: 2 }], [true, { n: 2, of: 2 }]])
+    const forged = now(verifier.verify(await sign('rogue'), trace))
+    assert.equal(reason(forged), 'bad_signature')
+    assert.deepEqual(signatures.splice(0), [[false, { n: 1, of: 2 }], [false, { n: 2, of: 2 }]])
+    assert.deepEqual(reports.splice(0), [['corp', 1, 'verified'], ['corp', 2, 'verified'], ['corp', 2, 'bad_signature']])
+    // The verified-token cache keeps working for a token without kid: no signature check the second time.
+    assert.equal(reason(now(verifier.verify(fresh, trace))), 'ok')
+    assert.equal(stats.hits, 1)
+    assert.deepEqual([signatures, reports], [[], []])
+
+    // A third fitting key (published with a kid: it fits a token without one all the same).
+    await idp.addKey('third', 'ES256')
+    assert.equal(reason(await later(verifier.verify(await idp.sign({ iat: t0, exp: t0 + 300 }, { kid: 'third' })))), 'ok')
+    const fetches = idp.fetchCount()
+    assert.equal(reason(now(verifier.verify(await sign('old'), trace))), 'unknown_kid', 'three fit, the bound is 2: none is tried')
+    assert.deepEqual([signatures, reports], [[], [['corp', 0, 'unknown_kid']]])
+    assert.equal(idp.fetchCount(), fetches, 'and no refetch: a kid-less token has no kid to look for')
+  })
+
   test('keys_unavailable while the issuer has no keys (its JWKS endpoint failing), with the issuer named', async (t) => {
     const w = await world(t, { beforeKeys: (idp) => idp.setStatus(503) })
     const r = now(w.verifier.verify(await w.sign()))
