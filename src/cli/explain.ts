@@ -282,7 +282,8 @@ function keyStep(e: RequestTraceEvent & { readonly step: 'key' }, c: Context): E
     return step('key', true, `no kid: ${r.candidates.length} keys fit ${e.alg} (kidless.maxCandidates ${max}), tried in key-index order (key files first, then the JWKS in document order): ${r.candidates.map((k) => k.thumbprint).join(', ')}`)
   }
   if (r.ok) {
-    const source = r.key.source === 'jwks' ? `jwks ${where}` : r.key.source
+    const chain = r.key.chainLength === undefined ? '' : ` (the leaf of a chain of ${r.key.chainLength} certificates)`
+    const source = r.key.source === 'jwks' ? `jwks ${where}` : `${r.key.source}${chain}`
     return step('key', true, `${kidText}: found${fetchNote}; kty ${r.key.kty}, alg ${r.key.alg ?? 'any'}, thumbprint ${r.key.thumbprint}, source ${source}`)
   }
   switch (r.reason) {

@@ -1,12 +1,15 @@
 import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createPublicKey, generateKeyPairSync } from 'node:crypto'
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { calculateJwkThumbprint } from 'jose'
+import { SignJWT, calculateJwkThumbprint } from 'jose'
+import { explainRequest } from '../../src/cli/explain.ts'
+import { parseConfig } from '../../src/config/load.ts'
+import { createKeyStore } from '../../src/keys/store.ts'
 import { MAX_JSON_DEPTH } from '../../src/keys/json-bounds.ts'
 import { MAX_JWKS_KEYS } from '../../src/keys/key-set.ts'
 import { loadStaticKeys, MAX_KEY_FILE_BYTES, watchStaticKeys } from '../../src/keys/static.ts'
@@ -199,6 +202,25 @@ void describe('loadStaticKeys: PEM', () => {
       assert.deepEqual(store.issuer('tls')!.status().keyList.map((k) => [k.kid, k.chainLength]), [['leaf', 3]])
     } finally {
       await store.stop()
+    }
+    // jwt-sidecar verify says where the key came from: the leaf of the chain.
+    const config = parseConfig(`upstream: { url: "http://127.0.0.1:9" }
+issuers:
+  - { name: tls, issuer: "https://tls.example", keys: [{ file: ${JSON.stringify(path)}, alg: ES256, kid: leaf }], audiences: [api], algorithms: [ES256] }
+routes:
+  - { name: default, path: /** }
+`, 'test.yaml', {})
+    const keys = createKeyStore(config.issuers)
+    keys.start()
+    try {
+      await keys.settled()
+      const token = await new SignJWT({ aud: 'api' }).setProtectedHeader({ alg: 'ES256', kid: 'leaf' }).setIssuer('https://tls.example').setExpirationTime('5m')
+        .sign(createPrivateKey(readFileSync(leaf.key)))
+      const e = await explainRequest(config, keys, { token, source: 'raw token (test)', path: '/x', method: 'GET' })
+      assert.equal(e.forwarded, true, JSON.stringify(e.steps))
+      assert.match(e.steps.find((st) => st.step === 'key')?.detail ?? '', new RegExp(`source file:${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(the leaf of a chain of 3 certificates\\)$`))
+    } finally {
+      await keys.stop()
     }
   })
 
