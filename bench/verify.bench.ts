@@ -36,7 +36,7 @@ export async function benchVerify(alg: Algorithm, n: number): Promise<VerifyBenc
     name: 'bench', issuer: ISS, jwksUri: 'https://bench.example/jwks', tenants: undefined, discovery: false, discoveryUrl: undefined, keys: [], audiences: ['api'], audienceClaim: 'aud', algorithms: [alg],
     requiredClaims: ['exp'], maxLifetime: undefined, typ: undefined,
     allowInsecureHttp: false,
-    kidless: { maxCandidates: 1 },
+    kidless: { maxCandidates: 1 }, dpop: { mode: 'off', proofMaxAge: 60_000 },
     fetch: { timeout: 5000, maxBytes: 1 << 20, headers: {}, bearerTokenFile: undefined, caFile: undefined },
     refresh: {
       interval: 3_600_000, minInterval: 60_000, maxInterval: 3_600_000, unknownKidCooldown: 30_000,

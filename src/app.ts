@@ -19,6 +19,7 @@ import { createTokenCacheStats } from './verify/token-cache.ts'
 import { createMetrics } from './observe/metrics.ts'
 import type { Metrics } from './observe/metrics.ts'
 import { createPipeline } from './request/pipeline.ts'
+import { createReplayCache } from './verify/dpop-replay.ts'
 import type { Pipeline } from './request/pipeline.ts'
 import { createProxyServer } from './proxy/server.ts'
 
@@ -101,7 +102,9 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
     metrics.keyEvent(e)
   }
   const keys = createKeyStore(config.issuers, { onEvent, ...(deps.now === undefined ? {} : { now: deps.now }), ...deps.keyStore })
-  let pipeline: Pipeline = createPipeline(config, keys, { now: deps.now, cacheStats, kidless: metrics.kidless })
+  // One DPoP replay cache for the process: a reload must not forget the proofs already seen.
+  const dpopReplay = createReplayCache()
+  let pipeline: Pipeline = createPipeline(config, keys, { now: deps.now, cacheStats, kidless: metrics.kidless, dpopReplay })
   let serving = true
   const events = createRateLimitedLog(log, { perKeyPerInterval: 10, intervalMs: 10_000 })
   const loop = createLoopMonitor({ thresholdMs: config.admin.maxEventLoopDelay })
@@ -152,7 +155,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
       const issuers = keys.reconfigure(next.issuers)
       for (const name of issuers.added) metrics.initIssuer(name)
       // One assignment: a request reads either the old pipeline or the new one, never a mix.
-      pipeline = createPipeline(next, keys, { now: deps.now, cacheStats, kidless: metrics.kidless })
+      pipeline = createPipeline(next, keys, { now: deps.now, cacheStats, kidless: metrics.kidless, dpopReplay })
       config = next
       log.level = next.log.level
       logWarnings(next)

@@ -251,6 +251,12 @@ function describe(e: RequestTraceEvent, c: Context): ExplainStep[] {
       return [step('typ', e.ok, `typ ${e.typ === undefined ? 'absent' : show(e.typ, 40)} must be ${e.expected} (RFC 8725 §3.11)`)]
     case 'claim':
       return [step(e.rule.name, e.reason === undefined, e.rule.explain(e.payload, e.now))]
+    case 'binding': {
+      // issue #13 §2: a token with cnf is never a plain bearer token (RFC 9449, RFC 8705).
+      const how = `${e.scheme === 'dpop' ? 'DPoP' : 'Bearer'} scheme, dpop.mode ${e.mode}`
+      if (!e.result.ok) return [step('binding', false, `${how}: ${e.result.detail}`)]
+      return [step('binding', true, e.result.jkt === undefined ? `${how}: unbound token, no cnf` : `${how}: DPoP proof verifies, key thumbprint ${e.result.jkt}`)]
+    }
     case 'authorization': {
       const lines = e.authorizer.explain(e.issuer, e.claims).map(({ ok, line }) => step('authorization', ok, line))
       lines.push(e.refused === undefined

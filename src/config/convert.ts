@@ -44,6 +44,7 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
       typ: i.typ,
       allowInsecureHttp: i.allowInsecureHttp,
       kidless: { maxCandidates: i.kidless.maxCandidates },
+      dpop: { mode: i.dpop.mode, proofMaxAge: parseDuration(i.dpop.proofMaxAge) },
       fetch: {
         timeout: parseDuration(i.fetch.timeout),
         maxBytes: parseSize(i.fetch.maxBytes),

@@ -189,6 +189,11 @@ const issuer = {
     kidless: settings('a map with maxCandidates', {
       maxCandidates: { type: 'integer', minimum: 1, maximum: 5, default: 1, [EXPECTED]: 'a whole number from 1 to 5' },
     }),
+    // Issue #13: RFC 9449 DPoP. Whatever the mode, a token carrying `cnf` is never accepted as a plain bearer token.
+    dpop: settings('a map with mode and proofMaxAge', {
+      mode: oneOf(['off', 'allowed', 'required'], 'off'),
+      proofMaxAge: duration('60s'),
+    }),
     fetch: settings('a map with timeout, maxBytes, headers, bearerTokenFile and caFile', {
       timeout: duration('5s'),
       maxBytes: size('1MiB'),

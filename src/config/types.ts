@@ -94,6 +94,12 @@ export interface IssuerConfig {
    * when exactly one key fits.
    */
   readonly kidless: { readonly maxCandidates: number }
+  /**
+   * RFC 9449 DPoP: `off` (the DPoP scheme is refused), `allowed` (DPoP-bound or plain bearer
+   * tokens), `required` (DPoP-bound only). A token with `cnf` is never a plain bearer token,
+   * whatever the mode. proofMaxAge: ms a proof is accepted after its iat (plus clock skew).
+   */
+  readonly dpop: { readonly mode: 'off' | 'allowed' | 'required'; readonly proofMaxAge: number }
   readonly fetch: FetchSettings
   readonly refresh: RefreshSettings
 }

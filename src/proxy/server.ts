@@ -8,7 +8,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import fastifyHttpProxy from '@fastify/http-proxy'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { RouteConfig, SidecarConfig } from '../config/types.ts'
+import type { SidecarConfig } from '../config/types.ts'
 import type { Metrics, Outcome, UpstreamErrorKind } from '../observe/metrics.ts'
 import { UNMATCHED_ROUTE } from '../observe/metrics.ts'
 import { createAccessLogger } from '../observe/log.ts'
@@ -20,7 +20,7 @@ import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
 import { endToEndHeaders } from '../http/header-names.ts'
 import { NO_ROUTE, afterVerify, badRequest, begin, internalError, readTarget } from '../request/decide.ts'
-import type { Decision } from '../request/decide.ts'
+import type { Decision, Next } from '../request/decide.ts'
 import type { InboundStrip } from '../request/headers.ts'
 import { denial } from '../request/denials.ts'
 import { createUpstreamDispatcher } from './upstream.ts'
@@ -163,7 +163,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   }
 
   /** The verification's own metrics, then the rest of the decision. */
-  function verified(request: FastifyRequest, reply: FastifyReply, p: Pipeline, route: RouteConfig, result: VerifyResult, started: number, done: () => void): void {
+  function verified(request: FastifyRequest, reply: FastifyReply, p: Pipeline, next: Next & { readonly kind: 'verify' }, result: VerifyResult, started: number, done: () => void): void {
     if (result.ok || result.issuer !== undefined) {
       const issuer = result.ok ? result.issuer.name : result.issuer!
       metrics.verification(issuer, (performance.now() - started) / 1000)
@@ -173,7 +173,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
         metrics.tokenTimes(issuer, typeof iat === 'number' ? t - iat : undefined, typeof exp === 'number' ? exp - t : undefined)
       }
     }
-    apply(request, reply, afterVerify(p, route, result), done)
+    apply(request, reply, afterVerify(p, next, result), done)
   }
 
   /**
@@ -217,7 +217,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       const result = p.verifier.verify(next.token)
       if (result instanceof Promise) {
         result
-          .then((r) => verified(request, reply, p, next.route, r, started, done))
+          .then((r) => verified(request, reply, p, next, r, started, done))
           .catch((err: unknown) => {
             // Fail closed, and never leave the request hanging.
             log.error({ event: 'auth.error', err }, 'verification failed internally')
@@ -225,7 +225,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
           })
         return undefined
       }
-      return verified(request, reply, p, next.route, result, started, done)
+      return verified(request, reply, p, next, result, started, done)
     } catch (err) {
       // Fail closed: an internal error never lets a request through unverified.
       log.error({ event: 'auth.error', err }, 'authentication step failed internally')

@@ -74,6 +74,8 @@ export function createUpstreamHeaders(deps: UpstreamHeadersDeps): UpstreamHeader
         }
       }
     }
+    // RFC 9449: a DPoP proof is for this hop only; the app never receives it (issue #13 §2).
+    if (out.dpop !== undefined) out.dpop = undefined
     if (!p.config.identity.forwardToken) {
       // The token is removed from wherever it could have come (the query already is).
       for (const h of p.tokenHeaders) if (out[h] !== undefined) out[h] = undefined

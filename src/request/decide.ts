@@ -18,6 +18,8 @@ import type { Pipeline } from './pipeline.ts'
 import { denial } from './denials.ts'
 import type { Denial } from './denials.ts'
 import type { RequestTrace } from './trace.ts'
+import { checkBinding } from './binding.ts'
+import type { PresentedToken } from './binding.ts'
 
 type Headers = Readonly<Record<string, string | string[] | undefined>>
 
@@ -29,6 +31,8 @@ export interface RequestIn {
   readonly headers: Headers
   /** Names and values as received, alternating (node:http `rawHeaders`). */
   readonly rawHeaders: readonly string[]
+  /** The data-plane listener's scheme, the one a DPoP proof's htu names (default http). */
+  readonly listenerScheme?: 'http' | 'https'
 }
 
 export type Decision =
@@ -48,9 +52,11 @@ export type Decision =
       readonly outcome: 'allowed' | 'anonymous'
       readonly issuer: string | undefined
       readonly claims: Claims | undefined
+      /** The RFC 7638 thumbprint of the DPoP key the token was proven with, when it was (binding.ts). */
+      readonly jkt?: string
     }
 
-export type Next = Decision | { readonly kind: 'verify'; readonly route: RouteConfig; readonly token: string }
+export type Next = Decision | { readonly kind: 'verify'; readonly route: RouteConfig; readonly token: string; readonly presented: PresentedToken }
 
 /** Decisions that never vary for a route, built once per pipeline (no allocation per request). */
 export interface FixedDecisions {
@@ -143,17 +149,32 @@ export function begin(p: Pipeline, req: RequestIn, trace?: RequestTrace): Next {
   trace?.({ step: 'source', route, found: found.kind, detail: found.kind === 'invalid' ? found.detail : undefined })
   if (found.kind === 'invalid') return deny(route.name, 'invalid_request', undefined, undefined, found.detail)
   if (found.kind === 'none') return route.auth === 'optional' ? fixed.anonymous : fixed.missingToken
-  return { kind: 'verify', route, token: found.token }
+  return {
+    kind: 'verify',
+    route,
+    token: found.token,
+    presented: { token: found.token, scheme: found.scheme, method: req.method, rawPath: req.target.rawPath, headers: req.headers, rawHeaders: req.rawHeaders, listenerScheme: req.listenerScheme ?? 'http' },
+  }
 }
 
 /** A verified (or refused) token against the route's issuers and requirements. */
-export function afterVerify(p: Pipeline, route: RouteConfig, result: VerifyResult, trace?: RequestTrace): Decision {
+export function afterVerify(p: Pipeline, next: { readonly route: RouteConfig; readonly presented: PresentedToken }, result: VerifyResult, trace?: RequestTrace): Decision {
+  const route = next.route
   if (!result.ok) return deny(route.name, result.reason, result.issuer, undefined, result.detail)
+  // How the token was presented against how it is bound (cnf, DPoP): binding.ts.
+  const bound = checkBinding(result.issuer, result.claims, next.presented, p.binding)
+  // Shown only where there is a binding to speak of: a plain bearer token under dpop.mode off has none.
+  if (next.presented.scheme === 'dpop' || result.claims.cnf !== undefined || result.issuer.dpop.mode !== 'off') {
+    trace?.({ step: 'binding', scheme: next.presented.scheme, mode: result.issuer.dpop.mode, result: bound })
+  }
+  if (!bound.ok) return deny(route.name, bound.reason, result.issuer.name, undefined, bound.detail)
   const policy = p.policies.get(route)!
   const refused = policy.authorizer.authorize(result.issuer.name, result.claims)
   trace?.({ step: 'authorization', route, authorizer: policy.authorizer, issuer: result.issuer.name, claims: result.claims, refused })
   if (refused !== undefined) return deny(route.name, refused, result.issuer.name, policy.forbidden[refused])
-  return { kind: 'admit', route: route.name, outcome: 'allowed', issuer: result.issuer.name, claims: result.claims }
+  return bound.jkt === undefined
+    ? { kind: 'admit', route: route.name, outcome: 'allowed', issuer: result.issuer.name, claims: result.claims }
+    : { kind: 'admit', route: route.name, outcome: 'allowed', issuer: result.issuer.name, claims: result.claims, jkt: bound.jkt }
 }
 
 /**
@@ -175,7 +196,7 @@ export async function decide(
     const next = begin(p, { method: req.method, target, headers: req.headers, rawHeaders: req.rawHeaders }, trace)
     if (next.kind !== 'verify') return next
     route = next.route.name
-    return afterVerify(p, next.route, await p.verifier.verify(next.token, trace), trace)
+    return afterVerify(p, next, await p.verifier.verify(next.token, trace), trace)
   } catch {
     return internalError(route)
   }

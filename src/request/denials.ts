@@ -4,6 +4,7 @@
  */
 import { REASONS } from '../verify/reasons.ts'
 import type { Reason } from '../verify/reasons.ts'
+import { DPOP_ALGORITHMS } from '../verify/dpop.ts'
 
 export interface Denial {
   readonly status: number
@@ -15,6 +16,14 @@ export interface Denial {
 const RETRY_AFTER_SECONDS = 5
 
 const REALM = 'jwt-sidecar'
+
+/**
+ * Refusals about the DPoP binding itself get a `DPoP` challenge (RFC 9449 §7.1), naming the
+ * proof algorithms accepted (`algs`), so a DPoP client knows what to send; the others keep
+ * the Bearer one.
+ */
+const DPOP_REASONS: ReadonlySet<Reason> = new Set<Reason>(['dpop_required', 'invalid_dpop_proof', 'dpop_replay', 'dpop_not_allowed'])
+const DPOP_ALGS = DPOP_ALGORITHMS.join(' ')
 
 function build(reason: Reason, scope?: string): Denial {
   const { status, error } = REASONS[reason]
@@ -28,6 +37,9 @@ function build(reason: Reason, scope?: string): Denial {
     headers['www-authenticate'] = error === undefined
       ? `Bearer realm="${REALM}"`
       : `Bearer realm="${REALM}", error="${error}", error_description="${reason}"`
+  }
+  if (DPOP_REASONS.has(reason)) {
+    headers['www-authenticate'] = `DPoP realm="${REALM}", error="${error}", error_description="${reason}", algs="${DPOP_ALGS}"`
   }
   if (error === 'insufficient_scope') {
     // RFC 6750 §3: the 403 challenge names the scopes the resource requires.

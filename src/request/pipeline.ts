@@ -14,6 +14,9 @@ import type { TokenExtractor } from '../verify/extract.ts'
 import { createVerifier } from '../verify/verifier.ts'
 import type { KidlessReport, Verifier } from '../verify/verifier.ts'
 import type { TokenCacheStats } from '../verify/token-cache.ts'
+import { createReplayCache } from '../verify/dpop-replay.ts'
+import type { ReplayCache } from '../verify/dpop-replay.ts'
+import type { BindingDeps } from './binding.ts'
 import { createHeaderPolicy } from './headers.ts'
 import type { HeaderPolicy } from './headers.ts'
 import { fixedDecisions } from './decide.ts'
@@ -40,6 +43,8 @@ export interface Pipeline {
   readonly tokenHeaders: readonly string[]
   readonly tokenCookies: ReadonlySet<string>
   readonly tokenQuery: ReadonlySet<string>
+  /** What the DPoP binding check needs (binding.ts); the replay cache outlives reloads. */
+  readonly binding: BindingDeps
 }
 
 /**
@@ -54,6 +59,8 @@ export interface PipelineDeps {
   readonly cacheStats?: TokenCacheStats | undefined
   /** Told of each token without kid: the signature checks it cost (verifier.ts). */
   readonly kidless?: KidlessReport | undefined
+  /** The DPoP replay cache, kept across reloads: a reload must not reopen a proof's window. */
+  readonly dpopReplay?: ReplayCache | undefined
 }
 
 export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: PipelineDeps = {}): Pipeline {
@@ -68,7 +75,7 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: Pipe
   return {
     config,
     routes: createRouteMatcher(config.routes),
-    extractor: createTokenExtractor(config.tokens.from),
+    extractor: createTokenExtractor(config.tokens.from, { dpop: config.issuers.some((i) => i.dpop.mode !== 'off') }),
     headers: createHeaderPolicy(config.identity, { tokenHeaders, stripMethodOverride: config.requests.methodOverride === 'strip' }),
     // A new verifier, and so an empty token cache, per config: a reload that changes an
     // issuer's rules can never be answered from verifications made under the old ones.
@@ -88,5 +95,6 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: Pipe
     tokenHeaders,
     tokenCookies,
     tokenQuery,
+    binding: { replay: deps.dpopReplay ?? createReplayCache(), clockSkew: config.tokens.clockSkew, now: deps.now ?? Date.now },
   }
 }

@@ -8,6 +8,8 @@ import type { RouteAuthorizer } from '../policy/authorize.ts'
 import type { Payload } from '../verify/claims.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { VerifyTraceEvent } from '../verify/trace.ts'
+import type { TokenScheme } from '../verify/extract.ts'
+import type { BindingResult } from './binding.ts'
 
 export type RequestTraceEvent =
   | VerifyTraceEvent
@@ -20,6 +22,8 @@ export type RequestTraceEvent =
   | { readonly step: 'route'; readonly method: string; readonly path: string; readonly route: RouteConfig | undefined }
   /** Where the token was looked for: `not_read` on an `auth: none` route (an `auth: deny` route stops at the route step). */
   | { readonly step: 'source'; readonly route: RouteConfig; readonly found: 'not_read' | 'none' | 'token' | 'invalid'; readonly detail: string | undefined }
+  /** How the token was presented (bearer or DPoP) against its binding (binding.ts). */
+  | { readonly step: 'binding'; readonly scheme: TokenScheme; readonly mode: 'off' | 'allowed' | 'required'; readonly result: BindingResult }
   /** The route's requirements against a verified token (policy/authorize.ts). */
   | { readonly step: 'authorization'; readonly route: RouteConfig; readonly authorizer: RouteAuthorizer; readonly issuer: string; readonly claims: Payload; readonly refused: Reason | undefined }
 

@@ -12,8 +12,14 @@
 import type { TokenSource } from '../config/types.ts'
 import { isB64Token, trimOws } from '../http/grammar.ts'
 
+/**
+ * `dpop`: the token came as `Authorization: DPoP <token>` (RFC 9449 §7.1) and must be
+ * presented with a proof; every configured source is `bearer`.
+ */
+export type TokenScheme = 'bearer' | 'dpop'
+
 export type ExtractResult =
-  | { readonly kind: 'token'; readonly token: string; readonly source: TokenSource }
+  | { readonly kind: 'token'; readonly token: string; readonly source: TokenSource; readonly scheme: TokenScheme }
   | { readonly kind: 'none' }
   | { readonly kind: 'invalid'; readonly detail: string }
 
@@ -34,19 +40,24 @@ type Found = string | { readonly invalid: string } | undefined
  * const ex = createTokenExtractor([{ kind: 'header', header: 'Authorization', prefix: 'Bearer ' }])
  * ex.extract(req.headers, req.rawHeaders, undefined) // { kind: 'token', token: 'eyJ…', source }
  */
-export function createTokenExtractor(sources: readonly TokenSource[]): TokenExtractor {
-  const readers = sources.map((source) => ({ source, read: reader(source) }))
+export function createTokenExtractor(sources: readonly TokenSource[], options: { readonly dpop?: boolean } = {}): TokenExtractor {
+  const readers: { source: TokenSource; read: Reader; scheme: TokenScheme }[] = sources.map((source) => ({ source, read: reader(source), scheme: 'bearer' }))
+  // RFC 9449 §7.1: the DPoP scheme, read only when some issuer accepts DPoP.
+  if (options.dpop === true) {
+    const source: TokenSource = { kind: 'header', header: 'Authorization', prefix: 'DPoP ' }
+    readers.push({ source, read: reader(source), scheme: 'dpop' })
+  }
   return {
     extract(headers, rawHeaders, query) {
       let found: ExtractResult = NONE
-      for (const { source, read } of readers) {
+      for (const { source, read, scheme } of readers) {
         const value = read(headers, rawHeaders, query)
         if (value === undefined) continue
         if (typeof value !== 'string') return { kind: 'invalid', detail: value.invalid }
         if (found.kind === 'token' && found.token !== value) {
           return { kind: 'invalid', detail: 'different tokens in different places' }
         }
-        if (found.kind !== 'token') found = { kind: 'token', token: value, source }
+        if (found.kind !== 'token') found = { kind: 'token', token: value, source, scheme }
       }
       return found
     },

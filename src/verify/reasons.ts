@@ -23,6 +23,14 @@ export const REASONS = {
   lifetime_exceeded: { status: 401, error: 'invalid_token', description: 'exp - iat is longer than the issuer allows (maxLifetime)' },
   issued_in_future: { status: 401, error: 'invalid_token', description: 'iat is later than now plus the clock skew' },
   bad_type: { status: 401, error: 'invalid_token', description: 'the typ header is not the one this issuer requires' },
+  // RFC 9449 (DPoP) and RFC 7800 `cnf`: sender-constrained tokens (verify/dpop.ts, request/binding.ts).
+  // A token with `cnf` proves nothing without its key: it is never accepted as a plain bearer token.
+  token_bound: { status: 401, error: 'invalid_token', description: 'the token is bound to a key (cnf) this request does not prove possession of' },
+  dpop_required: { status: 401, error: 'invalid_token', description: 'the issuer requires DPoP-bound tokens (dpop.mode: required)' },
+  dpop_not_allowed: { status: 401, error: 'invalid_token', description: 'DPoP scheme for a token without cnf.jkt or an issuer with dpop.mode: off' },
+  // RFC 9449 §7.1: a missing or failed proof is `invalid_dpop_proof`.
+  invalid_dpop_proof: { status: 401, error: 'invalid_dpop_proof', description: 'the DPoP proof is missing or does not verify against this request and token' },
+  dpop_replay: { status: 401, error: 'invalid_dpop_proof', description: 'the DPoP proof jti was already used within the window' },
   // RFC 6750 §3.1: a valid token without the privileges the route requires.
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'the token lacks a scope the route requires' },
   claim_mismatch: { status: 403, error: 'insufficient_scope', description: 'a claim does not have a value the route requires' },

@@ -63,7 +63,7 @@ export function issuerConfig(o: IssuerConfigOptions): IssuerConfig {
     maxLifetime: o.maxLifetime,
     typ: o.typ,
     allowInsecureHttp: false,
-    kidless: { maxCandidates: o.maxCandidates ?? 1 },
+    kidless: { maxCandidates: o.maxCandidates ?? 1 }, dpop: { mode: 'off', proofMaxAge: 60_000 },
     fetch: { timeout: 5_000, maxBytes: 1024 * 1024, headers: {}, bearerTokenFile: undefined, caFile: undefined },
     refresh: { ...REFRESH, ...o.refresh },
   }

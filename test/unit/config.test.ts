@@ -63,7 +63,7 @@ void describe('parseConfig: a valid file', () => {
           typ: undefined,
           allowInsecureHttp: false,
           tenants: undefined,
-          kidless: { maxCandidates: 1 },
+          kidless: { maxCandidates: 1 }, dpop: { mode: 'off', proofMaxAge: 60_000 },
           discovery: false,
           discoveryUrl: undefined,
           audienceClaim: 'aud',
@@ -163,7 +163,7 @@ log:
       requiredClaims: ['exp'],
       maxLifetime: undefined,
       typ: undefined,
-      kidless: { maxCandidates: 3 },
+      kidless: { maxCandidates: 3 }, dpop: { mode: 'off', proofMaxAge: 60_000 },
       allowInsecureHttp: true,
       tenants: undefined,
       discovery: false,
@@ -291,15 +291,15 @@ void describe('parseConfig: errors carry file, line and path', () => {
     const err = configError(text)
     assert.equal(
       err.message,
-      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, fetch, refresh)',
-      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, fetch, refresh)',
+      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, dpop, fetch, refresh)',
+      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, dpop, fetch, refresh)',
     )
     assert.deepEqual(err.issues, [
       {
         file: 'test.yaml',
         line: 8,
         path: 'issuers[0].audience',
-        message: 'unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, fetch, refresh)',
+        message: 'unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, dpop, fetch, refresh)',
       } satisfies ConfigIssue,
     ])
   })

@@ -27,7 +27,7 @@ function cfg(idp: TestIssuer, over: { headers?: Readonly<Record<string, string>>
     maxLifetime: undefined,
     typ: undefined,
     allowInsecureHttp: false,
-    kidless: { maxCandidates: 1 },
+    kidless: { maxCandidates: 1 }, dpop: { mode: 'off', proofMaxAge: 60_000 },
     fetch: { timeout: 2_000, maxBytes: 64 * 1024, headers: over.headers ?? { 'x-a': '1', 'x-b': '2' }, bearerTokenFile: undefined, caFile: undefined },
     refresh: {
       interval: 60_000, minInterval: 10_000, maxInterval: 300_000, unknownKidCooldown: 30_000,

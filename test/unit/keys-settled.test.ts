@@ -34,7 +34,7 @@ function issuerCfg(o: { name?: string; issuer: string; jwksUri?: string; discove
     maxLifetime: undefined,
     typ: undefined,
     allowInsecureHttp: false,
-    kidless: { maxCandidates: 1 },
+    kidless: { maxCandidates: 1 }, dpop: { mode: 'off', proofMaxAge: 60_000 },
     fetch: { timeout: o.timeout ?? 2_000, maxBytes: 64 * 1024, headers: {}, bearerTokenFile: undefined, caFile: undefined },
     refresh: {
       interval: 60_000, minInterval: 10_000, maxInterval: 300_000, unknownKidCooldown: 30_000,

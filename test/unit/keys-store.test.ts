@@ -92,7 +92,7 @@ function issuerCfg(o: CfgOptions): IssuerConfig {
     maxLifetime: undefined,
     typ: undefined,
     allowInsecureHttp: false,
-    kidless: { maxCandidates: 1 },
+    kidless: { maxCandidates: 1 }, dpop: { mode: 'off', proofMaxAge: 60_000 },
     fetch: { timeout: 2_000, maxBytes: 64 * 1024, headers: {}, bearerTokenFile: undefined, caFile: undefined },
     refresh: { ...REFRESH, ...o.refresh },
   }

@@ -7,7 +7,7 @@ import type { IssuerConfig, RouteConfig } from '../../src/config/types.ts'
 
 const issuer = (o: Partial<IssuerConfig> = {}): IssuerConfig => ({
   name: 'corp', issuer: 'https://idp', jwksUri: 'https://idp/jwks', tenants: undefined, discovery: false, discoveryUrl: undefined, keys: [], audiences: ['api'], audienceClaim: 'aud', algorithms: ['RS256'],
-  requiredClaims: ['exp'], maxLifetime: undefined, typ: undefined, allowInsecureHttp: false, kidless: { maxCandidates: 1 },
+  requiredClaims: ['exp'], maxLifetime: undefined, typ: undefined, allowInsecureHttp: false, kidless: { maxCandidates: 1 }, dpop: { mode: 'off', proofMaxAge: 60_000 },
   fetch: { timeout: 5000, maxBytes: 1 << 20, headers: {}, bearerTokenFile: undefined, caFile: undefined },
   refresh: { interval: 300_000, minInterval: 60_000, maxInterval: 3_600_000, unknownKidCooldown: 30_000, unknownKidWait: 2000, maxStale: 86_400_000, discoveryInterval: 86_400_000 },
   ...o,

@@ -1,0 +1,149 @@
+/**
+ * RFC 9449 DPoP proof verification (§4.3), framework-free: the proof JWT from the `DPoP`
+ * header against the request it came with and the access token it accompanies.
+ *
+ * Checks, in order: a compact JWS (the same strict parser as access tokens: canonical
+ * base64url, no `crit`/`b64`) with `typ: dpop+jwt`; an asymmetric `alg` (never `none` or HS*:
+ * the key is the client's own, so a MAC would prove nothing); a header `jwk` that is a public
+ * key with no private members (§4.2); the signature by that key; `htm` = the request method;
+ * `htu` = the request URI without query and fragment, both sides normalised alike (§4.3 step
+ * 9, RFC 3986 §6.2.2/§6.2.3 through WHATWG URL); `iat` within `maxAge` (+ clock skew on both
+ * sides); `jti` present; `ath` = base64url(SHA-256(access token)) (§4.3 step 10); the RFC 7638
+ * thumbprint of the proof key = the token's `cnf.jkt` (§6.1); and last, `jti` not seen before
+ * (dpop-replay.ts), so a proof refused for another reason never fills the replay cache.
+ * Server nonces (§8, §9) are not implemented: freshness rests on `iat` and the replay cache.
+ */
+import { createHash, createPublicKey, timingSafeEqual } from 'node:crypto'
+import type { JsonWebKey, KeyObject } from 'node:crypto'
+import type { Algorithm } from '../config/types.ts'
+import { parseStrictObject } from './json.ts'
+import { splitCompactJws } from './token.ts'
+import { verifySignature } from './signature.ts'
+import type { ReplayCache } from './dpop-replay.ts'
+
+/** §4.3 step 5: asymmetric only. The same set the access tokens may use. */
+export const DPOP_ALGORITHMS: readonly Algorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
+const ALLOWED = new Set<string>(DPOP_ALGORITHMS)
+
+/** A proof is a small JWS: an RSA-4096 jwk header and a few claims fit in well under this. */
+const PROOF_MAX_BYTES = 8192
+/** Typical jti values are UUIDs or 16–32 random bytes; a longer one is refused. */
+const JTI_MAX_CHARS = 256
+/** RFC 7517 private key members (RSA, EC, OKP) and the symmetric `k`. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
+/** RFC 7638 §3.2: the required members per key type, in lexicographic order. */
+const THUMBPRINT_MEMBERS: Readonly<Record<string, readonly string[]>> = {
+  RSA: ['e', 'kty', 'n'],
+  EC: ['crv', 'kty', 'x', 'y'],
+  OKP: ['crv', 'kty', 'x'],
+}
+
+export interface ProofContext {
+  /** The request method as received (§4.3 step 8: compared case-sensitively). */
+  readonly method: string
+  /** The request URI the client addressed: scheme://host/path (no query); normalised here. */
+  readonly uri: string
+  /** The access token the proof must be bound to (`ath`). */
+  readonly accessToken: string
+  /** The access token's `cnf.jkt`. */
+  readonly jkt: string
+}
+
+export interface ProofOptions {
+  /** ms: how old (by its iat) a proof may be. */
+  readonly maxAge: number
+  /** ms of tolerance on iat, both ways. */
+  readonly clockSkew: number
+  /** epoch ms */
+  readonly now: number
+  readonly replay: ReplayCache
+}
+
+export type ProofResult =
+  | { readonly ok: true; readonly jkt: string }
+  | { readonly ok: false; readonly reason: 'invalid_dpop_proof' | 'dpop_replay' | 'token_bound'; readonly detail: string }
+
+function invalid(detail: string): ProofResult {
+  return { ok: false, reason: 'invalid_dpop_proof', detail }
+}
+
+/** RFC 7638 JWK thumbprint (SHA-256, base64url), or undefined when a required member is not a string. */
+export function jwkThumbprint(jwk: Readonly<Record<string, unknown>>): string | undefined {
+  const members = typeof jwk.kty === 'string' ? THUMBPRINT_MEMBERS[jwk.kty] : undefined
+  if (members === undefined) return undefined
+  const parts: string[] = []
+  for (const m of members) {
+    const v = jwk[m]
+    if (typeof v !== 'string') return undefined
+    parts.push(`${JSON.stringify(m)}:${JSON.stringify(v)}`)
+  }
+  return createHash('sha256').update(`{${parts.join(',')}}`).digest('base64url')
+}
+
+/** scheme://host[:port]/path of a URI, normalised (lower-case scheme and host, default port dropped, dot segments resolved); undefined if not an http(s) URI. */
+export function normaliseHtu(uri: string): string | undefined {
+  let u: URL
+  try {
+    u = new URL(uri)
+  } catch {
+    return undefined
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return undefined
+  return `${u.protocol}//${u.host}${u.pathname}`
+}
+
+function sameString(a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/**
+ * @example
+ * const r = checkProof(req.headers.dpop, { method: 'GET', uri: 'http://api.example/orders', accessToken, jkt: claims.cnf.jkt }, { maxAge: 60_000, clockSkew: 30_000, now: Date.now(), replay })
+ * if (!r.ok) deny(r.reason)
+ */
+export function checkProof(proof: string, ctx: ProofContext, opts: ProofOptions): ProofResult {
+  const split = splitCompactJws(proof, PROOF_MAX_BYTES)
+  if (!split.ok) return invalid(`not a compact JWS: ${split.detail}`)
+  const { header, payloadStart, payloadEnd, signingInput, signature } = split.parts
+  // RFC 7515 §4.1.9: media type names compare case-insensitively.
+  if (header.typ === undefined || header.typ.toLowerCase() !== 'dpop+jwt') return invalid('typ is not dpop+jwt')
+  if (!ALLOWED.has(header.alg)) return invalid(`alg ${JSON.stringify(header.alg).slice(0, 20)} is not an allowed asymmetric algorithm`)
+  const full = parseStrictObject(Buffer.from(proof.slice(0, payloadStart - 1), 'base64url').toString('utf8'))
+  if (!full.ok) return invalid('header is not a JSON object')
+  const jwk = full.value.jwk
+  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) return invalid('header has no jwk object')
+  const jwkObj = jwk as Record<string, unknown>
+  if (PRIVATE_MEMBERS.some((m) => m in jwkObj)) return invalid('jwk carries private key members')
+  const thumbprint = jwkThumbprint(jwkObj)
+  if (thumbprint === undefined) return invalid('jwk is not an RSA, EC or OKP public key')
+  let key: KeyObject
+  try {
+    key = createPublicKey({ key: jwkObj as JsonWebKey, format: 'jwk' })
+  } catch {
+    return invalid('jwk is not a usable public key')
+  }
+  if (key.type !== 'public') return invalid('jwk is not a public key')
+  if (!verifySignature(header.alg as Algorithm, key, signingInput, signature)) return invalid('signature does not verify with the header jwk')
+  if (payloadStart === payloadEnd) return invalid('empty payload')
+  const payload = parseStrictObject(Buffer.from(proof.slice(payloadStart, payloadEnd), 'base64url').toString('utf8'))
+  if (!payload.ok) return invalid('payload is not a JSON object')
+  const { jti, htm, htu, iat, ath } = payload.value
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > JTI_MAX_CHARS) return invalid('jti is missing, empty or too long')
+  if (typeof htm !== 'string' || htm !== ctx.method) return invalid('htm does not match the request method')
+  const expected = normaliseHtu(ctx.uri)
+  if (typeof htu !== 'string' || expected === undefined || normaliseHtu(htu) !== expected) return invalid('htu does not match the request URI')
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) return invalid('iat is missing or not a number')
+  const iatMs = iat * 1000
+  if (iatMs > opts.now + opts.clockSkew) return invalid('iat is in the future')
+  if (iatMs < opts.now - opts.maxAge - opts.clockSkew) return invalid('iat is older than dpop.proofMaxAge')
+  const tokenHash = createHash('sha256').update(ctx.accessToken).digest('base64url')
+  if (typeof ath !== 'string' || !sameString(ath, tokenHash)) return invalid('ath does not match the access token')
+  if (!sameString(thumbprint, ctx.jkt)) return { ok: false, reason: 'token_bound', detail: 'the proof key is not the key the token is bound to (cnf.jkt)' }
+  // Accepted until iat + maxAge + skew, and iat ≤ now + skew: remembered for maxAge + 2·skew.
+  const seen = opts.replay.check(thumbprint, jti, opts.now, opts.maxAge + 2 * opts.clockSkew)
+  if (seen === 'replay') return { ok: false, reason: 'dpop_replay', detail: 'jti already used within the window' }
+  if (seen === 'full') return { ok: false, reason: 'dpop_replay', detail: 'replay cache full: the proof cannot be recorded' }
+  return { ok: true, jkt: thumbprint }
+}

@@ -1,0 +1,147 @@
+/**
+ * Issue #13 §2: RFC 9449 DPoP through the real sidecar over HTTP. The client key and the
+ * proofs are made at test time with jose; the issuer binds each access token to the client
+ * key's RFC 7638 thumbprint (cnf.jkt). Every way a proof can be wrong is refused with the
+ * RFC 9449 §7.1 challenge, and a bound token sent as plain Bearer is refused whatever the mode.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomUUID } from 'node:crypto'
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose'
+import type { JWK } from 'jose'
+
+type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey']
+import { request } from 'undici'
+import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
+import { sidecarYaml, startSidecar } from '../helpers/sidecar.ts'
+
+async function clientKey(): Promise<{ key: PrivateKey; jwk: JWK; jkt: string }> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256')
+  const jwk = await exportJWK(publicKey)
+  return { key: privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) }
+}
+
+interface ProofParts { htm?: string; htu?: string; iat?: number; jti?: string; ath?: string; typ?: string; jwk?: JWK }
+
+async function proof(client: { key: PrivateKey; jwk: JWK }, token: string, url: string, o: ProofParts = {}): Promise<string> {
+  return new SignJWT({
+    htm: o.htm ?? 'GET',
+    htu: o.htu ?? url,
+    iat: o.iat ?? Math.floor(Date.now() / 1000),
+    jti: o.jti ?? randomUUID(),
+    ath: o.ath ?? createHash('sha256').update(token).digest('base64url'),
+  })
+    .setProtectedHeader({ alg: 'ES256', typ: o.typ ?? 'dpop+jwt', jwk: o.jwk ?? client.jwk })
+    .sign(client.key)
+}
+
+test('DPoP over HTTP: a bound token with a good proof is admitted; every RFC 9449 §4.3 check refuses its own way', async (t) => {
+  const idp = await startTestIssuer({ alg: 'RS256' })
+  t.after(() => idp.close())
+  const up = await startUpstream()
+  t.after(() => up.close())
+  const yaml = sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }] })
+    .replace('    refresh:\n', '    dpop:\n      mode: allowed\n      proofMaxAge: 60s\n    refresh:\n')
+  const sc = await startSidecar(yaml)
+  t.after(() => sc.close())
+  const url = `${sc.proxyUrl}/api/x`
+  const client = await clientKey()
+  const token = await idp.sign({ sub: 'alice', cnf: { jkt: client.jkt } })
+
+  async function call(headers: Record<string, string>, method = 'GET', target = url): Promise<{ status: number; reason: unknown; challenge: string | undefined }> {
+    const res = await request(target, { method, headers })
+    const text = await res.body.text()
+    const challenge = res.headers['www-authenticate']
+    return { status: res.statusCode, reason: text.startsWith('{') ? (JSON.parse(text) as { reason?: unknown }).reason : undefined, challenge: typeof challenge === 'string' ? challenge : undefined }
+  }
+  const dpop = async (o: ProofParts = {}, tok = token, key = client) => call({ authorization: `DPoP ${tok}`, dpop: await proof(key, tok, url, o) })
+
+  // Happy path; the proof and the DPoP-scheme credential never reach the app (forwardToken is on in this config: the Authorization header is the token's own).
+  const ok = await dpop()
+  assert.equal(ok.status, 200)
+  const seen = up.last()!
+  assert.equal(seen.headers.dpop, undefined)
+  assert.equal(seen.headers['x-auth-subject'], 'alice')
+
+  // A bound token as plain Bearer: token_bound, with or without a proof alongside.
+  const asBearer = await call({ authorization: `Bearer ${token}` })
+  assert.deepEqual([asBearer.status, asBearer.reason], [401, 'token_bound'])
+  assert.match(asBearer.challenge ?? '', /^Bearer .*error="invalid_token"/)
+  assert.deepEqual((await call({ authorization: `Bearer ${token}`, dpop: await proof(client, token, url) })).reason, 'token_bound')
+
+  const cases: Array<[string, () => Promise<{ status: number; reason: unknown; challenge: string | undefined }>, string]> = [
+    ['missing proof', () => call({ authorization: `DPoP ${token}` }), 'invalid_dpop_proof'],
+    ['wrong htm', () => dpop({ htm: 'POST' }), 'invalid_dpop_proof'],
+    ['wrong htu (path)', () => dpop({ htu: `${sc.proxyUrl}/api/y` }), 'invalid_dpop_proof'],
+    ['wrong htu (host)', () => dpop({ htu: url.replace('127.0.0.1', 'localhost') }), 'invalid_dpop_proof'],
+    ['stale iat', () => dpop({ iat: Math.floor(Date.now() / 1000) - 120 }), 'invalid_dpop_proof'],
+    ['future iat', () => dpop({ iat: Math.floor(Date.now() / 1000) + 120 }), 'invalid_dpop_proof'],
+    ['wrong ath', () => dpop({ ath: createHash('sha256').update('another token').digest('base64url') }), 'invalid_dpop_proof'],
+    ['wrong typ', () => dpop({ typ: 'JWT' }), 'invalid_dpop_proof'],
+  ]
+  for (const [name, run, reason] of cases) {
+    const r = await run()
+    assert.deepEqual([r.status, r.reason], [401, reason], name)
+    assert.match(r.challenge ?? '', /^DPoP realm="jwt-sidecar", error="invalid_dpop_proof", error_description="invalid_dpop_proof", algs="[^"]*ES256/, name)
+  }
+
+  // Key mismatch: a valid proof by another key than the token's cnf.jkt.
+  const other = await clientKey()
+  const mismatch = await call({ authorization: `DPoP ${token}`, dpop: await proof(other, token, url) })
+  assert.deepEqual([mismatch.status, mismatch.reason], [401, 'token_bound'])
+  // A proof whose header jwk carries the private key is refused before anything else.
+  const priv = await dpop({ jwk: { ...client.jwk, d: 'AAAA' } })
+  assert.equal(priv.reason, 'invalid_dpop_proof')
+
+  // Replay: the same proof twice; the second is refused.
+  const once = await proof(client, token, url)
+  assert.equal((await call({ authorization: `DPoP ${token}`, dpop: once })).status, 200)
+  const again = await call({ authorization: `DPoP ${token}`, dpop: once })
+  assert.deepEqual([again.status, again.reason], [401, 'dpop_replay'])
+  assert.match(again.challenge ?? '', /error="invalid_dpop_proof", error_description="dpop_replay"/)
+
+  // An unbound token: plain Bearer admitted (mode allowed); with the DPoP scheme it is refused.
+  const plain = await idp.sign({ sub: 'bob' })
+  assert.equal((await call({ authorization: `Bearer ${plain}` })).status, 200)
+  assert.equal((await call({ authorization: `DPoP ${plain}`, dpop: await proof(client, plain, url) })).reason, 'dpop_not_allowed')
+
+  // The refusals are counted by reason, and logged without the token or the proof.
+  const metrics = await (await request(`${sc.adminUrl}/metrics`)).body.text()
+  assert.match(metrics, /jwt_sidecar_requests_total\{[^}]*reason="dpop_replay"[^}]*\} 1/)
+  assert.match(metrics, /jwt_sidecar_requests_total\{[^}]*reason="token_bound"[^}]*\} 3/)
+  assert.ok(!sc.logText().includes(token.split('.')[2]!))
+  assert.ok(!sc.logText().includes(once.split('.')[2]!))
+})
+
+test('DPoP: mode required refuses plain bearer tokens; mode off refuses the DPoP scheme and bound tokens alike', async (t) => {
+  const idp = await startTestIssuer({ alg: 'RS256' })
+  t.after(() => idp.close())
+  const up = await startUpstream()
+  t.after(() => up.close())
+  const client = await clientKey()
+  const bound = await idp.sign({ sub: 'alice', cnf: { jkt: client.jkt } })
+  const plain = await idp.sign({ sub: 'bob' })
+  for (const [mode, expect] of [
+    ['required', { plainBearer: 'dpop_required', boundDpop: 200, boundBearer: 'token_bound' }],
+    ['off', { plainBearer: 200, boundDpop: 'invalid_request_or_missing', boundBearer: 'token_bound' }],
+  ] as const) {
+    const yaml = sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }] })
+      .replace('    refresh:\n', `    dpop:\n      mode: ${mode}\n    refresh:\n`)
+    const sc = await startSidecar(yaml)
+    try {
+      const url = `${sc.proxyUrl}/api/x`
+      const call = async (headers: Record<string, string>): Promise<unknown> => {
+        const res = await request(url, { headers })
+        const body = await res.body.text()
+        return res.statusCode === 200 ? 200 : (JSON.parse(body) as { reason?: unknown }).reason
+      }
+      assert.equal(await call({ authorization: `Bearer ${plain}` }), expect.plainBearer, `${mode}: plain bearer`)
+      assert.equal(await call({ authorization: `Bearer ${bound}` }), expect.boundBearer, `${mode}: bound bearer`)
+      const viaDpop = await call({ authorization: `DPoP ${bound}`, dpop: await proof(client, bound, url) })
+      // With every issuer off the DPoP scheme is not read at all: no token was found.
+      assert.equal(viaDpop, expect.boundDpop === 200 ? 200 : 'missing_token', `${mode}: bound via DPoP`)
+    } finally {
+      await sc.close()
+    }
+  }
+})
