@@ -6,7 +6,12 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { createHash, randomUUID } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose'
 import type { JWK } from 'jose'
 
@@ -144,4 +149,31 @@ test('DPoP: mode required refuses plain bearer tokens; mode off refuses the DPoP
       await sc.close()
     }
   }
+})
+
+test('config/examples/dpop.yaml: check-config accepts it (the built CLI), and it runs as documented: a DPoP-bound token admitted, a plain Bearer one refused', async (t) => {
+  const root = fileURLToPath(new URL('../..', import.meta.url))
+  const cli = join(root, 'dist', 'src', 'cli.js')
+  assert.ok(existsSync(cli), 'run `npm run build` first: the CLI tests run dist/')
+  const { stdout } = await promisify(execFile)(process.execPath, [cli, 'check-config', '--config', 'config/examples/dpop.yaml'], { cwd: root, env: { PATH: process.env.PATH ?? '' } })
+  assert.match(stdout, /^config\/examples\/dpop\.yaml: OK: 1 issuer\(s\) \(corp\), 2 route\(s\)/)
+
+  const idp = await startTestIssuer({ alg: 'RS256' })
+  t.after(() => idp.close())
+  const up = await startUpstream()
+  t.after(() => up.close())
+  // The documented run, on loopback ports chosen by the OS.
+  const yaml = readFileSync(join(root, 'config/examples/dpop.yaml'), 'utf8').replace('0.0.0.0:8080', '127.0.0.1:0').replace('127.0.0.1:9901', '127.0.0.1:0')
+  const sc = await startSidecar(yaml, { env: { IDP_URL: idp.issuer, UPSTREAM_URL: up.url } })
+  t.after(() => sc.close())
+  const url = `${sc.proxyUrl}/orders`
+  const client = await clientKey()
+  const bound = await idp.sign({ sub: 'alice', aud: 'orders-api', cnf: { jkt: client.jkt } })
+  const ok = await request(url, { headers: { authorization: `DPoP ${bound}`, dpop: await proof(client, bound, url) } })
+  await ok.body.text()
+  assert.equal(ok.statusCode, 200)
+  assert.equal(up.last()!.headers.authorization, undefined)
+  assert.equal(up.last()!.headers.dpop, undefined)
+  const plain = await request(url, { headers: { authorization: `Bearer ${await idp.sign({ sub: 'bob', aud: 'orders-api' })}` } })
+  assert.equal(((await plain.body.json()) as { reason?: unknown }).reason, 'dpop_required')
 })
