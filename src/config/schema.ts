@@ -371,8 +371,8 @@ const schema = {
       additionalProperties: false,
       required: ['certFile', 'keyFile'],
       properties: {
-        certFile: { type: 'string', minLength: 1, [EXPECTED]: 'a PEM certificate file (the chain, leaf first), like /etc/jwt-sidecar/tls/tls.crt' },
-        keyFile: { type: 'string', minLength: 1, [EXPECTED]: 'a PEM private key file, like /etc/jwt-sidecar/tls/tls.key' },
+        certFile: { type: 'string', minLength: 1, [EXPECTED]: 'a PEM certificate file (the chain, leaf first), like /etc/jwt-sidecar-tls/tls.crt' },
+        keyFile: { type: 'string', minLength: 1, [EXPECTED]: 'a PEM private key file, like /etc/jwt-sidecar-tls/tls.key' },
         clientCaFile: { type: 'string', minLength: 1, [EXPECTED]: 'a PEM file of CA certificates that client certificates must chain to' },
         minVersion: oneOf(['TLSv1.2', 'TLSv1.3'], 'TLSv1.2'),
       },
