@@ -90,9 +90,13 @@ void describe('tls: the data-plane listener over HTTPS with hot certificate relo
   let token: string
   let a: Cert
   let b: Cert
+  let lastProto: string | string[] | undefined
   before(async () => {
     idp = await startTestIssuer()
-    app = await startHttpServer((_req, res) => res.end('ok'))
+    app = await startHttpServer((req, res) => {
+      lastProto = req.headers['x-forwarded-proto']
+      res.end('ok')
+    })
     token = await idp.sign({ sub: 'alice', aud: 'test-api' }, { expiresIn: 600 })
     a = makeCert('a', 30)
     b = makeCert('b', 5)
@@ -121,6 +125,7 @@ void describe('tls: the data-plane listener over HTTPS with hot certificate relo
       const r = await get(s.proxyUrl, token, a.pem)
       assert.equal(r.status, 200)
       assert.equal(r.fingerprint, a.fingerprint)
+      assert.equal(lastProto, 'https', 'the app learns the client came over TLS')
       const text = await scrape(s)
       assert.equal(metric(text, /^jwt_sidecar_tls_certificate_expiry_timestamp_seconds\{listener="proxy"\} /), a.notAfter)
       assert.equal(metric(text, /^jwt_sidecar_tls_reloads_total\{result="success"\}/), 1)
