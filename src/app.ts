@@ -22,6 +22,10 @@ import { createPipeline } from './request/pipeline.ts'
 import { createReplayCache } from './verify/dpop-replay.ts'
 import type { Pipeline } from './request/pipeline.ts'
 import { createProxyServer } from './proxy/server.ts'
+import { createTlsReloader } from './proxy/tls.ts'
+import type { TlsEvent, TlsReloader } from './proxy/tls.ts'
+import type { Server as TlsServer } from 'node:tls'
+import type { WatchOptions } from './fs-watch.ts'
 
 export interface AppDeps {
   readonly log?: Logger
@@ -29,6 +33,8 @@ export interface AppDeps {
   readonly now?: () => number
   /** Key store dependencies (tests shorten file polling, inject schedules). */
   readonly keyStore?: Omit<KeyStoreDeps, 'onEvent' | 'now'>
+  /** Watching the TLS certificate files (tests shorten the poll). */
+  readonly tlsWatch?: WatchOptions
 }
 
 export interface ReloadResult {
@@ -66,6 +72,8 @@ export interface App {
 /** Paths whose change needs a restart: the sockets are bound and the proxy plugin registered once. */
 const RESTART_ONLY: ReadonlyArray<[string, (c: SidecarConfig) => unknown]> = [
   ['listen', (c) => c.listen],
+  // The files named are read on every change of their contents; which files, only at start.
+  ['tls', (c) => c.tls],
   ['admin.listen', (c) => c.admin.listen],
   ['admin.maxEventLoopDelay', (c) => c.admin.maxEventLoopDelay],
   ['upstream.url', (c) => c.upstream.url],
@@ -110,11 +118,26 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
   const loop = createLoopMonitor({ thresholdMs: config.admin.maxEventLoopDelay })
   const proxy = createProxyServer(config, { pipeline: () => pipeline, metrics, log, events, accessStream: accessStdout })
   const admin = createAdminServer({ keys, metrics, serving: () => serving, loop })
+  const tls = initial.tls === undefined ? undefined : createTls(initial.tls)
 
-  function url(server: FastifyInstance): string {
+  function createTls(tlsConfig: NonNullable<SidecarConfig['tls']>): TlsReloader {
+    metrics.tls.init()
+    const onTls = (e: TlsEvent): void => {
+      if (e.kind === 'tls.reloaded') {
+        metrics.tls.loaded(e.notAfter)
+        log.info({ event: e.kind, initial: e.initial, notAfter: new Date(e.notAfter * 1000).toISOString(), fingerprint256: e.fingerprint256 }, 'TLS certificate loaded')
+      } else {
+        metrics.tls.failed()
+        log.error({ event: e.kind, why: e.why }, 'TLS certificate reload refused: the certificate in use is kept')
+      }
+    }
+    return createTlsReloader(proxy.server as unknown as TlsServer, tlsConfig, { onEvent: onTls, ...(deps.tlsWatch === undefined ? {} : { watch: deps.tlsWatch }) })
+  }
+
+  function url(server: FastifyInstance, scheme = 'http'): string {
     const a = server.server.address() as AddressInfo
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
-    return `http://${host}:${a.port}`
+    return `${scheme}://${host}:${a.port}`
   }
 
   /** check-config's warnings, once per config in force (at start and after each reload). */
@@ -126,6 +149,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
   function close(): Promise<void> {
     closing ??= (async () => {
       serving = false
+      tls?.close()
       await Promise.allSettled([proxy.close(), admin.close()])
       await keys.stop()
       loop.close()
@@ -140,10 +164,12 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
     async start() {
       // Keys first: the process serves (503 keys_unavailable) while a provider is down,
       // and /readyz tells Kubernetes when it can send traffic.
+      // No certificate, no listener: a broken pair fails the start (fail closed).
+      await tls?.start()
       keys.start()
       await admin.listen({ host: config.admin.listen.host, port: config.admin.listen.port })
       await proxy.listen({ host: config.listen.host, port: config.listen.port })
-      const urls = { proxyUrl: url(proxy), adminUrl: url(admin) }
+      const urls = { proxyUrl: url(proxy, tls === undefined ? 'http' : 'https'), adminUrl: url(admin) }
       log.info({ event: 'server.started', proxy: urls.proxyUrl, admin: urls.adminUrl, issuers: config.issuers.map((i) => i.name) }, 'jwt-sidecar started')
       logWarnings(config)
       return urls

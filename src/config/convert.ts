@@ -19,6 +19,15 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
   return {
     source,
     listen: parseListen(raw.listen),
+    // Relative files are relative to the config file, as key files are.
+    ...(raw.tls === undefined ? {} : {
+      tls: {
+        certFile: resolvePath(dirname(source), raw.tls.certFile),
+        keyFile: resolvePath(dirname(source), raw.tls.keyFile),
+        clientCaFile: raw.tls.clientCaFile === undefined ? undefined : resolvePath(dirname(source), raw.tls.clientCaFile),
+        minVersion: raw.tls.minVersion,
+      },
+    }),
     upstream: { url: raw.upstream.url, timeout: parseDuration(raw.upstream.timeout), xForwarded: raw.upstream.xForwarded, drainsBodies: raw.upstream.drainsBodies },
     admin: { listen: parseListen(raw.admin.listen), maxEventLoopDelay: parseDuration(raw.admin.maxEventLoopDelay) },
     shutdown: { delay: parseDuration(raw.shutdown.delay), timeout: parseDuration(raw.shutdown.timeout) },

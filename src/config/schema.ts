@@ -369,8 +369,22 @@ const schema = {
       level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
       access: boolean(true),
     }),
+    // RFC 6750 §5.3: bearer tokens only over TLS. Absent: the listener is plain HTTP (TLS
+    // terminated in front of the pod). The pair is reloaded when its files change (proxy/tls.ts).
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['certFile', 'keyFile'],
+      properties: {
+        certFile: { type: 'string', minLength: 1, [EXPECTED]: 'a PEM certificate file (the chain, leaf first), like /etc/jwt-sidecar-tls/tls.crt' },
+        keyFile: { type: 'string', minLength: 1, [EXPECTED]: 'a PEM private key file, like /etc/jwt-sidecar-tls/tls.key' },
+        clientCaFile: { type: 'string', minLength: 1, [EXPECTED]: 'a PEM file of CA certificates that client certificates must chain to' },
+        minVersion: oneOf(['TLSv1.2', 'TLSv1.3'], 'TLSv1.2'),
+      },
+      [EXPECTED]: 'a map with certFile, keyFile, clientCaFile and minVersion',
+    },
   },
-  [EXPECTED]: 'a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log)',
+  [EXPECTED]: 'a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls)',
 } as const satisfies SchemaNode & { readonly $schema: string }
 
 /** The schema as plain data, for ajv (scripts/gen-config-validator.ts), the README and Helm checks. */

@@ -239,10 +239,21 @@ export interface ShutdownConfig {
   readonly timeout: number
 }
 
+/** `tls`: file paths resolved against the config file; the pair is reloaded when they change. */
+export interface TlsConfig {
+  readonly certFile: string
+  readonly keyFile: string
+  /** Client certificates are required and must chain to these CAs. */
+  readonly clientCaFile: string | undefined
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3'
+}
+
 export interface SidecarConfig {
   /** The file this config came from (for messages). */
   readonly source: string
   readonly listen: ListenAddress
+  /** The data-plane listener's TLS (RFC 6750 §5.3); undefined: plain HTTP. */
+  readonly tls?: TlsConfig
   readonly upstream: UpstreamConfig
   readonly admin: {
     readonly listen: ListenAddress

@@ -14,6 +14,8 @@ import type { Reason } from '../verify/reasons.ts'
 import type { KidlessReport } from '../verify/verifier.ts'
 import { HEADER_NAME_KINDS } from '../request/headers.ts'
 import type { HeaderNameKind } from '../request/headers.ts'
+import { createTlsMetrics } from './tls-metrics.ts'
+import type { TlsMetrics } from './tls-metrics.ts'
 
 export type Outcome = 'allowed' | 'denied' | 'anonymous' | 'error'
 export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset'
@@ -43,6 +45,8 @@ export interface Metrics {
   initIssuer(issuer: string): void
   /** A log line the asynchronous stdout destination had to drop (observe/log.ts). */
   logDropped(): void
+  /** The TLS listener's certificate (issue #13). */
+  readonly tls: TlsMetrics
   /** Text exposition of both registries. */
   expose(): Promise<string>
 }
@@ -297,6 +301,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   return {
     registry,
     processRegistry,
+    tls: createTlsMetrics(registry),
     initIssuer,
     request(route, outcome, reason) {
       child3(requestChildren, route, outcome, reason, requestChild).inc()

@@ -6,6 +6,8 @@
 import { LogController, fastify } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyHttpProxy from '@fastify/http-proxy'
+import type { ServerOptions } from 'node:http'
+import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { SidecarConfig } from '../config/types.ts'
@@ -92,13 +94,8 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
       clientError(err, socket)
     },
-    http: {
-      // Node checks the deadline every connectionsCheckingInterval (default 30 s): check often
-      // enough that the timeout means what it says.
-      connectionsCheckingInterval: Math.min(5_000, Math.max(100, Math.floor(config.requests.timeout / 10))),
-      headersTimeout: Math.min(60_000, config.requests.timeout),
-    },
-  })
+    ...serverOptions(config),
+  }) as FastifyInstance
   /**
    * Node's socket-level errors: the request timeout gets our own 408 (the closed reason set,
    * counted and logged like any refusal; the route is not known at this level); the rest get
@@ -195,6 +192,8 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     deps.events.log('info', `request.header_${action}`, { event: `request.header_${action}`, reqId: request.id, names, kinds: [...new Set(list.map((d) => d.kind))] }, `inbound header ${action}`)
   }
 
+  // RFC 9449 §4.3: a DPoP proof's htu names the URI the client addressed, https with the TLS listener.
+  const listenerScheme = config.tls === undefined ? 'http' : 'https'
   // Strip → decide (request/decide.ts) → verify → authorize. Callback style: the common path allocates no promise.
   app.addHook('onRequest', (request, reply, done) => {
     metrics.inflight(1)
@@ -210,7 +209,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       }
       const target = readTarget(request.url)
       if (!target.ok) return apply(request, reply, badRequest(target.why), done)
-      const next = begin(p, { method: request.method, target, headers: request.headers, rawHeaders: request.raw.rawHeaders })
+      const next = begin(p, { method: request.method, target, headers: request.headers, rawHeaders: request.raw.rawHeaders, listenerScheme })
       if (next !== NO_ROUTE) rewriteTarget(request, p, target.rawPath, target.path, target.query)
       if (next.kind !== 'verify') return apply(request, reply, next, done)
       const started = performance.now()
@@ -329,6 +328,28 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   })
 
   return app
+}
+
+/**
+ * Node's server options: plain HTTP, or HTTPS with `tls` (its certificate is set before
+ * listen and on every reload by proxy/tls.ts, so none is given here).
+ */
+function serverOptions(config: SidecarConfig): { http: ServerOptions } | { https: HttpsServerOptions } {
+  const http: ServerOptions = {
+    // Node checks the deadline every connectionsCheckingInterval (default 30 s): check often
+    // enough that the timeout means what it says.
+    connectionsCheckingInterval: Math.min(5_000, Math.max(100, Math.floor(config.requests.timeout / 10))),
+    headersTimeout: Math.min(60_000, config.requests.timeout),
+  }
+  if (config.tls === undefined) return { http }
+  return {
+    https: {
+      ...http,
+      minVersion: config.tls.minVersion,
+      // With a client CA, a client certificate that chains to it is required (fail closed).
+      ...(config.tls.clientCaFile === undefined ? {} : { requestCert: true, rejectUnauthorized: true }),
+    },
+  }
 }
 
 function errorCode(error: unknown): string | undefined {

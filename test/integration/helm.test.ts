@@ -359,6 +359,27 @@ describe('helm template ci/*.yaml', () => {
     assert.ok(one<Deployment>(named, 'Deployment').spec.template.spec.volumes?.some((vol) => vol.secret?.secretName === 'corp-keys'))
   })
 
+  test('tlsSecret: the certificate Secret mounted as a directory where config.tls looks; probes stay on the admin port', async () => {
+    const objects = await template([
+      '--set', 'tlsSecret.secretName=shop-jwt-sidecar-tls',
+      '--set', 'config.tls.certFile=/etc/jwt-sidecar-tls/tls.crt',
+      '--set', 'config.tls.keyFile=/etc/jwt-sidecar-tls/tls.key',
+    ])
+    const spec = one<Deployment>(objects, 'Deployment').spec.template.spec
+    const { container } = sidecarOf(spec)
+    const volume = spec.volumes?.find((vol) => vol.secret?.secretName === 'shop-jwt-sidecar-tls')
+    assert.ok(volume !== undefined, 'the Secret is a pod volume')
+    const mount = container.volumeMounts?.find((m) => m.name === volume.name)
+    assert.deepEqual(mount, { name: volume.name, mountPath: '/etc/jwt-sidecar-tls', readOnly: true })
+    const cfg = sidecarConfigOf(objects) as { tls?: { certFile: string; keyFile: string } }
+    assert.equal(dirname(cfg.tls!.certFile), mount.mountPath)
+    assert.equal(dirname(cfg.tls!.keyFile), mount.mountPath)
+    const c = container as unknown as Record<string, { httpGet?: { port?: unknown } } | undefined>
+    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) assert.equal(c[probe]?.httpGet?.port, 'admin', `${probe} on the plain admin port`)
+    // Without tlsSecret: no such volume.
+    assert.ok(!(one<Deployment>(await template([]), 'Deployment').spec.template.spec.volumes ?? []).some((vol) => vol.name === 'jwt-sidecar-tls'))
+  })
+
   test('checksum/config is the sha256 of the rendered config: it changes with config only, and rollOnConfigChange=false drops it', async () => {
     const annotations = async (args: string[]): Promise<{ sum: string | undefined; cm: ConfigMap }> => {
       const objects = await template(args)

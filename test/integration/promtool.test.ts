@@ -145,6 +145,9 @@ async function exposition(): Promise<{ text: string; empty: string[] }> {
   m.tokenTimes('corp', -0.4, 59.6) // an iat from the future, within clockSkew
   m.kidless('corp', 2, 'verified') // a token without kid, verified by the second of two candidates
   m.upstreamError('timeout')
+  m.tls.init()
+  m.tls.loaded(NOW / 1000 + 30 * 86_400)
+  m.tls.failed()
   m.upstreamError('connect')
   m.configReload('success')
   m.configReload('error')

@@ -238,7 +238,7 @@ routes:
 `
     // x-defaults is not a setting: the schema rejects it like any unknown key (line 3).
     assert.deepEqual(lines(text), [
-      'test.yaml:3 x-defaults: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log)',
+      'test.yaml:3 x-defaults: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls)',
     ])
     const anchored = `upstream:
   url: http://127.0.0.1:3000
@@ -458,7 +458,7 @@ routes:
 
   void it('rejects an empty file as a whole', () => {
     assert.deepEqual(lines(''), [
-      'test.yaml (root): expected a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log)',
+      'test.yaml (root): expected a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls)',
     ])
   })
 
@@ -696,7 +696,7 @@ void describe('parseConfig: ${VAR} interpolation', () => {
 
   void it('never interpolates keys', () => {
     assert.deepEqual(lines(`${MINIMAL}\${X}: 1\n`, { X: 'log' }), [
-      'test.yaml:11 ["${X}"]: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log)',
+      'test.yaml:11 ["${X}"]: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls)',
     ])
   })
 

@@ -22,6 +22,9 @@ const DATASOURCE = '${datasource}'
 const OMITTED: Readonly<Record<string, string>> = {
   // Issue #12: only issuers with kidless.maxCandidates above 1 make it interesting; README's metrics table gives the query.
   jwt_sidecar_kidless_signature_checks: 'tokens without kid are rare, and only an issuer with kidless.maxCandidates > 1 costs more than one check each; an ad-hoc query (rate of _sum by issuer) is the view',
+  // Issue #13 §1: series only with `tls`; the expiry has its alert (JwtSidecarTlsCertificateExpiringSoon), whose runbook queries both.
+  jwt_sidecar_tls_certificate_expiry_timestamp_seconds: 'only pods with tls have it, and JwtSidecarTlsCertificateExpiringSoon watches it; a panel would be empty for most installs',
+  jwt_sidecar_tls_reloads_total: 'only pods with tls have it; a failure is logged as tls.reload_failed and named in the expiry runbook',
 }
 
 /** Filters every selector of a jwt_sidecar_* metric must carry (the dashboard's variables). */

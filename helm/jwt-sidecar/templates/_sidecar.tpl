@@ -221,6 +221,11 @@ checksum/config: {{ include "jwt-sidecar.config" . | sha256sum }}
       readOnly: true
     - name: jwt-sidecar-tmp
       mountPath: /tmp
+    {{- if .Values.tlsSecret.secretName }}
+    - name: jwt-sidecar-tls
+      mountPath: {{ .Values.tlsSecret.mountPath }}
+      readOnly: true
+    {{- end }}
     {{- if include "jwt-sidecar.staticKeysSecretName" . }}
     - name: jwt-sidecar-keys
       mountPath: {{ .Values.staticKeys.mountPath }}
@@ -258,6 +263,11 @@ checksum/config: {{ include "jwt-sidecar.config" . | sha256sum }}
 - name: jwt-sidecar-tmp
   emptyDir:
     sizeLimit: 16Mi
+{{- with .Values.tlsSecret.secretName }}
+- name: jwt-sidecar-tls
+  secret:
+    secretName: {{ . }}
+{{- end }}
 {{- with include "jwt-sidecar.staticKeysSecretName" . }}
 - name: jwt-sidecar-keys
   secret:
