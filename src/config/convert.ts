@@ -60,6 +60,7 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
         maxStale: parseDuration(i.refresh.maxStale),
         discoveryInterval: parseDuration(i.refresh.discoveryInterval),
       },
+      snapshot: i.snapshot === undefined ? undefined : { file: resolvePath(dirname(source), i.snapshot.file) },
     })),
     tokens: {
       from: raw.tokens.from.map((f): TokenSource => {
