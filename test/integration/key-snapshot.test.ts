@@ -26,7 +26,7 @@ function yamlWith(upstream: string, issuer: string, jwksUri: string, file: strin
       interval: 1s
       minInterval: 1s
       maxInterval: 1s
-      maxStale: 3s
+      maxStale: 6s
     snapshot:
       file: ${JSON.stringify(file)}`)
 }
@@ -55,6 +55,13 @@ test('cold start with the IdP down: 200 from the snapshot within maxStale, 503 a
   const written = readFileSync(file, 'utf8')
   await idp.close() // the IdP is down: its port refuses connections
 
+  // jwt-sidecar verify explains a key found in the snapshot, and how long it is trusted.
+  const configFile = join(dir, 'sidecar.yaml')
+  writeFileSync(configFile, yaml)
+  const explained = await promisify(execFile)(process.execPath, [cli, 'verify', '--config', configFile, '--path', '/api/x', token], { cwd: root, env: { PATH: process.env.PATH ?? '' } })
+  const fetchedAt = (JSON.parse(written) as { fetchedAt: string }).fetchedAt
+  assert.match(explained.stdout, new RegExp(`the key set is stale: last confirmed by the IdP ${fetchedAt.replace(/\./g, '\\.')}, usable until`))
+
   // The pod restarts during the outage.
   const cold = await startSidecar(yaml)
   try {
@@ -63,8 +70,8 @@ test('cold start with the IdP down: 200 from the snapshot within maxStale, 503 a
     const keys = (await (await request(`${cold.adminUrl}/keys`)).body.json()) as { issuers: Array<{ state: string; lastSuccess: string }> }
     assert.equal(keys.issuers[0]?.state, 'stale')
     assert.equal(keys.issuers[0]?.lastSuccess, (JSON.parse(written) as { fetchedAt: string }).fetchedAt, 'the snapshot keeps its fetch time')
-    // maxStale (3 s) after the snapshot's fetch time, the keys expire as they would have in the warm pod.
-    await waitFor(async () => (await get(`${cold.proxyUrl}/api/x`, token)) === 503, { what: '503 after maxStale', timeoutMs: 6000, intervalMs: 100 })
+    // maxStale (6 s) after the snapshot's fetch time, the keys expire as they would have in the warm pod.
+    await waitFor(async () => (await get(`${cold.proxyUrl}/api/x`, token)) === 503, { what: '503 after maxStale', timeoutMs: 10000, intervalMs: 100 })
     assert.ok(cold.logs().some((l) => l.event === 'jwks.expired'))
   } finally {
     await cold.close()
