@@ -290,7 +290,11 @@ function keyStep(e: RequestTraceEvent & { readonly step: 'key' }, c: Context): E
   if (r.ok) {
     const chain = r.key.chainLength === undefined ? '' : ` (the leaf of a chain of ${r.key.chainLength} certificates)`
     const source = r.key.source === 'jwks' ? `jwks ${where}` : `${r.key.source}${chain}`
-    return step('key', true, `${kidText}: found${fetchNote}; kty ${r.key.kty}, alg ${r.key.alg ?? 'any'}, thumbprint ${r.key.thumbprint}, source ${source}`)
+    // A stale set (refreshes failing, or the key snapshot of a cold start, issue #13 §3) is trusted only until maxStale after its last confirmation.
+    const stale = r.key.source === 'jwks' && after?.state === 'stale' && after.lastSuccess !== undefined
+      ? `; the key set is stale: last confirmed by the IdP ${new Date(after.lastSuccess).toISOString()}, usable until ${new Date(after.lastSuccess + e.issuer.refresh.maxStale).toISOString()} (refresh.maxStale)${after.lastError === undefined ? '' : `, last error: ${after.lastError}`}`
+      : ''
+    return step('key', true, `${kidText}: found${fetchNote}; kty ${r.key.kty}, alg ${r.key.alg ?? 'any'}, thumbprint ${r.key.thumbprint}, source ${source}${stale}`)
   }
   switch (r.reason) {
     case 'keys_unavailable':

@@ -70,6 +70,8 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
         maxStale: parseDuration(i.refresh.maxStale),
         discoveryInterval: parseDuration(i.refresh.discoveryInterval),
       },
+      // Off unless configured (absent, so configs without it compare as before).
+      ...(i.snapshot === undefined ? {} : { snapshot: { file: resolvePath(dirname(source), i.snapshot.file) } }),
     })),
     tokens: {
       from: raw.tokens.from.map((f): TokenSource => {

@@ -215,6 +215,16 @@ const issuer = {
       maxStale: duration('24h'),
       discoveryInterval: duration('24h'),
     }),
+    // Issue #13 §3: the last validated remote key set, persisted for a cold start during an IdP outage. Absent: off.
+    snapshot: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['file'],
+      properties: {
+        file: { ...NON_EMPTY_STRING, [EXPECTED]: 'a file path on a writable volume (absolute, or relative to this config file)' },
+      },
+      [EXPECTED]: 'a map with file, like {file: /var/run/jwt-sidecar/corp.jwks.json}',
+    },
   },
   [EXPECTED]: 'an issuer (a map with name, issuer, audiences and a key source: jwksUri, discovery or keys)',
 } as const satisfies SchemaNode

@@ -102,6 +102,12 @@ export interface IssuerConfig {
   readonly dpop: { readonly mode: 'off' | 'allowed' | 'required'; readonly proofMaxAge: number }
   readonly fetch: FetchSettings
   readonly refresh: RefreshSettings
+  /**
+   * Persist the validated remote key set to `file` after each successful refresh and load it
+   * at start, as `stale`, when the IdP is unreachable (issue #13 §3, keys/snapshot.ts);
+   * undefined = off. The path is absolute (resolved against the config file).
+   */
+  readonly snapshot?: { readonly file: string } | undefined
 }
 
 export interface HeaderTokenSource {

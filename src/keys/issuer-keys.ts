@@ -12,6 +12,7 @@ import type { Algorithm, IssuerConfig } from '../config/types.ts'
 import type { FetchJson } from './fetcher.ts'
 import { createKeyLookup, UNKNOWN_KID } from './key-lookup.ts'
 import { createRefresher } from './refresher.ts'
+import { createSnapshot } from './snapshot.ts'
 import type { Schedule } from './refresher.ts'
 import { createStaticSource } from './static-source.ts'
 import type { StaticWatchOptions } from './static.ts'
@@ -59,7 +60,10 @@ export function createIssuerRuntime(cfg: IssuerConfig, deps: IssuerKeysDeps): Is
     },
   }, { maxCandidates: cfg.kidless.maxCandidates })
   const remote = cfg.jwksUri !== undefined || cfg.discovery
-    ? createRefresher(cfg, { fetchJson: deps.fetchJson, now, random: deps.random, schedule: deps.schedule, emit, keys: lookup })
+    ? createRefresher(cfg, {
+      fetchJson: deps.fetchJson, now, random: deps.random, schedule: deps.schedule, emit, keys: lookup,
+      ...(cfg.snapshot === undefined ? {} : { snapshot: createSnapshot(cfg, cfg.snapshot.file, { now, emit }) }),
+    })
     : undefined
   const files = cfg.keys.length > 0
     ? createStaticSource(cfg, { now, emit, keys: lookup, ...(deps.watch === undefined ? {} : { watch: deps.watch }) })

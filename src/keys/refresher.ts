@@ -14,6 +14,9 @@
  * The keys go to the lookup core (key-lookup.ts), which swaps the index and emits key events;
  * this unit emits the refresh events (refreshed, refresh_failed, stale, expired, recovered,
  * discovered, unknown_kid).
+ * With a snapshot (snapshot.ts, issue #13 §3) the keys it holds are adopted before the first
+ * fetch as `stale`, with the snapshot's fetch time as `lastSuccess`, so `maxStale` bounds them
+ * from the moment the IdP last vouched for them; every successful refresh rewrites it.
  */
 import { performance } from 'node:perf_hooks'
 import type { Algorithm, IssuerConfig } from '../config/types.ts'
@@ -24,7 +27,8 @@ import { backoffDelay, nextRefreshDelay } from './freshness.ts'
 import { KEYS_UNAVAILABLE, UNKNOWN_KID } from './key-lookup.ts'
 import type { KeyLookup } from './key-lookup.ts'
 import { parseJwks } from './key-set.ts'
-import type { KeyEvent, KeyResult, KeySetState, RefreshTrigger, UnknownKidAction } from './types.ts'
+import type { LoadedSnapshot, Snapshot } from './snapshot.ts'
+import type { KeyEvent, KeyResult, KeySetState, RefreshTrigger, UnknownKidAction, VerificationKey } from './types.ts'
 
 /** A cancellable one-shot timer. The default implementation `unref()`s it. */
 export interface Timer {
@@ -43,6 +47,8 @@ export interface RefresherDeps {
   readonly emit: (event: KeyEvent) => void
   /** Where the fetched keys go, and what an unknown kid is checked against. */
   readonly keys: Pick<KeyLookup, 'find' | 'current' | 'swap' | 'reportRejected'>
+  /** The issuer's persisted key set (`issuers[].snapshot`), if configured. */
+  readonly snapshot?: Snapshot
 }
 
 /** The remote half of IssuerKeyStatus. */
@@ -66,7 +72,8 @@ export interface Refresher {
   status(): RemoteStatus
   /**
    * Resolves once the first refresh after start() has finished, with keys or with an error
-   * (discovery and the JWKS fetch are one attempt), or at stop(). Never rejects; a provider
+   * (discovery and the JWKS fetch are one attempt), or at stop(). A snapshot is read before
+   * that refresh, so its keys are in use before this settles (ready, `stale`). Never rejects; a provider
    * that is down settles it within the fetch timeouts.
    */
   settled(): Promise<void>
@@ -86,7 +93,7 @@ const KNOWN_UNKNOWN_MAX_LENGTH = 128
  * ```
  */
 export function createRefresher(cfg: IssuerConfig, deps: RefresherDeps): Refresher {
-  const { fetchJson, now, random, schedule, emit, keys } = deps
+  const { fetchJson, now, random, schedule, emit, keys, snapshot } = deps
   const { name, refresh } = cfg
   const abort = new AbortController()
 
@@ -98,6 +105,10 @@ export function createRefresher(cfg: IssuerConfig, deps: RefresherDeps): Refresh
   let lastError: string | undefined
   let expired = false
   let hadRemoteKeys = false
+  /** The remote keys held come from the snapshot: no refresh has vouched for them in this process. */
+  let fromSnapshot = false
+  /** The last remote set, rewritten to the snapshot after a 304 with the new fetch time. */
+  let remoteKeys: readonly VerificationKey[] = []
   let nextRefreshAt: number | undefined
   let refreshTimer: Timer | undefined
   let expiryTimer: Timer | undefined
@@ -121,7 +132,7 @@ export function createRefresher(cfg: IssuerConfig, deps: RefresherDeps): Refresh
   function state(): RemoteStatus['state'] {
     if (expired) return 'expired'
     if (!hadRemoteKeys) return 'loading'
-    return failures > 0 ? 'stale' : 'fresh'
+    return failures > 0 || fromSnapshot ? 'stale' : 'fresh'
   }
 
   function scheduleRefresh(ms: number): void {
@@ -205,6 +216,7 @@ export function createRefresher(cfg: IssuerConfig, deps: RefresherDeps): Refresh
         validators = outcome.validators
         expired = false
         hadRemoteKeys = true
+        remoteKeys = set.keys
         markSuccess(fetchNo)
         keys.swap({ remote: set.keys }, [{ list: set.rejected, source: 'jwks' }])
       } else if (hadRemoteKeys && !expired) {
@@ -237,6 +249,9 @@ export function createRefresher(cfg: IssuerConfig, deps: RefresherDeps): Refresh
 
   function markSuccess(fetchNo: number): void {
     lastSuccess = now()
+    fromSnapshot = false
+    // Fire and forget: a slow or failing disk never delays or breaks the key path (snapshot.ts reports it).
+    if (snapshot !== undefined && jwksUri !== undefined) void snapshot.save(remoteKeys, lastSuccess, jwksUri)
     lastError = undefined
     lastOkFetch = fetchNo
     // "Remembered until the next successful refresh" (issue #3 item 4).
@@ -304,9 +319,21 @@ export function createRefresher(cfg: IssuerConfig, deps: RefresherDeps): Refresh
     })
   }
 
+  /** Keys from the snapshot, before any fetch: usable, `stale`, expiring maxStale after their fetch time. */
+  function adopt(loaded: LoadedSnapshot | undefined): void {
+    if (loaded === undefined || stopped || hadRemoteKeys) return
+    hadRemoteKeys = true
+    fromSnapshot = true
+    remoteKeys = loaded.set.keys
+    lastSuccess = loaded.fetchedAt
+    keys.swap({ remote: loaded.set.keys }, [])
+    scheduleExpiry()
+  }
+
   return {
     start(): void {
-      void refreshRemote('startup').then(settle)
+      const first = snapshot === undefined ? refreshRemote('startup') : snapshot.load().then(adopt).then(() => refreshRemote('startup'))
+      void first.then(settle)
     },
     stop(): Promise<void> {
       stopped = true

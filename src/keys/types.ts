@@ -129,6 +129,12 @@ export interface KeyStore {
 
 /** What caused a refresh: the first load, the schedule (incl. retries), an unknown kid, a key file change. */
 export type RefreshTrigger = 'startup' | 'schedule' | 'unknown_kid' | 'file'
+/**
+ * Why a key snapshot (snapshot.ts) was not used at start: none yet, unreadable, not a valid
+ * snapshot (bad JSON, a key the import refuses, a fetch time in the future), written for another
+ * issuer or jwksUri, or older than `refresh.maxStale`.
+ */
+export type SnapshotIgnoredWhy = 'missing' | 'unreadable' | 'invalid' | 'other_issuer' | 'too_old'
 export type UnknownKidAction = 'refreshed' | 'cooldown' | 'known_unknown'
 
 interface KeyFields {
@@ -159,5 +165,9 @@ export type KeyEvent =
   | { readonly event: 'jwks.recovered'; readonly issuer: string; readonly from: 'stale' | 'expired' | 'loading' }
   | { readonly event: 'jwks.discovered'; readonly issuer: string; readonly jwksUri: string }
   | { readonly event: 'jwks.unknown_kid'; readonly issuer: string; readonly action: UnknownKidAction }
+  | { readonly event: 'jwks.snapshot_loaded'; readonly issuer: string; readonly file: string; readonly fetchedAt: number; readonly keys: number }
+  | { readonly event: 'jwks.snapshot_ignored'; readonly issuer: string; readonly file: string; readonly why: SnapshotIgnoredWhy; readonly detail: string }
+  | { readonly event: 'jwks.snapshot_written'; readonly issuer: string; readonly file: string; readonly keys: number }
+  | { readonly event: 'jwks.snapshot_write_failed'; readonly issuer: string; readonly file: string; readonly error: string }
 
 export type KeyEventSink = (event: KeyEvent) => void

@@ -176,6 +176,11 @@ const KEY_EVENT_LOG: Readonly<Record<KeyEvent['event'], readonly ['debug' | 'inf
   'jwks.key_rejected': ['warn', 'key rejected'],
   'jwks.refresh_failed': ['warn', 'key refresh failed'],
   'jwks.stale': ['warn', 'issuer keys are stale: serving the last-known-good set'],
+  // Issue #13 §3: a snapshot read at start, or why not; its writes (one per refresh) are debug.
+  'jwks.snapshot_loaded': ['warn', 'issuer keys loaded from the snapshot (stale until a refresh succeeds)'],
+  'jwks.snapshot_ignored': ['warn', 'key snapshot not used'],
+  'jwks.snapshot_written': ['debug', 'key snapshot written'],
+  'jwks.snapshot_write_failed': ['warn', 'key snapshot could not be written (the keys in use are unaffected)'],
   'jwks.expired': ['error', 'issuer keys expired (maxStale): tokens of this issuer get 503 keys_unavailable'],
 }
 

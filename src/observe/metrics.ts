@@ -174,6 +174,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['issuer'] as const,
     registers: [registry],
   })
+  const snapshots = new Counter({ name: `${PREFIX}jwks_snapshot_total`, help: 'Key snapshot operations (issuers[].snapshot), by result (loaded and ignored: at start; written and write_failed: after each refresh).', labelNames: ['issuer', 'result'] as const, registers: [registry] })
   const unknownKid = new Counter({
     name: `${PREFIX}unknown_kid_total`,
     help: 'Tokens naming a kid not in their issuer key set, by action (refreshed: waited for a refresh, cooldown: refused without one, known_unknown: proven unknown by the last refresh).',
@@ -233,6 +234,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     for (const c of ['added', 'removed', 'changed', 'replaced'] as const) keyChanges.labels(issuer, c).inc(0)
     for (const a of ['refreshed', 'cooldown', 'known_unknown'] as const) unknownKid.labels(issuer, a).inc(0)
     keyRejections.labels(issuer).inc(0)
+    for (const r of ['loaded', 'ignored', 'written', 'write_failed'] as const) snapshots.labels(issuer, r).inc(0)
   }
   for (const issuer of options.issuers ?? []) initIssuer(issuer)
 
@@ -362,6 +364,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
           break
         case 'jwks.unknown_kid':
           unknownKid.labels(e.issuer, e.action).inc()
+          break
+        case 'jwks.snapshot_loaded': case 'jwks.snapshot_ignored': case 'jwks.snapshot_written': case 'jwks.snapshot_write_failed':
+          snapshots.labels(e.issuer, e.event.slice('jwks.snapshot_'.length)).inc()
           break
         default:
           // stale / expired / recovered / discovered: states, read from the store at scrape time.

@@ -165,6 +165,8 @@ async function exposition(): Promise<{ text: string; empty: string[] }> {
     { event: 'jwks.unknown_kid', issuer: 'corp', action: 'refreshed' },
     { event: 'jwks.unknown_kid', issuer: 'corp', action: 'cooldown' },
     { event: 'jwks.unknown_kid', issuer: 'corp', action: 'known_unknown' },
+    { event: 'jwks.snapshot_loaded', issuer: 'corp', file: '/var/run/jwt-sidecar/corp.jwks.json', fetchedAt: NOW - 60_000, keys: 2 },
+    { event: 'jwks.snapshot_written', issuer: 'corp', file: '/var/run/jwt-sidecar/corp.jwks.json', keys: 2 },
   ]
   for (const e of events) m.keyEvent(e)
 

@@ -291,15 +291,15 @@ void describe('parseConfig: errors carry file, line and path', () => {
     const err = configError(text)
     assert.equal(
       err.message,
-      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, dpop, fetch, refresh)',
-      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, dpop, fetch, refresh)',
+      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, dpop, fetch, refresh, snapshot)',
+      'test.yaml:8 issuers[0].audience: unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, dpop, fetch, refresh, snapshot)',
     )
     assert.deepEqual(err.issues, [
       {
         file: 'test.yaml',
         line: 8,
         path: 'issuers[0].audience',
-        message: 'unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, dpop, fetch, refresh)',
+        message: 'unknown key (expected one of: name, issuer, tenants, jwksUri, discovery, discoveryUrl, keys, audiences, audienceClaim, algorithms, requiredClaims, maxLifetime, typ, allowInsecureHttp, kidless, dpop, fetch, refresh, snapshot)',
       } satisfies ConfigIssue,
     ])
   })

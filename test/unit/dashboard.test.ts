@@ -21,6 +21,8 @@ const DATASOURCE = '${datasource}'
  */
 const OMITTED: Readonly<Record<string, string>> = {
   // Issue #12: only issuers with kidless.maxCandidates above 1 make it interesting; README's metrics table gives the query.
+  // Issue #13 §3: opt-in, and it moves once per start and once per refresh.
+  jwt_sidecar_jwks_snapshot_total: 'the key snapshot is opt-in and counts one read per start and one write per refresh; the jwks.snapshot_* log events and an ad-hoc query (increase by result) are the view',
   jwt_sidecar_kidless_signature_checks: 'tokens without kid are rare, and only an issuer with kidless.maxCandidates > 1 costs more than one check each; an ad-hoc query (rate of _sum by issuer) is the view',
   // Issue #13 §1: series only with `tls`; the expiry has its alert (JwtSidecarTlsCertificateExpiringSoon), whose runbook queries both.
   jwt_sidecar_tls_certificate_expiry_timestamp_seconds: 'only pods with tls have it, and JwtSidecarTlsCertificateExpiringSoon watches it; a panel would be empty for most installs',

@@ -20,6 +20,7 @@ const MIN_REFRESH_INTERVAL_MS = 1000
 export function checkIssuers(data: unknown, add: AddIssue): ReadonlyMap<string, number> {
   const names = new Map<string, number>()
   const seenIss = new Map<string, number>()
+  const snapshotFiles = new Map<string, number>()
   list(data, 'issuers').forEach((item, i) => {
     const name = text(item, 'name')
     if (name !== undefined) {
@@ -44,8 +45,24 @@ export function checkIssuers(data: unknown, add: AddIssue): ReadonlyMap<string, 
     if (ms(item, 'maxLifetime') === 0) add(['issuers', i, 'maxLifetime'], 'must be greater than 0s')
     checkFetch(field(item, 'fetch'), i, add)
     checkRefresh(field(item, 'refresh'), i, add)
+    checkSnapshot(item, i, snapshotFiles, add)
   })
   return names
+}
+
+/**
+ * A snapshot holds remote keys (issue #13 §3), so it needs a remote source; and one file per
+ * issuer: two issuers writing one file would each load the other's keys (then ignore them).
+ */
+function checkSnapshot(item: unknown, i: number, seen: Map<string, number>, add: AddIssue): void {
+  const file = text(field(item, 'snapshot'), 'file')
+  if (file === undefined) return
+  if (field(item, 'jwksUri') === undefined && field(item, 'discovery') !== true && field(item, 'discoveryUrl') === undefined) {
+    add(['issuers', i, 'snapshot'], 'needs remote keys (jwksUri, discovery or discoveryUrl): static key files need no snapshot')
+  }
+  const first = seen.get(file)
+  if (first !== undefined) add(['issuers', i, 'snapshot', 'file'], `is also issuers[${first}].snapshot.file; each issuer needs its own file`)
+  else seen.set(file, i)
 }
 
 /**
