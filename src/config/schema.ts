@@ -14,114 +14,13 @@
  */
 import type { FromSchema, Understood } from './from-schema.ts'
 import { SUPPORTED_ALGORITHMS } from './types.ts'
-import { parseDuration, parseListen, parseSize, unitReason } from './units.ts'
 import { TOKEN_PATTERN } from '../http/grammar.ts'
+import { EXPECTED, DURATION, duration, size, listen, boolean, oneOf, CLAIM_PATH, ARRAY_FORMS, settings, NAME, URL_STRING, NON_EMPTY_STRING, HEADER_NAME } from './schema-nodes.ts'
+import type { SchemaNode } from './schema-nodes.ts'
 
-/** The annotation keyword holding the human phrase of a node; scripts/gen-config-validator.ts registers it with ajv. */
-export const EXPECTED = 'x-expected'
-
-/**
- * The subset of JSON Schema this file uses. A type alias (not an interface) so it stays
- * assignable to ajv's index-signatured `SchemaObject`; `x-expected` is mandatory on every node.
- */
-export type SchemaNode = {
-  readonly [EXPECTED]: string
-  /** Absent only on an `anyOf` node, whose branches carry their own types. */
-  readonly type?: 'object' | 'array' | 'string' | 'boolean' | 'integer' | readonly ('string' | 'number' | 'boolean')[]
-  readonly anyOf?: readonly SchemaNode[]
-  readonly default?: unknown
-  readonly properties?: Readonly<Record<string, SchemaNode>>
-  readonly required?: readonly string[]
-  readonly additionalProperties?: false | SchemaNode
-  readonly items?: SchemaNode
-  readonly minItems?: number
-  readonly uniqueItems?: boolean
-  readonly enum?: readonly string[]
-  readonly pattern?: string
-  readonly minLength?: number
-  readonly minimum?: number
-  readonly maximum?: number
-  readonly format?: UnitFormat
-}
-
-/**
- * Custom ajv formats for the unit-bearing strings, each backed by its parser, so the schema
- * rejects `1 fortnight` and schema-issues.ts can ask the same parser for the precise reason.
- */
-export const UNIT_FORMATS = {
-  duration: parseDuration,
-  size: parseSize,
-  listen: parseListen,
-} as const satisfies Record<string, (text: string) => unknown>
-export type UnitFormat = keyof typeof UNIT_FORMATS
-
-/** UNIT_FORMATS as ajv format definitions (the generated validator calls `formats.<name>.validate`). */
-export const UNIT_FORMAT_CHECKS: Readonly<Record<UnitFormat, { readonly type: 'string'; readonly validate: (text: string) => boolean }>> = {
-  duration: { type: 'string', validate: (text) => unitReason(parseDuration, text) === undefined },
-  size: { type: 'string', validate: (text) => unitReason(parseSize, text) === undefined },
-  listen: { type: 'string', validate: (text) => unitReason(parseListen, text) === undefined },
-}
-
-/**
- * The ajv options the config validator is generated with (scripts/gen-config-validator.ts).
- * Strict mode stays on (unknown keywords or formats in this file are bugs), with our
- * annotation registered. verbose: errors carry parentSchema, where x-expected lives.
- * allowUnionTypes: a required claim value may be a string, number or boolean.
- */
-export const AJV_OPTIONS = { allErrors: true, useDefaults: true, verbose: true, strict: true, allowUnionTypes: true } as const
-
-const DURATION = 'a duration like 30s, 10m or 24h'
-const SIZE = 'a size like 512KiB or 1MiB'
-
-// Every node below is `as const satisfies SchemaNode`: checked against SchemaNode, and typed
-// literally (`type: 'string'`, `enum: ['append', 'replace']`, which keys have a default), so
-// that RawConfig at the end of this file can be computed from it (from-schema.ts).
-const duration = (def: string) => ({ type: 'string', format: 'duration', default: def, [EXPECTED]: DURATION }) as const satisfies SchemaNode
-const size = (def: string) => ({ type: 'string', format: 'size', default: def, [EXPECTED]: SIZE }) as const satisfies SchemaNode
-const listen = (def: string) =>
-  ({
-    type: 'string',
-    format: 'listen',
-    default: def,
-    [EXPECTED]: 'a listen address like 0.0.0.0:8080 or [::1]:8080',
-  }) as const satisfies SchemaNode
-const boolean = (def: boolean) => ({ type: 'boolean', default: def, [EXPECTED]: 'true or false' }) as const satisfies SchemaNode
-/** A string from `values`; with `def`, a key that may be left out (and `def` must be one of them). */
-function oneOf<const V extends readonly string[]>(values: V): { readonly type: 'string'; readonly enum: V; readonly [EXPECTED]: string }
-function oneOf<const V extends readonly string[]>(
-  values: V,
-  def: V[number],
-): { readonly type: 'string'; readonly enum: V; readonly default: V[number]; readonly [EXPECTED]: string }
-function oneOf(values: readonly string[], def?: string): SchemaNode {
-  return {
-    type: 'string',
-    enum: values,
-    ...(def === undefined ? {} : { default: def }),
-    [EXPECTED]: `one of ${values.join(', ')}`,
-  }
-}
-const CLAIM_PATH = { type: 'string', minLength: 1, [EXPECTED]: 'a claim name like sub, or a dotted path like realm_access.roles' } as const satisfies SchemaNode
-/** identity.arrays and a header's own `arrays`: comma-joined, JSON, or space-joined (RFC 6749 §3.3 scope form). */
-const ARRAY_FORMS = ['join', 'json', 'space'] as const
-/** An object of optional settings: absent means all defaults. */
-const settings = <const P extends Readonly<Record<string, SchemaNode>>>(phrase: string, properties: P) =>
-  ({
-    type: 'object',
-    additionalProperties: false,
-    default: {},
-    properties,
-    [EXPECTED]: phrase,
-  }) as const satisfies SchemaNode
-
-/** Issuer and route names end up in log fields and metric labels, so keep them plain. */
-const NAME = {
-  type: 'string',
-  pattern: '^[a-z0-9][a-z0-9_-]*$',
-  [EXPECTED]: 'a name of lower-case letters, digits, _ and - (like corp)',
-} as const satisfies SchemaNode
-const URL_STRING = { type: 'string', minLength: 1, [EXPECTED]: 'a URL' } as const satisfies SchemaNode
-const NON_EMPTY_STRING = { type: 'string', minLength: 1, [EXPECTED]: 'a non-empty string' } as const satisfies SchemaNode
-const HEADER_NAME = { type: 'string', minLength: 1, [EXPECTED]: 'an HTTP header name' } as const satisfies SchemaNode
+// The vocabulary, for the generator, the checks and the tests that read the schema.
+export { AJV_OPTIONS, EXPECTED, UNIT_FORMATS, UNIT_FORMAT_CHECKS } from './schema-nodes.ts'
+export type { SchemaNode } from './schema-nodes.ts'
 
 const staticKey = {
   type: 'object',
