@@ -172,7 +172,8 @@ async function verify(values: { config?: string; path?: string; method?: string;
 
   // Key events are never written to stdout; at debug they go to stderr (they carry no token material).
   const debug = config.log.level === 'debug' || config.log.level === 'trace'
-  const keys: KeyStore = createKeyStore(config.issuers, debug ? { onEvent: (e) => process.stderr.write(`${JSON.stringify(e)}\n`) } : {})
+  // A snapshot is read, as a sidecar starting now would, but never written: not this tool's file.
+  const keys: KeyStore = createKeyStore(config.issuers, { snapshots: 'read-only', ...(debug ? { onEvent: (e) => process.stderr.write(`${JSON.stringify(e)}\n`) } : {}) })
   let explanation: Explanation
   try {
     keys.start()

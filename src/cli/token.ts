@@ -281,7 +281,7 @@ async function mint(dir: string, requested: Algorithm | undefined, values: MintV
  * it does not. Waits for the first load attempt only (bounded by the issuer's fetch.timeout).
  */
 async function trustedAs(issuer: IssuerConfig, key: SigningKey): Promise<{ readonly kid: string | undefined } | { readonly refused: string }> {
-  const store = createKeyStore([issuer])
+  const store = createKeyStore([issuer], { snapshots: 'read-only' })
   let list: readonly KeyInfo[]
   let lastError: string | undefined
   try {

@@ -26,6 +26,8 @@ export interface IssuerKeysDeps {
   readonly emit: (event: KeyEvent) => void
   /** Static file watching options (tests shorten the poll). */
   readonly watch?: StaticWatchOptions
+  /** `read-only`: a snapshot is loaded but never written (the CLI's key stores). Default `read-write`. */
+  readonly snapshots?: 'read-write' | 'read-only'
 }
 
 export interface IssuerRuntime {
@@ -62,7 +64,7 @@ export function createIssuerRuntime(cfg: IssuerConfig, deps: IssuerKeysDeps): Is
   const remote = cfg.jwksUri !== undefined || cfg.discovery
     ? createRefresher(cfg, {
       fetchJson: deps.fetchJson, now, random: deps.random, schedule: deps.schedule, emit, keys: lookup,
-      ...(cfg.snapshot === undefined ? {} : { snapshot: createSnapshot(cfg, cfg.snapshot.file, { now, emit }) }),
+      ...(cfg.snapshot === undefined ? {} : { snapshot: createSnapshot(cfg, cfg.snapshot.file, { now, emit, readOnly: deps.snapshots === 'read-only' }) }),
     })
     : undefined
   const files = cfg.keys.length > 0

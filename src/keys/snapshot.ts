@@ -38,6 +38,8 @@ const FUTURE_TOLERANCE_MS = 60_000
 export interface SnapshotDeps {
   readonly now: () => number
   readonly emit: (event: KeyEvent) => void
+  /** Read the snapshot, never write it: a CLI run must not touch the sidecar's file (issue #13). */
+  readonly readOnly?: boolean
 }
 
 /** A usable snapshot: its keys and the time the IdP last vouched for them. */
@@ -156,6 +158,7 @@ export function createSnapshot(cfg: IssuerConfig, file: string, deps: SnapshotDe
       }
     },
     save(keys, fetchedAt, jwksUri): Promise<void> {
+      if (deps.readOnly === true) return writing
       writing = writing.then(() => write(keys, fetchedAt, jwksUri))
       return writing
     },

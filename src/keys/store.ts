@@ -35,6 +35,8 @@ export interface KeyStoreDeps {
   readonly schedule?: Schedule
   /** Static file watching (tests shorten the poll). */
   readonly watch?: IssuerKeysDeps['watch']
+  /** `read-only` for a tool that must not write the sidecar's snapshot files (`jwt-sidecar verify`, `token`). */
+  readonly snapshots?: IssuerKeysDeps['snapshots']
 }
 
 /**
@@ -67,6 +69,7 @@ export function createKeyStore(issuers: readonly IssuerConfig[], deps: KeyStoreD
     schedule: deps.schedule ?? defaultSchedule,
     emit,
     ...(deps.watch === undefined ? {} : { watch: deps.watch }),
+    ...(deps.snapshots === undefined ? {} : { snapshots: deps.snapshots }),
   })
 
   /**

@@ -120,3 +120,21 @@ test('config: snapshot.file resolved against the config file; a snapshot needs r
   assert.throws(() => parseConfig(second, 'x.yaml', {}), (e: unknown) => e instanceof ConfigError && /issuers\[1\]\.snapshot\.file: is also issuers\[0\]\.snapshot\.file/.test(e.message))
   assert.throws(() => parseConfig(base.replace('file: ${SNAPSHOT_DIR', 'path: ${SNAPSHOT_DIR'), 'x.yaml', {}), ConfigError)
 })
+
+test('jwt-sidecar verify reads a snapshot but never writes one: the sidecar\'s file is not a tool\'s to change', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-snapshot-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'corp.jwks.json')
+  const upstream = await startUpstream()
+  t.after(() => upstream.close())
+  const idp = await startTestIssuer()
+  t.after(() => idp.close())
+  const configFile = join(dir, 'sidecar.yaml')
+  writeFileSync(configFile, yamlWith(upstream.url, idp.issuer, idp.jwksUri, file))
+  // The IdP is up: a sidecar would write the snapshot after this fetch; verify must not.
+  const token = await idp.sign({ sub: 'alice' })
+  const r = await promisify(execFile)(process.execPath, [cli, 'verify', '--config', configFile, '--path', '/api/x', token], { cwd: root, env: { PATH: process.env.PATH ?? '' } })
+  assert.match(r.stdout, /outcome: forwarded/)
+  assert.ok(idp.fetchCount() >= 1, 'verify fetched the keys')
+  assert.equal(existsSync(file), false, 'verify wrote the snapshot')
+})
