@@ -27,7 +27,7 @@ export function isLoopbackListen(address: ListenAddress): boolean {
 
 /**
  * @example
- * const server = await startTokenKeyServer('/home/me/.local/state/jwt-sidecar/token-keys', { host: '127.0.0.1', port: 0 })
+ * const server = await startTokenKeyServer(defaultKeyDir(process.env), { host: '127.0.0.1', port: 0 })
  * console.log(server.jwksUri) // http://127.0.0.1:40123/jwks
  */
 export async function startTokenKeyServer(dir: string, address: ListenAddress): Promise<TokenKeyServer> {

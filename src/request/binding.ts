@@ -20,16 +20,19 @@ import type { Claims } from '../verify/verifier.ts'
 
 type Headers = Readonly<Record<string, string | string[] | undefined>>
 
+/** The token as begin() found it, and the request it came in (no copy of its fields: one object per request). */
 export interface PresentedToken {
   readonly token: string
   readonly scheme: TokenScheme
-  readonly method: string
-  /** The path as the client sent it (no query). */
-  readonly rawPath: string
-  readonly headers: Headers
-  readonly rawHeaders: readonly string[]
-  /** The data-plane listener's scheme. */
-  readonly listenerScheme: 'http' | 'https'
+  readonly request: {
+    readonly method: string
+    /** `rawPath`: the path as the client sent it (no query). */
+    readonly target: { readonly rawPath: string }
+    readonly headers: Headers
+    readonly rawHeaders: readonly string[]
+    /** The data-plane listener's scheme (default http). */
+    readonly listenerScheme?: 'http' | 'https'
+  }
 }
 
 export type BindingResult =
@@ -74,13 +77,14 @@ export function checkBinding(issuer: IssuerConfig, claims: Claims, req: Presente
   if (typeof jkt !== 'string') {
     return cnf === undefined ? fail('dpop_not_allowed', 'DPoP scheme but the token has no cnf.jkt') : fail('token_bound', 'cnf has no jkt: a binding this request cannot prove')
   }
-  const proof = req.headers.dpop
+  const { request } = req
+  const proof = request.headers.dpop
   // RFC 9449 §4.3 step 1: exactly one DPoP header.
   if (proof === undefined) return fail('invalid_dpop_proof', 'no DPoP proof header')
-  if (Array.isArray(proof) || countHeader(req.rawHeaders, 'dpop') > 1) return fail('invalid_dpop_proof', 'more than one DPoP header')
-  const host = req.headers.host
+  if (Array.isArray(proof) || countHeader(request.rawHeaders, 'dpop') > 1) return fail('invalid_dpop_proof', 'more than one DPoP header')
+  const host = request.headers.host
   if (typeof host !== 'string' || host === '') return fail('invalid_dpop_proof', 'no Host header to match htu against')
-  const r = checkProof(proof, { method: req.method, uri: `${req.listenerScheme}://${host}${req.rawPath}`, accessToken: req.token, jkt }, {
+  const r = checkProof(proof, { method: request.method, uri: `${request.listenerScheme ?? 'http'}://${host}${request.target.rawPath}`, accessToken: req.token, jkt }, {
     maxAge: issuer.dpop.proofMaxAge,
     clockSkew: deps.clockSkew,
     now: deps.now(),

@@ -56,7 +56,7 @@ export type Decision =
       readonly jkt?: string
     }
 
-export type Next = Decision | { readonly kind: 'verify'; readonly route: RouteConfig; readonly token: string; readonly presented: PresentedToken }
+export type Next = Decision | ({ readonly kind: 'verify'; readonly route: RouteConfig } & PresentedToken)
 
 /** Decisions that never vary for a route, built once per pipeline (no allocation per request). */
 export interface FixedDecisions {
@@ -149,23 +149,18 @@ export function begin(p: Pipeline, req: RequestIn, trace?: RequestTrace): Next {
   trace?.({ step: 'source', route, found: found.kind, detail: found.kind === 'invalid' ? found.detail : undefined })
   if (found.kind === 'invalid') return deny(route.name, 'invalid_request', undefined, undefined, found.detail)
   if (found.kind === 'none') return route.auth === 'optional' ? fixed.anonymous : fixed.missingToken
-  return {
-    kind: 'verify',
-    route,
-    token: found.token,
-    presented: { token: found.token, scheme: found.scheme, method: req.method, rawPath: req.target.rawPath, headers: req.headers, rawHeaders: req.rawHeaders, listenerScheme: req.listenerScheme ?? 'http' },
-  }
+  return { kind: 'verify', route, token: found.token, scheme: found.scheme, request: req }
 }
 
 /** A verified (or refused) token against the route's issuers and requirements. */
-export function afterVerify(p: Pipeline, next: { readonly route: RouteConfig; readonly presented: PresentedToken }, result: VerifyResult, trace?: RequestTrace): Decision {
+export function afterVerify(p: Pipeline, next: { readonly route: RouteConfig } & PresentedToken, result: VerifyResult, trace?: RequestTrace): Decision {
   const route = next.route
   if (!result.ok) return deny(route.name, result.reason, result.issuer, undefined, result.detail)
   // How the token was presented against how it is bound (cnf, DPoP): binding.ts.
-  const bound = checkBinding(result.issuer, result.claims, next.presented, p.binding)
+  const bound = checkBinding(result.issuer, result.claims, next, p.binding)
   // Shown only where there is a binding to speak of: a plain bearer token under dpop.mode off has none.
-  if (next.presented.scheme === 'dpop' || result.claims.cnf !== undefined || result.issuer.dpop.mode !== 'off') {
-    trace?.({ step: 'binding', scheme: next.presented.scheme, mode: result.issuer.dpop.mode, result: bound })
+  if (next.scheme === 'dpop' || result.claims.cnf !== undefined || result.issuer.dpop.mode !== 'off') {
+    trace?.({ step: 'binding', scheme: next.scheme, mode: result.issuer.dpop.mode, result: bound })
   }
   if (!bound.ok) return deny(route.name, bound.reason, result.issuer.name, undefined, bound.detail)
   const policy = p.policies.get(route)!

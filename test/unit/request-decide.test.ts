@@ -127,8 +127,8 @@ test('readTarget and badRequest: a fragment or an encoded slash is refused befor
 })
 
 test('afterVerify: a refused token keeps its reason and issuer; the route\'s requirements answer 403 with the route\'s scopes', async () => {
-  const bearer = { token: 't', scheme: 'bearer', method: 'GET', rawPath: '/', headers: {}, rawHeaders: [], listenerScheme: 'http' } as const
-  const route = (name: string) => ({ route: config.routes.find((r) => r.name === name)!, presented: bearer })
+  const bearer = { token: 't', scheme: 'bearer', request: req('/') } as const
+  const route = (name: string) => ({ route: config.routes.find((r) => r.name === name)!, ...bearer })
   const refused = denied(afterVerify(p, route('default'), { ok: false, reason: 'expired', issuer: 'corp', detail: 'exp check failed' }))
   assert.deepEqual([refused.reason, refused.issuer, refused.detail, refused.answer.status], ['expired', 'corp', 'exp check failed', 401])
 
