@@ -99,6 +99,29 @@ function sameString(a: string, b: string): boolean {
 }
 
 /**
+ * Proof keys already imported, by RFC 7638 thumbprint. A client signs every proof of a session
+ * with one key, and importing a JWK costs more than verifying with it; the thumbprint hashes
+ * every public member the import reads, so one thumbprint is one key. Bounded: cleared when full.
+ */
+const IMPORTED_MAX = 1024
+const imported = new Map<string, KeyObject>()
+
+function importProofKey(thumbprint: string, jwk: Readonly<Record<string, unknown>>): KeyObject | string {
+  const cached = imported.get(thumbprint)
+  if (cached !== undefined) return cached
+  let key: KeyObject
+  try {
+    key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' })
+  } catch {
+    return 'jwk is not a usable public key'
+  }
+  if (key.type !== 'public') return 'jwk is not a public key'
+  if (imported.size >= IMPORTED_MAX) imported.clear()
+  imported.set(thumbprint, key)
+  return key
+}
+
+/**
  * @example
  * const r = checkProof(req.headers.dpop, { method: 'GET', uri: 'http://api.example/orders', accessToken, jkt: claims.cnf.jkt }, { maxAge: 60_000, clockSkew: 30_000, now: Date.now(), replay })
  * if (!r.ok) deny(r.reason)
@@ -118,13 +141,8 @@ export function checkProof(proof: string, ctx: ProofContext, opts: ProofOptions)
   if (PRIVATE_MEMBERS.some((m) => m in jwkObj)) return invalid('jwk carries private key members')
   const thumbprint = jwkThumbprint(jwkObj)
   if (thumbprint === undefined) return invalid('jwk is not an RSA, EC or OKP public key')
-  let key: KeyObject
-  try {
-    key = createPublicKey({ key: jwkObj as JsonWebKey, format: 'jwk' })
-  } catch {
-    return invalid('jwk is not a usable public key')
-  }
-  if (key.type !== 'public') return invalid('jwk is not a public key')
+  const key = importProofKey(thumbprint, jwkObj)
+  if (typeof key === 'string') return invalid(key)
   if (!verifySignature(header.alg as Algorithm, key, signingInput, signature)) return invalid('signature does not verify with the header jwk')
   if (payloadStart === payloadEnd) return invalid('empty payload')
   const payload = parseStrictObject(Buffer.from(proof.slice(payloadStart, payloadEnd), 'base64url').toString('utf8'))
