@@ -342,7 +342,8 @@ export function createRefresher(cfg: IssuerConfig, deps: RefresherDeps): Refresh
       releaseWaiter?.()
       abort.abort()
       settle()
-      return Promise.allSettled([inflight]).then(() => undefined)
+      // A refresh that ends now may still start a snapshot write: wait for it too.
+      return Promise.allSettled([inflight]).then(() => snapshot?.flush())
     },
     unknownKid,
     status: () => ({ state: state(), lastSuccess, nextRefresh: nextRefreshAt, lastError, jwksUri }),

@@ -53,6 +53,8 @@ export interface Snapshot {
   load(): Promise<LoadedSnapshot | undefined>
   /** Persist these keys as fetched at `fetchedAt` from `jwksUri`; writes are serialised. Never rejects. */
   save(keys: readonly VerificationKey[], fetchedAt: number, jwksUri: string): Promise<void>
+  /** Resolves once every write begun so far has ended (stop() waits for it: nothing of ours runs after). */
+  flush(): Promise<void>
 }
 
 class Ignored extends Error {
@@ -162,6 +164,7 @@ export function createSnapshot(cfg: IssuerConfig, file: string, deps: SnapshotDe
       writing = writing.then(() => write(keys, fetchedAt, jwksUri))
       return writing
     },
+    flush: () => writing,
   }
 }
 

@@ -58,9 +58,17 @@ function only<N extends KeyEvent['event']>(events: readonly KeyEvent[], name: N)
   return events.filter((e): e is EventOf<N> => e.event === name)
 }
 
+/** The key stores each test started, stopped before its temp directory is removed. */
+const stores = new WeakMap<TestContext, { stop(): Promise<void> }[]>()
+
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-snapshot-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  // after() hooks run in the order they were added, so this one would run before the stores'
+  // stop(): it stops them first, so no snapshot write is still under way in the directory.
+  t.after(async () => {
+    await Promise.all((stores.get(t) ?? []).map((s) => s.stop()))
+    rmSync(dir, { recursive: true, force: true })
+  })
   return dir
 }
 
@@ -80,6 +88,7 @@ async function started(t: TestContext, config: IssuerConfig, start: number) {
   const events: KeyEvent[] = []
   const store = createKeyStore([config], { now: clock.now, random: () => 1, schedule: clock.schedule, onEvent: (e) => events.push(e) })
   t.after(() => store.stop())
+  stores.set(t, [...(stores.get(t) ?? []), store])
   store.start()
   await store.settled()
   const keys = store.issuer('corp')!
