@@ -255,7 +255,12 @@ function describe(e: RequestTraceEvent, c: Context): ExplainStep[] {
       // issue #13 §2: a token with cnf is never a plain bearer token (RFC 9449, RFC 8705).
       const how = `${e.scheme === 'dpop' ? 'DPoP' : 'Bearer'} scheme, dpop.mode ${e.mode}`
       if (!e.result.ok) return [step('binding', false, `${how}: ${e.result.detail}`)]
-      return [step('binding', true, e.result.jkt === undefined ? `${how}: unbound token, no cnf` : `${how}: DPoP proof verifies, key thumbprint ${e.result.jkt}`)]
+      const { jkt, x5t } = e.result
+      const proven = [
+        ...(jkt === undefined ? [] : [`DPoP proof verifies, key thumbprint ${jkt}`]),
+        ...(x5t === undefined ? [] : [`client certificate matches cnf x5t#S256 ${x5t}`]),
+      ]
+      return [step('binding', true, proven.length === 0 ? `${how}: unbound token, no cnf` : `${how}: ${proven.join('; ')}`)]
     }
     case 'authorization': {
       const lines = e.authorizer.explain(e.issuer, e.claims).map(({ ok, line }) => step('authorization', ok, line))

@@ -28,6 +28,13 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
         minVersion: raw.tls.minVersion,
       },
     }),
+    ...(raw.clientCertificateHeader === undefined ? {} : {
+      clientCertificateHeader: {
+        name: raw.clientCertificateHeader.name,
+        format: raw.clientCertificateHeader.format,
+        trustedPeers: [...raw.clientCertificateHeader.trustedPeers],
+      },
+    }),
     upstream: { url: raw.upstream.url, timeout: parseDuration(raw.upstream.timeout), xForwarded: raw.upstream.xForwarded, drainsBodies: raw.upstream.drainsBodies },
     admin: { listen: parseListen(raw.admin.listen), maxEventLoopDelay: parseDuration(raw.admin.maxEventLoopDelay) },
     shutdown: { delay: parseDuration(raw.shutdown.delay), timeout: parseDuration(raw.shutdown.timeout) },
@@ -90,6 +97,7 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
       arrays: raw.identity.arrays,
       maxValueBytes: parseSize(raw.identity.maxValueBytes),
       claimsHeader: raw.identity.claimsHeader,
+      bindingHeader: raw.identity.bindingHeader,
       underscoreHeaders: raw.identity.underscoreHeaders,
     },
     requests: { methodOverride: raw.requests.methodOverride, timeout: parseDuration(raw.requests.timeout) },

@@ -235,7 +235,7 @@ const schema = {
         maxBytes: size('32MiB'),
       }),
     }),
-    identity: settings('a map with headers, strip, forwardToken, arrays, maxValueBytes, claimsHeader and underscoreHeaders', {
+    identity: settings('a map with headers, strip, forwardToken, arrays, maxValueBytes, claimsHeader, bindingHeader and underscoreHeaders', {
       headers: {
         type: 'object',
         // A claim, or a claim with its own array form: one config can forward `groups`
@@ -266,6 +266,8 @@ const schema = {
       arrays: oneOf(ARRAY_FORMS, 'join'),
       maxValueBytes: size('4KiB'),
       claimsHeader: HEADER_NAME,
+      // RFC 9449 / RFC 8705: what a sender-constrained token was proven with (request/binding.ts).
+      bindingHeader: HEADER_NAME,
       // nginx's default (underscores_in_headers off): behind CGI/WSGI/PHP a `_` name is a `-` name.
       underscoreHeaders: oneOf(['drop', 'reject', 'allow'], 'drop'),
     }),
@@ -292,8 +294,27 @@ const schema = {
       },
       [EXPECTED]: 'a map with certFile, keyFile, clientCaFile and minVersion',
     },
+    // RFC 8705 certificate-bound tokens when TLS ends at a trusted ingress in front of the pod:
+    // the client certificate arrives in a header, trusted only from the listed peer addresses
+    // (request/client-cert.ts).
+    clientCertificateHeader: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'trustedPeers'],
+      properties: {
+        name: HEADER_NAME,
+        format: oneOf(['xfcc', 'pem'], 'xfcc'),
+        trustedPeers: {
+          type: 'array',
+          minItems: 1,
+          items: { type: 'string', minLength: 1, [EXPECTED]: 'an IP address or CIDR range, like 10.0.0.0/8 or 127.0.0.1' },
+          [EXPECTED]: 'a non-empty list of IP addresses or CIDR ranges of the ingress',
+        },
+      },
+      [EXPECTED]: 'a map with name, format and trustedPeers, like {name: x-forwarded-client-cert, format: xfcc, trustedPeers: [10.0.0.0/8]}',
+    },
   },
-  [EXPECTED]: 'a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls)',
+  [EXPECTED]: 'a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls, clientCertificateHeader)',
 } as const satisfies SchemaNode & { readonly $schema: string }
 
 /** The schema as plain data, for ajv (scripts/gen-config-validator.ts), the README and Helm checks. */

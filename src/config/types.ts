@@ -165,6 +165,11 @@ export interface IdentityConfig {
   /** Carry the whole verified payload as base64url JSON in this header; undefined = off. */
   readonly claimsHeader: string | undefined
   /**
+   * Where the verified binding of a sender-constrained token goes: `jkt=<thumbprint>` (DPoP,
+   * RFC 9449) and/or `x5t#S256=<thumbprint>` (mTLS, RFC 8705); absent for an unbound token.
+   */
+  readonly bindingHeader: string | undefined
+  /**
    * Inbound header names containing `_`, which CGI/WSGI/PHP/Rack apps read as the `-` name:
    * `drop` them (the default, as nginx does), `reject` the request (400), or `allow` them.
    * A `_` spelling of a protected or sidecar-owned name is removed whatever this says.
@@ -254,12 +259,24 @@ export interface TlsConfig {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3'
 }
 
+/** `clientCertificateHeader`: a trusted ingress passes the client certificate (request/client-cert.ts). */
+export interface ClientCertificateHeaderConfig {
+  /** As written; compared lower-cased. */
+  readonly name: string
+  /** `xfcc`: Envoy's x-forwarded-client-cert (Hash or Cert); `pem`: a URL-encoded PEM (nginx $ssl_client_escaped_cert). */
+  readonly format: 'xfcc' | 'pem'
+  /** IP addresses and CIDR ranges the header is believed from. */
+  readonly trustedPeers: readonly string[]
+}
+
 export interface SidecarConfig {
   /** The file this config came from (for messages). */
   readonly source: string
   readonly listen: ListenAddress
   /** The data-plane listener's TLS (RFC 6750 §5.3); undefined: plain HTTP. */
   readonly tls?: TlsConfig
+  /** Where the client certificate comes from when TLS ends in front of the pod (RFC 8705). */
+  readonly clientCertificateHeader?: ClientCertificateHeaderConfig
   readonly upstream: UpstreamConfig
   readonly admin: {
     readonly listen: ListenAddress

@@ -31,6 +31,7 @@ import { createUpstreamHeaders } from './upstream-headers.ts'
 import type { UpstreamBoundRequest } from './upstream-headers.ts'
 import { NO_ROUTE_SCHEMAS } from '../fastify-schemas.ts'
 import type { Pipeline } from '../request/pipeline.ts'
+import type { BoundTo } from '../request/binding.ts'
 
 /** What the auth step decided, kept on the request for the proxy step and the access log. */
 export interface RequestAuth {
@@ -39,6 +40,8 @@ export interface RequestAuth {
   reason: Reason | 'none'
   issuer: string | undefined
   claims: Claims | undefined
+  /** What a sender-constrained token was proven with (request/binding.ts), for the binding header. */
+  binding: BoundTo | undefined
 }
 
 declare module 'fastify' {
@@ -142,7 +145,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   /** Carries out a decision: the answer for a denial, `done()` for an admission. */
   function apply(request: FastifyRequest, reply: FastifyReply, d: Decision, done: () => void): void {
     if (d.kind === 'admit') {
-      request.auth = { route: d.route, outcome: d.outcome, reason: 'none', issuer: d.issuer, claims: d.claims }
+      request.auth = { route: d.route, outcome: d.outcome, reason: 'none', issuer: d.issuer, claims: d.claims, binding: d.binding }
       // A hijacked websocket never reaches onResponse: count it when it is admitted.
       if (request.headers.upgrade !== undefined) record(request, 101)
       // RFC 9110 §10.1.1: the client waits for 100 Continue before sending the body; it gets
@@ -152,7 +155,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       return
     }
     const outcome = d.reason === 'internal_error' || d.reason === 'keys_unavailable' ? 'error' : 'denied'
-    request.auth = { route: d.route, outcome, reason: d.reason, issuer: d.issuer, claims: undefined }
+    request.auth = { route: d.route, outcome, reason: d.reason, issuer: d.issuer, claims: undefined, binding: undefined }
     // A security event, rate-limited per reason and route (closed sets), so a flood of bad
     // tokens cannot flood the logs; `detail` names what was wrong, never the token.
     deps.events.log(outcome === 'error' ? 'warn' : 'info', `auth.denied:${d.reason}:${d.route}`, { event: 'auth.denied', reqId: request.id, route: d.route, reason: d.reason, issuer: d.issuer, status: d.answer.status, detail: d.detail }, 'request denied')
@@ -209,7 +212,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       }
       const target = readTarget(request.url)
       if (!target.ok) return apply(request, reply, badRequest(target.why), done)
-      const next = begin(p, { method: request.method, target, headers: request.headers, rawHeaders: request.raw.rawHeaders, listenerScheme })
+      const next = begin(p, { method: request.method, target, headers: request.headers, rawHeaders: request.raw.rawHeaders, listenerScheme, connection: request.raw.socket })
       if (next !== NO_ROUTE) rewriteTarget(request, p, target.rawPath, target.path, target.query)
       if (next.kind !== 'verify') return apply(request, reply, next, done)
       const started = performance.now()

@@ -10,13 +10,14 @@ import type { SidecarConfig } from '../config/types.ts'
 import type { Logger } from '../observe/log.ts'
 import type { Pipeline } from '../request/pipeline.ts'
 import type { Claims } from '../verify/verifier.ts'
+import type { BoundTo } from '../request/binding.ts'
 import { withoutCookies } from '../verify/extract.ts'
 
 /** The parts of a request the upstream-bound header rewrites read (HTTP and websocket alike). */
 export interface UpstreamBoundRequest {
   readonly headers: IncomingHttpHeaders
   readonly socket: Socket
-  readonly auth: { readonly route: string; readonly claims: Claims | undefined } | null
+  readonly auth: { readonly route: string; readonly claims: Claims | undefined; readonly binding: BoundTo | undefined } | null
   readonly pipeline: Pipeline | null
 }
 
@@ -66,7 +67,7 @@ export function createUpstreamHeaders(deps: UpstreamHeadersDeps): UpstreamHeader
     const p = request.pipeline ?? deps.pipeline()
     const claims = request.auth?.claims
     if (claims !== undefined) {
-      const dropped = p.headers.setIdentity(out, claims)
+      const dropped = p.headers.setIdentity(out, claims, request.auth?.binding)
       if (dropped !== undefined) {
         for (const { header, cause, bytes } of dropped) {
           if (cause === 'too_long') log.warn({ event: 'identity.dropped', route: request.auth?.route, header, cause, bytes, maxValueBytes: p.config.identity.maxValueBytes }, 'identity header value too long: not sent')
@@ -76,6 +77,10 @@ export function createUpstreamHeaders(deps: UpstreamHeadersDeps): UpstreamHeader
     }
     // RFC 9449: a DPoP proof is for this hop only; the app never receives it (issue #13 §2).
     if (out.dpop !== undefined) out.dpop = undefined
+    // The trusted ingress's client certificate header is the sidecar's input, not the app's:
+    // sent by anyone else it is a forgery, and the app learns the verified binding instead.
+    const certHeader = p.certificateHeader
+    if (certHeader !== undefined && out[certHeader] !== undefined) out[certHeader] = undefined
     if (!p.config.identity.forwardToken) {
       // The token is removed from wherever it could have come (the query already is).
       for (const h of p.tokenHeaders) if (out[h] !== undefined) out[h] = undefined

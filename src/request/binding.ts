@@ -1,15 +1,19 @@
 /**
  * Sender-constrained tokens (issue #13 §2): after the token verifies, how it was presented
  * must fit how it is bound. A token carrying `cnf` (RFC 7800) is bound to a key or a
- * certificate: accepting it as a plain bearer token would give whoever stole it what the
- * binding exists to stop, so that is refused whatever the issuer's `dpop.mode`. A `cnf` the
- * sidecar cannot check (`x5t#S256`, RFC 8705, until the TLS listener checks it) is refused too.
+ * certificate: accepting it without the proof would give whoever stole it what the binding
+ * exists to stop. So every confirmation method in `cnf` must be proven, and a method the
+ * sidecar cannot prove (`jwk`, `kid`, `jku`, …) refuses the token.
  *
- * DPoP (RFC 9449 §7.1): `Authorization: DPoP <token>` plus exactly one `DPoP` proof header,
- * verified by verify/dpop.ts against the request as the client addressed it: the listener's
- * scheme and the `Host` header, the path as sent. X-Forwarded-* are never trusted for it:
- * behind a proxy that rewrites Host or terminates TLS, the client's htu would not match, and
- * trusting a client-supplied X-Forwarded-Host would let a proof for another origin pass.
+ * DPoP (RFC 9449 §7.1), `cnf.jkt`: `Authorization: DPoP <token>` plus exactly one `DPoP` proof
+ * header, verified by verify/dpop.ts against the request as the client addressed it: the
+ * listener's scheme and the `Host` header, the path as sent. X-Forwarded-* are never trusted
+ * for it: behind a proxy that rewrites Host or terminates TLS, the client's htu would not
+ * match, and trusting a client-supplied X-Forwarded-Host would let a proof for another origin pass.
+ *
+ * mTLS (RFC 8705 §3), `cnf["x5t#S256"]`: presented with the Bearer scheme over a connection
+ * whose client certificate has that SHA-256 thumbprint (request/client-cert.ts: the TLS
+ * listener's handshake, or a trusted ingress's header).
  */
 import type { IssuerConfig } from '../config/types.ts'
 import { checkProof } from '../verify/dpop.ts'
@@ -17,6 +21,7 @@ import type { ReplayCache } from '../verify/dpop-replay.ts'
 import type { TokenScheme } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims } from '../verify/verifier.ts'
+import type { ClientCertificates, Connection } from './client-cert.ts'
 
 type Headers = Readonly<Record<string, string | string[] | undefined>>
 
@@ -31,23 +36,35 @@ export interface PresentedToken {
     readonly headers: Headers
     readonly rawHeaders: readonly string[]
     /** The data-plane listener's scheme (default http). */
-    readonly listenerScheme?: 'http' | 'https'
+    readonly listenerScheme?: 'http' | 'https' | undefined
+    /** For a certificate-bound token: the peer address and TLS client certificate. */
+    readonly connection?: Connection | undefined
   }
 }
 
+/** What a bound token was proven with: RFC 7638 / RFC 8705 thumbprints, base64url. */
+export interface BoundTo {
+  /** The DPoP proof key's thumbprint (cnf.jkt). */
+  readonly jkt: string | undefined
+  /** The client certificate's SHA-256 thumbprint (cnf x5t#S256). */
+  readonly x5t: string | undefined
+}
+
 export type BindingResult =
-  | { readonly ok: true; readonly jkt: string | undefined }
+  | ({ readonly ok: true } & BoundTo)
   | { readonly ok: false; readonly reason: Reason; readonly detail: string }
 
 export interface BindingDeps {
   readonly replay: ReplayCache
+  /** Where a certificate-bound token's client certificate is read. */
+  readonly certificates: ClientCertificates
   /** ms */
   readonly clockSkew: number
   /** epoch ms */
   readonly now: () => number
 }
 
-const UNBOUND: BindingResult = { ok: true, jkt: undefined }
+const UNBOUND: BindingResult = { ok: true, jkt: undefined, x5t: undefined }
 
 function fail(reason: Reason, detail: string): BindingResult {
   return { ok: false, reason, detail }
@@ -61,22 +78,48 @@ function countHeader(rawHeaders: readonly string[], name: string): number {
 
 /**
  * @example
- * const b = checkBinding(issuer, claims, { token, scheme: 'dpop', method, rawPath, headers, rawHeaders, listenerScheme: 'http' }, deps)
+ * const b = checkBinding(issuer, claims, { token, scheme: 'dpop', request }, deps)
  * if (!b.ok) deny(b.reason)
  */
 export function checkBinding(issuer: IssuerConfig, claims: Claims, req: PresentedToken, deps: BindingDeps): BindingResult {
   const { mode } = issuer.dpop
   const cnf = claims.cnf
-  if (req.scheme === 'bearer') {
-    if (cnf !== undefined) return fail('token_bound', 'a token with cnf was presented as a plain bearer token')
+  if (cnf === undefined) {
+    if (req.scheme === 'dpop') return fail('dpop_not_allowed', mode === 'off' ? `issuer ${issuer.name} has dpop.mode: off` : 'DPoP scheme but the token has no cnf.jkt')
     if (mode === 'required') return fail('dpop_required', `issuer ${issuer.name} requires DPoP (dpop.mode: required)`)
     return UNBOUND
   }
-  if (mode === 'off') return fail('dpop_not_allowed', `issuer ${issuer.name} has dpop.mode: off`)
-  const jkt = typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf) ? (cnf as Record<string, unknown>).jkt : undefined
-  if (typeof jkt !== 'string') {
-    return cnf === undefined ? fail('dpop_not_allowed', 'DPoP scheme but the token has no cnf.jkt') : fail('token_bound', 'cnf has no jkt: a binding this request cannot prove')
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) return fail('token_bound', 'cnf is not a JSON object')
+  const c = cnf as Record<string, unknown>
+  for (const member in c) {
+    if (member !== 'jkt' && member !== 'x5t#S256') return fail('token_bound', 'cnf has a confirmation method other than jkt and x5t#S256 (RFC 7800 jwk, jwe, kid, jku: not provable here)')
   }
+  const jkt = c.jkt
+  const x5t = c['x5t#S256']
+  if (jkt !== undefined && typeof jkt !== 'string') return fail('token_bound', 'cnf.jkt is not a string')
+  if (x5t !== undefined && typeof x5t !== 'string') return fail('token_bound', 'cnf x5t#S256 is not a string')
+  if (jkt === undefined && x5t === undefined) return fail('token_bound', 'cnf has no confirmation method')
+  let proven: string | undefined
+  if (req.scheme === 'bearer') {
+    if (jkt !== undefined) return fail('token_bound', 'a token bound to a DPoP key (cnf.jkt) was presented as a plain bearer token')
+    if (mode === 'required') return fail('dpop_required', `issuer ${issuer.name} requires DPoP (dpop.mode: required)`)
+  } else {
+    if (mode === 'off') return fail('dpop_not_allowed', `issuer ${issuer.name} has dpop.mode: off`)
+    if (jkt === undefined) return fail('token_bound', 'cnf has no jkt: a binding this request cannot prove with DPoP')
+    const r = checkDpop(issuer, req, jkt, deps)
+    if (!r.ok) return r
+    proven = r.jkt
+  }
+  if (x5t === undefined) return { ok: true, jkt: proven, x5t: undefined }
+  // RFC 8705 §3: the thumbprint of the certificate this request came with.
+  const cert = deps.certificates.read(req.request)
+  if (!cert.ok) return fail(deps.certificates.source === 'none' ? 'token_bound' : 'certificate_required', cert.why)
+  if (cert.thumbprint !== x5t) return fail('certificate_mismatch', 'the client certificate SHA-256 thumbprint is not cnf x5t#S256')
+  return { ok: true, jkt: proven, x5t }
+}
+
+/** RFC 9449 §4.3: the proof, against this request and this token. */
+function checkDpop(issuer: IssuerConfig, req: PresentedToken, jkt: string, deps: BindingDeps): BindingResult {
   const { request } = req
   const proof = request.headers.dpop
   // RFC 9449 §4.3 step 1: exactly one DPoP header.
@@ -90,5 +133,5 @@ export function checkBinding(issuer: IssuerConfig, claims: Claims, req: Presente
     now: deps.now(),
     replay: deps.replay,
   })
-  return r.ok ? { ok: true, jkt: r.jkt } : fail(r.reason, r.detail)
+  return r.ok ? { ok: true, jkt: r.jkt, x5t: undefined } : fail(r.reason, r.detail)
 }

@@ -19,7 +19,8 @@ import { denial } from './denials.ts'
 import type { Denial } from './denials.ts'
 import type { RequestTrace } from './trace.ts'
 import { checkBinding } from './binding.ts'
-import type { PresentedToken } from './binding.ts'
+import type { BoundTo, PresentedToken } from './binding.ts'
+import type { Connection } from './client-cert.ts'
 
 type Headers = Readonly<Record<string, string | string[] | undefined>>
 
@@ -32,7 +33,9 @@ export interface RequestIn {
   /** Names and values as received, alternating (node:http `rawHeaders`). */
   readonly rawHeaders: readonly string[]
   /** The data-plane listener's scheme, the one a DPoP proof's htu names (default http). */
-  readonly listenerScheme?: 'http' | 'https'
+  readonly listenerScheme?: 'http' | 'https' | undefined
+  /** The connection (node's socket): read only for a certificate-bound token (client-cert.ts). */
+  readonly connection?: Connection | undefined
 }
 
 export type Decision =
@@ -52,8 +55,8 @@ export type Decision =
       readonly outcome: 'allowed' | 'anonymous'
       readonly issuer: string | undefined
       readonly claims: Claims | undefined
-      /** The RFC 7638 thumbprint of the DPoP key the token was proven with, when it was (binding.ts). */
-      readonly jkt?: string
+      /** What a sender-constrained token was proven with (binding.ts); absent for an unbound one. */
+      readonly binding?: BoundTo
     }
 
 export type Next = Decision | ({ readonly kind: 'verify'; readonly route: RouteConfig } & PresentedToken)
@@ -167,9 +170,9 @@ export function afterVerify(p: Pipeline, next: { readonly route: RouteConfig } &
   const refused = policy.authorizer.authorize(result.issuer.name, result.claims)
   trace?.({ step: 'authorization', route, authorizer: policy.authorizer, issuer: result.issuer.name, claims: result.claims, refused })
   if (refused !== undefined) return deny(route.name, refused, result.issuer.name, policy.forbidden[refused])
-  return bound.jkt === undefined
+  return bound.jkt === undefined && bound.x5t === undefined
     ? { kind: 'admit', route: route.name, outcome: 'allowed', issuer: result.issuer.name, claims: result.claims }
-    : { kind: 'admit', route: route.name, outcome: 'allowed', issuer: result.issuer.name, claims: result.claims, jkt: bound.jkt }
+    : { kind: 'admit', route: route.name, outcome: 'allowed', issuer: result.issuer.name, claims: result.claims, binding: bound }
 }
 
 /**
@@ -181,14 +184,21 @@ export function afterVerify(p: Pipeline, next: { readonly route: RouteConfig } &
  */
 export async function decide(
   p: Pipeline,
-  req: { readonly method: string; readonly url: string; readonly headers: Headers; readonly rawHeaders: readonly string[] },
+  req: {
+    readonly method: string
+    readonly url: string
+    readonly headers: Headers
+    readonly rawHeaders: readonly string[]
+    readonly listenerScheme?: 'http' | 'https' | undefined
+    readonly connection?: Connection | undefined
+  },
   trace?: RequestTrace,
 ): Promise<Decision> {
   let route: string = UNMATCHED_ROUTE
   try {
     const target = readTarget(req.url, trace)
     if (!target.ok) return badRequest(target.why)
-    const next = begin(p, { method: req.method, target, headers: req.headers, rawHeaders: req.rawHeaders }, trace)
+    const next = begin(p, { method: req.method, target, headers: req.headers, rawHeaders: req.rawHeaders, listenerScheme: req.listenerScheme, connection: req.connection }, trace)
     if (next.kind !== 'verify') return next
     route = next.route.name
     return afterVerify(p, next, await p.verifier.verify(next.token, trace), trace)

@@ -13,6 +13,7 @@ import type { ArrayForm, IdentityConfig } from '../config/types.ts'
 import { FRAMING, HOP_BY_HOP, foldHeaderName, headerNameMatcher } from '../http/header-names.ts'
 import { claimAt } from '../verify/claims.ts'
 import type { Claims } from '../verify/verifier.ts'
+import type { BoundTo } from './binding.ts'
 
 /**
  * An identity header not sent: its value was over `identity.maxValueBytes` (`too_long`), or
@@ -57,6 +58,11 @@ export interface HeaderPolicyOptions {
   readonly tokenHeaders?: readonly string[]
   /** Strip the method-override headers (default true). */
   readonly stripMethodOverride?: boolean
+  /**
+   * Lower-cased names the sidecar reads and removes before forwarding (the trusted ingress's
+   * client-certificate header): not stripped on the way in, but their `_` aliases are.
+   */
+  readonly consumedHeaders?: readonly string[]
 }
 
 export interface HeaderPolicy {
@@ -67,8 +73,8 @@ export interface HeaderPolicy {
    * `identity.maxValueBytes` is not set; the dropped ones are returned (for a log line), and
    * nothing is allocated when none is.
    */
-  setIdentity(out: Record<string, string | string[] | undefined>, claims: Claims): Dropped[] | undefined
-  /** Lower-cased upstream identity header names, the claims header included (always stripped). */
+  setIdentity(out: Record<string, string | string[] | undefined>, claims: Claims, binding?: BoundTo): Dropped[] | undefined
+  /** Lower-cased upstream identity header names, the claims and binding headers included (always stripped). */
   readonly identityNames: readonly string[]
 }
 
@@ -85,14 +91,15 @@ export function createHeaderPolicy(identity: IdentityConfig, options: HeaderPoli
     return { name: header.toLowerCase(), path: claim.split('.'), arrays }
   })
   const claimsHeader = identity.claimsHeader?.toLowerCase()
-  const identityNames = [...mapping.map((m) => m.name), ...(claimsHeader === undefined ? [] : [claimsHeader])]
+  const bindingHeader = identity.bindingHeader?.toLowerCase()
+  const identityNames = [...mapping.map((m) => m.name), ...[claimsHeader, bindingHeader].filter((n) => n !== undefined)]
   const { maxValueBytes, underscoreHeaders } = identity
   const protectedNames = [...identityNames, ...(options.stripMethodOverride === false ? [] : METHOD_OVERRIDE_HEADERS)]
   // Removed whenever a client sends them, whatever their spelling.
   const isProtected = headerNameMatcher(protectedNames, identity.strip)
   // A `_` spelling of these is never the real header: it can only be read as one by an app
   // that folds names (a second token, a forged X-Forwarded-For, a second Transfer-Encoding).
-  const owned = new Set([...(options.tokenHeaders ?? []), ...FORWARDING, ...HOP_BY_HOP, ...FRAMING].map(foldHeaderName))
+  const owned = new Set([...(options.tokenHeaders ?? []), ...(options.consumedHeaders ?? []), ...FORWARDING, ...HOP_BY_HOP, ...FRAMING].map(foldHeaderName))
 
   return {
     identityNames,
@@ -116,7 +123,7 @@ export function createHeaderPolicy(identity: IdentityConfig, options: HeaderPoli
       }
       return dropped === undefined ? undefined : { rejected: undefined, dropped }
     },
-    setIdentity(out, claims) {
+    setIdentity(out, claims, binding) {
       let dropped: Dropped[] | undefined
       for (const m of mapping) {
         const v = formatClaim(claimAt(claims, m.path), m.arrays)
@@ -125,6 +132,12 @@ export function createHeaderPolicy(identity: IdentityConfig, options: HeaderPoli
       }
       // The whole verified payload, base64url JSON.
       if (claimsHeader !== undefined) dropped = setBounded(out, claimsHeader, Buffer.from(JSON.stringify(claims)).toString('base64url'), maxValueBytes, dropped)
+      // What the binding was proven with, never the proof (RFC 7800 member names; base64url values).
+      if (bindingHeader !== undefined && binding !== undefined) {
+        const { jkt, x5t } = binding
+        const v = jkt === undefined ? (x5t === undefined ? undefined : `x5t#S256=${x5t}`) : x5t === undefined ? `jkt=${jkt}` : `jkt=${jkt}, x5t#S256=${x5t}`
+        if (v !== undefined) dropped = setBounded(out, bindingHeader, v, maxValueBytes, dropped)
+      }
       return dropped
     },
   }

@@ -17,6 +17,7 @@ import type { TokenCacheStats } from '../verify/token-cache.ts'
 import { createReplayCache } from '../verify/dpop-replay.ts'
 import type { ReplayCache } from '../verify/dpop-replay.ts'
 import type { BindingDeps } from './binding.ts'
+import { createClientCertificates } from './client-cert.ts'
 import { createHeaderPolicy } from './headers.ts'
 import type { HeaderPolicy } from './headers.ts'
 import { fixedDecisions } from './decide.ts'
@@ -43,7 +44,9 @@ export interface Pipeline {
   readonly tokenHeaders: readonly string[]
   readonly tokenCookies: ReadonlySet<string>
   readonly tokenQuery: ReadonlySet<string>
-  /** What the DPoP binding check needs (binding.ts); the replay cache outlives reloads. */
+  /** `clientCertificateHeader.name`, lower-cased: read by binding.ts, never forwarded upstream. */
+  readonly certificateHeader: string | undefined
+  /** What the binding check needs (binding.ts: DPoP, client certificates); the replay cache outlives reloads. */
   readonly binding: BindingDeps
 }
 
@@ -76,7 +79,11 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: Pipe
     config,
     routes: createRouteMatcher(config.routes),
     extractor: createTokenExtractor(config.tokens.from, { dpop: config.issuers.some((i) => i.dpop.mode !== 'off') }),
-    headers: createHeaderPolicy(config.identity, { tokenHeaders, stripMethodOverride: config.requests.methodOverride === 'strip' }),
+    headers: createHeaderPolicy(config.identity, {
+      tokenHeaders,
+      stripMethodOverride: config.requests.methodOverride === 'strip',
+      consumedHeaders: config.clientCertificateHeader === undefined ? [] : [config.clientCertificateHeader.name.toLowerCase()],
+    }),
     // A new verifier, and so an empty token cache, per config: a reload that changes an
     // issuer's rules can never be answered from verifications made under the old ones.
     verifier: createVerifier(
@@ -95,6 +102,7 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: Pipe
     tokenHeaders,
     tokenCookies,
     tokenQuery,
-    binding: { replay: deps.dpopReplay ?? createReplayCache(), clockSkew: config.tokens.clockSkew, now: deps.now ?? Date.now },
+    certificateHeader: config.clientCertificateHeader?.name.toLowerCase(),
+    binding: { replay: deps.dpopReplay ?? createReplayCache(), certificates: createClientCertificates(config), clockSkew: config.tokens.clockSkew, now: deps.now ?? Date.now },
   }
 }

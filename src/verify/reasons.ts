@@ -28,6 +28,10 @@ export const REASONS = {
   token_bound: { status: 401, error: 'invalid_token', description: 'the token is bound to a key (cnf) this request does not prove possession of' },
   dpop_required: { status: 401, error: 'invalid_token', description: 'the issuer requires DPoP-bound tokens (dpop.mode: required)' },
   dpop_not_allowed: { status: 401, error: 'invalid_token', description: 'DPoP scheme for a token without cnf.jkt or an issuer with dpop.mode: off' },
+  // RFC 8705 §3: a certificate-bound token (cnf x5t#S256) is refused with 401 invalid_token
+  // when the request's client certificate is absent or another one (request/client-cert.ts).
+  certificate_required: { status: 401, error: 'invalid_token', description: 'the token is bound to a client certificate (cnf x5t#S256) and the request presented none' },
+  certificate_mismatch: { status: 401, error: 'invalid_token', description: 'the client certificate is not the one the token is bound to (cnf x5t#S256)' },
   // RFC 9449 §7.1: a missing or failed proof is `invalid_dpop_proof`.
   invalid_dpop_proof: { status: 401, error: 'invalid_dpop_proof', description: 'the DPoP proof is missing or does not verify against this request and token' },
   dpop_replay: { status: 401, error: 'invalid_dpop_proof', description: 'the DPoP proof jti was already used within the window' },

@@ -154,7 +154,7 @@ function requireFixture(ok: boolean, what: string): void {
   if (!ok) throw new Error(`${what} is missing: ${INSTALL}`)
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+export function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise<void>((resolve) => {
     child.once('exit', () => resolve())
@@ -197,7 +197,7 @@ async function startPython(kind: AppKind, script: string): Promise<RealApp> {
 }
 
 /** A port free right now (nginx needs it in its config before it binds). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const probe = createNetServer()
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
   const { port } = probe.address() as AddressInfo
@@ -240,7 +240,7 @@ function readIfExists(file: string): string {
   return existsSync(file) ? readFileSync(file, 'utf8') : ''
 }
 
-function canConnect(port: number): Promise<boolean> {
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const c = connect(port, '127.0.0.1', () => {
       c.destroy()

@@ -76,7 +76,7 @@ void describe('parseConfig: a valid file', () => {
         },
       ],
       tokens: { from: [{ kind: 'header', header: 'Authorization', prefix: 'Bearer ' }], clockSkew: 60_000, maxBytes: 8192, cache: { maxEntries: 10_000, maxBytes: 32 * 2 ** 20 } },
-      identity: { headers: {}, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, underscoreHeaders: 'drop' },
+      identity: { headers: {}, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, bindingHeader: undefined, underscoreHeaders: 'drop' },
       requests: { methodOverride: 'strip', timeout: 60_000 },
       routes: [{ name: 'default', path: '/**', methods: [], auth: 'required', caseSensitive: false, issuers: [], require: { scopes: [], claims: {} } }],
       log: { level: 'info', access: true },
@@ -196,6 +196,7 @@ log:
       arrays: 'join',
       maxValueBytes: 4096,
       claimsHeader: undefined,
+      bindingHeader: undefined,
       underscoreHeaders: 'drop',
     })
     const open = { issuers: [], require: { scopes: [], claims: {} } }
@@ -238,7 +239,7 @@ routes:
 `
     // x-defaults is not a setting: the schema rejects it like any unknown key (line 3).
     assert.deepEqual(lines(text), [
-      'test.yaml:3 x-defaults: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls)',
+      'test.yaml:3 x-defaults: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls, clientCertificateHeader)',
     ])
     const anchored = `upstream:
   url: http://127.0.0.1:3000
@@ -458,7 +459,7 @@ routes:
 
   void it('rejects an empty file as a whole', () => {
     assert.deepEqual(lines(''), [
-      'test.yaml (root): expected a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls)',
+      'test.yaml (root): expected a map of settings (listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls, clientCertificateHeader)',
     ])
   })
 
@@ -696,7 +697,7 @@ void describe('parseConfig: ${VAR} interpolation', () => {
 
   void it('never interpolates keys', () => {
     assert.deepEqual(lines(`${MINIMAL}\${X}: 1\n`, { X: 'log' }), [
-      'test.yaml:11 ["${X}"]: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls)',
+      'test.yaml:11 ["${X}"]: unknown key (expected one of: listen, upstream, admin, shutdown, issuers, tokens, identity, requests, routes, log, tls, clientCertificateHeader)',
     ])
   })
 

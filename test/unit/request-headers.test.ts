@@ -10,6 +10,7 @@ test('stripInbound removes configured names, patterns and every identity header,
     arrays: 'join',
     maxValueBytes: 4096,
     claimsHeader: undefined,
+    bindingHeader: undefined,
     underscoreHeaders: 'drop',
   })
   const headers: Record<string, string> = {
@@ -21,7 +22,7 @@ test('stripInbound removes configured names, patterns and every identity header,
 })
 
 test('setIdentity maps claims to headers and skips missing claims', () => {
-  const policy = createHeaderPolicy({ headers: { 'X-Auth-Subject': 'sub', 'X-Auth-Scopes': 'scope', 'X-Auth-Email': 'email' }, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, underscoreHeaders: 'drop' })
+  const policy = createHeaderPolicy({ headers: { 'X-Auth-Subject': 'sub', 'X-Auth-Scopes': 'scope', 'X-Auth-Email': 'email' }, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, bindingHeader: undefined, underscoreHeaders: 'drop' })
   const out: Record<string, string | string[] | undefined> = {}
   policy.setIdentity(out, { sub: 'alice', scope: 'a b' })
   assert.deepEqual(out, { 'x-auth-subject': 'alice', 'x-auth-scopes': 'a b' })
@@ -54,7 +55,7 @@ test("formatClaim: a raw value that poses as an ext-value is encoded too, so it 
 })
 
 test('issue #9 §1: names are compared folded (case, _ and -); identity.underscoreHeaders decides the rest', () => {
-  const identity = { headers: { 'X-Auth-Subject': 'sub' }, strip: ['X-Internal-*'], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: 'X-Auth-Claims' } as const
+  const identity = { headers: { 'X-Auth-Subject': 'sub' }, strip: ['X-Internal-*'], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: 'X-Auth-Claims', bindingHeader: undefined } as const
   const inbound = (): Record<string, string> => ({
     'x-auth-subject': 's', x_auth_subject: 's', 'x-auth_subject': 's', x_auth_claims: 'c', x_internal_role: 'r',
     'x-http-method-override': 'DELETE', x_http_method: 'DELETE', x_api_token: 't', x_forwarded_for: '1.2.3.4', transfer_encoding: 'chunked',
@@ -90,7 +91,7 @@ test('issue #9 §1: names are compared folded (case, _ and -); identity.undersco
 })
 
 const identity = (headers: Record<string, string | { claim: string; arrays?: 'join' | 'json' | 'space' }>, arrays: 'join' | 'json' | 'space' = 'join') =>
-  createHeaderPolicy({ headers, strip: [], forwardToken: true, arrays, maxValueBytes: 64, claimsHeader: undefined, underscoreHeaders: 'drop' })
+  createHeaderPolicy({ headers, strip: [], forwardToken: true, arrays, maxValueBytes: 64, claimsHeader: undefined, bindingHeader: undefined, underscoreHeaders: 'drop' })
 
 test("formatClaim 'space': arrays of scope tokens joined with one space, the RFC 9068 scope shape (issue #12 §7)", () => {
   assert.equal(formatClaim(['orders:read', 'orders:write'], 'space'), 'orders:read orders:write')
@@ -131,4 +132,25 @@ test("setIdentity: a 'space' array that is not all scope tokens is not sent and 
     { header: 'x-auth-scopes', cause: 'not_joinable', bytes: 0 },
     { header: 'x-auth-bio', cause: 'too_long', bytes: 65 },
   ])
+})
+
+test('setIdentity: the binding header names what a sender-constrained token was proven with; absent for an unbound one; always stripped inbound; a consumed header\'s alias is stripped', () => {
+  const policy = createHeaderPolicy(
+    { headers: { 'X-Auth-Subject': 'sub' }, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, bindingHeader: 'X-Auth-Binding', underscoreHeaders: 'allow' },
+    { consumedHeaders: ['x-client-cert'] },
+  )
+  assert.ok(policy.identityNames.includes('x-auth-binding'))
+  const set = (binding?: { jkt: string | undefined; x5t: string | undefined }): Record<string, string | string[] | undefined> => {
+    const out: Record<string, string | string[] | undefined> = {}
+    policy.setIdentity(out, { sub: 'alice' }, binding)
+    return out
+  }
+  assert.deepEqual(set(), { 'x-auth-subject': 'alice' })
+  assert.deepEqual(set({ jkt: 'J', x5t: undefined }), { 'x-auth-subject': 'alice', 'x-auth-binding': 'jkt=J' })
+  assert.deepEqual(set({ jkt: undefined, x5t: 'X' }), { 'x-auth-subject': 'alice', 'x-auth-binding': 'x5t#S256=X' })
+  assert.deepEqual(set({ jkt: 'J', x5t: 'X' }), { 'x-auth-subject': 'alice', 'x-auth-binding': 'jkt=J, x5t#S256=X' })
+  assert.deepEqual(set({ jkt: undefined, x5t: undefined }), { 'x-auth-subject': 'alice' })
+  const inbound: Record<string, string> = { 'x-auth-binding': 'jkt=forged', x_auth_binding: 'jkt=forged', 'x-client-cert': 'read by the sidecar', x_client_cert: 'forged', x_other: 'kept (allow)' }
+  policy.stripInbound(inbound)
+  assert.deepEqual(inbound, { 'x-client-cert': 'read by the sidecar', x_other: 'kept (allow)' })
 })

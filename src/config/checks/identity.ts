@@ -36,17 +36,26 @@ export function checkIdentity(data: unknown, tokenHeaders: readonly string[], ad
       if (token !== undefined) add(['identity', 'headers', name], `"${name}" is a token source in tokens.from and would overwrite the token`)
     }
   }
-  const claimsHeader = text(identity, 'claimsHeader')
-  if (claimsHeader !== undefined) {
-    const problem = headerNameProblem(claimsHeader)
-    const lower = claimsHeader.toLowerCase()
-    if (problem !== undefined) add(['identity', 'claimsHeader'], `"${claimsHeader}" ${problem}`)
+  // The whole-claims header and the binding header: single names the sidecar owns.
+  const own: string[] = []
+  for (const key of ['claimsHeader', 'bindingHeader'] as const) {
+    const name = text(identity, key)
+    if (name === undefined) continue
+    const problem = headerNameProblem(name)
+    const lower = name.toLowerCase()
+    if (problem !== undefined) add(['identity', key], `"${name}" ${problem}`)
     else if (isRecord(headers) && Object.keys(headers).some((h) => h.toLowerCase() === lower)) {
-      add(['identity', 'claimsHeader'], `"${claimsHeader}" is also in identity.headers`)
+      add(['identity', key], `"${name}" is also in identity.headers`)
     } else if (tokenHeaders.some((h) => h.toLowerCase() === lower)) {
-      add(['identity', 'claimsHeader'], `"${claimsHeader}" is a token source in tokens.from and would overwrite the token`)
+      add(['identity', key], `"${name}" is a token source in tokens.from and would overwrite the token`)
+    } else if (own.includes(lower)) {
+      add(['identity', key], `"${name}" is also identity.claimsHeader`)
+    } else if (lower === 'dpop') {
+      add(['identity', key], `"${name}" is the DPoP proof header (RFC 9449), which is never forwarded`)
     }
+    own.push(lower)
   }
+  const certHeader = text(field(data, 'clientCertificateHeader'), 'name')?.toLowerCase()
   list(identity, 'strip').forEach((pattern, i) => {
     if (typeof pattern !== 'string' || pattern === '') return
     if (!isToken(pattern)) {
@@ -57,5 +66,8 @@ export function checkIdentity(data: unknown, tokenHeaders: readonly string[], ad
     const covers = headerNameMatcher([], [pattern])
     const victim = tokenHeaders.find((h) => covers(foldHeaderName(h)))
     if (victim !== undefined) add(['identity', 'strip', i], `"${pattern}" would remove the token header ${victim} before it is read`)
+    else if (certHeader !== undefined && covers(foldHeaderName(certHeader))) {
+      add(['identity', 'strip', i], `"${pattern}" would remove clientCertificateHeader ${certHeader} before it is read`)
+    }
   })
 }

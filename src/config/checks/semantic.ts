@@ -8,7 +8,7 @@ import type { AddIssue } from './guards.ts'
 import { checkIdentity } from './identity.ts'
 import { checkIssuers } from './issuers.ts'
 import { checkRoutes } from './routes.ts'
-import { checkListen, checkRequests, checkUpstream } from './server.ts'
+import { checkClientCertificateHeader, checkListen, checkRequests, checkUpstream } from './server.ts'
 import { checkTokens } from './tokens.ts'
 
 /**
@@ -29,6 +29,7 @@ export function semanticIssues(data: unknown): FoundIssue[] {
   const issuerNames = checkIssuers(data, add)
   const tokenHeaders = checkTokens(data, add)
   checkIdentity(data, tokenHeaders, add)
+  checkClientCertificateHeader(data, tokenHeaders, add)
   checkRoutes(data, issuerNames, add)
   return out
 }
