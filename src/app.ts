@@ -97,7 +97,10 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
   // The metrics read key-store state at scrape time; the store reports events to the metrics.
   // The token cache's counters outlive each config's cache; its size is the current one's.
   const cacheStats = createTokenCacheStats()
+  // One DPoP replay cache for the process: a reload must not forget the proofs already seen.
+  const dpopReplay = createReplayCache()
   const metrics = createMetrics({
+    dpopReplay,
     keyStatus: () => keys.status(),
     issuers: config.issuers.map((i) => i.name),
     tokenCache: { stats: cacheStats, usage: () => pipeline.verifier.cacheUsage() },
@@ -110,8 +113,6 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
     metrics.keyEvent(e)
   }
   const keys = createKeyStore(config.issuers, { onEvent, ...(deps.now === undefined ? {} : { now: deps.now }), ...deps.keyStore })
-  // One DPoP replay cache for the process: a reload must not forget the proofs already seen.
-  const dpopReplay = createReplayCache()
   let pipeline: Pipeline = createPipeline(config, keys, { now: deps.now, cacheStats, kidless: metrics.kidless, dpopReplay })
   let serving = true
   const events = createRateLimitedLog(log, { perKeyPerInterval: 10, intervalMs: 10_000 })

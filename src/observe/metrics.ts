@@ -15,6 +15,10 @@ import type { KidlessReport } from '../verify/verifier.ts'
 import { HEADER_NAME_KINDS } from '../request/headers.ts'
 import type { HeaderNameKind } from '../request/headers.ts'
 import { createTlsMetrics } from './tls-metrics.ts'
+import { scrapedCounter, scrapedGauge } from './scraped.ts'
+import { registerDpopMetrics } from './dpop-metrics.ts'
+import { createReplayCache } from '../verify/dpop-replay.ts'
+import type { ReplayCache } from '../verify/dpop-replay.ts'
 import type { TlsMetrics } from './tls-metrics.ts'
 
 export type Outcome = 'allowed' | 'denied' | 'anonymous' | 'error'
@@ -67,6 +71,8 @@ export interface MetricsOptions {
   readonly now?: () => number
   /** The verified-token cache: cumulative counters, and the current cache's size, read at scrape time. */
   readonly tokenCache?: { readonly stats: TokenCacheStats; readonly usage: () => { readonly entries: number; readonly bytes: number } }
+  /** The process's DPoP replay cache, read at scrape time (dpop-metrics.ts). */
+  readonly dpopReplay?: ReplayCache
 }
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -124,7 +130,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const kidlessChild = (issuer: string, result: string): HistogramChild => kidlessChecks.child(issuer, result)
   // A plain number on the request path, read at scrape time.
   let inflightNow = 0
-  scrapedGauge(`${PREFIX}inflight_requests`, 'Requests at the proxy port that have started and not yet finished.', () => inflightNow)
+  scrapedGauge(registry, `${PREFIX}inflight_requests`, 'Requests at the proxy port that have started and not yet finished.', () => inflightNow)
   const configReloads = new Counter({
     name: `${PREFIX}config_reloads_total`,
     help: 'Live configuration reloads (SIGHUP or a file change), by result (success, error: the running config stays).',
@@ -249,41 +255,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const cache = options.tokenCache ?? { stats: createTokenCacheStats(), usage: () => ({ entries: 0, bytes: 0 }) }
   // Cumulative counts kept by the cache (no call per request): handed over at scrape time.
   const { stats } = cache
-  scrapedCounter(`${PREFIX}token_cache_lookups_total`, 'Verified-token cache lookups by result (hit: answered from the cache, miss: verified in full).', 'result', {
+  scrapedCounter(registry, `${PREFIX}token_cache_lookups_total`, 'Verified-token cache lookups by result (hit: answered from the cache, miss: verified in full).', 'result', {
     hit: () => stats.hits,
     miss: () => stats.misses,
   })
-  scrapedCounter(`${PREFIX}token_cache_evictions_total`, 'Verified-token cache entries removed, by reason (capacity: room for a newer one, expired: past exp or refused by a claim rule on a hit, keys_changed: the issuer key set changed since).', 'reason', {
+  scrapedCounter(registry, `${PREFIX}token_cache_evictions_total`, 'Verified-token cache entries removed, by reason (capacity: room for a newer one, expired: past exp or refused by a claim rule on a hit, keys_changed: the issuer key set changed since).', 'reason', {
     capacity: () => stats.evictedCapacity,
     expired: () => stats.evictedExpired,
     keys_changed: () => stats.evictedKeys,
   })
-  scrapedGauge(`${PREFIX}token_cache_entries`, 'Tokens held by the verified-token cache of the config in force.', () => cache.usage().entries)
-  scrapedGauge(`${PREFIX}token_cache_bytes`, 'Estimated bytes held by the verified-token cache of the config in force (bounded by tokens.cache.maxBytes).', () => cache.usage().bytes)
-
-  /** A counter whose series are running totals kept elsewhere, one per label value (a closed set), read at scrape time. */
-  function scrapedCounter(name: string, help: string, label: string, totals: Readonly<Record<string, () => number>>): void {
-    const reported = new Map<string, number>()
-    new Counter({
-      name, help, labelNames: [label], registers: [registry],
-      collect() {
-        for (const [value, total] of Object.entries(totals)) {
-          const now = total()
-          this.labels(value).inc(now - (reported.get(value) ?? 0))
-          reported.set(value, now)
-        }
-      },
-    })
-  }
-
-  function scrapedGauge(name: string, help: string, read: () => number): void {
-    new Gauge({
-      name, help, registers: [registry],
-      collect() {
-        this.set(read())
-      },
-    })
-  }
+  scrapedGauge(registry, `${PREFIX}token_cache_entries`, 'Tokens held by the verified-token cache of the config in force.', () => cache.usage().entries)
+  registerDpopMetrics(registry, options.dpopReplay ?? createReplayCache())
+  scrapedGauge(registry, `${PREFIX}token_cache_bytes`, 'Estimated bytes held by the verified-token cache of the config in force (bounded by tokens.cache.maxBytes).', () => cache.usage().bytes)
 
   // Children bound once per label set (closed sets: route and issuer names, outcomes, reasons).
   const requestChildren = new Map<string, Map<string, Map<string, CounterChild>>>()

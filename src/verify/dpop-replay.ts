@@ -24,6 +24,8 @@ export interface ReplayCache {
    */
   check(jkt: string, jti: string, now: number, ttl: number): ReplayCheck
   readonly size: number
+  /** The bound on `size`. */
+  readonly capacity: number
   readonly stats: Readonly<ReplayCacheStats>
 }
 
@@ -65,6 +67,7 @@ export function createReplayCache(maxEntries: number = DEFAULT_REPLAY_ENTRIES): 
     get size() {
       return seen.size
     },
+    capacity: maxEntries,
     stats,
   }
 }

@@ -27,6 +27,9 @@ const OMITTED: Readonly<Record<string, string>> = {
   // Issue #13 §1: series only with `tls`; the expiry has its alert (JwtSidecarTlsCertificateExpiringSoon), whose runbook queries both.
   jwt_sidecar_tls_certificate_expiry_timestamp_seconds: 'only pods with tls have it, and JwtSidecarTlsCertificateExpiringSoon watches it; a panel would be empty for most installs',
   jwt_sidecar_tls_reloads_total: 'only pods with tls have it; a failure is logged as tls.reload_failed and named in the expiry runbook',
+  // Issue #13 §2: DPoP is opt-in per issuer; its refusals are requests_total{reason="dpop_replay"}, graphed with every reason.
+  jwt_sidecar_dpop_replay_cache_entries: 'DPoP is opt-in per issuer, so the panel would be empty for most installs; the fill level against its 100 000 bound is an ad-hoc query',
+  jwt_sidecar_dpop_replay_refusals_total: 'its refusals already show as reason dpop_replay on the rejection panels; the replay/full split is an ad-hoc query',
 }
 
 /** Filters every selector of a jwt_sidecar_* metric must carry (the dashboard's variables). */
