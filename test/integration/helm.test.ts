@@ -7,6 +7,9 @@
  *   make the sidecar a boundary: the Service targets only the sidecar's port, the
  *   NetworkPolicy opens only the sidecar and admin ports, the sidecar runs restricted, as a
  *   native sidecar unless `sidecar.native: false`, with its probes on the admin port;
+ * - tlsSecret (config.tls from the mounted Secret, the app probed over HTTPS, the NetworkPolicy
+ *   unchanged) and the key snapshot (an emptyDir where snapshot.file is written; a render-time
+ *   fail for a file on no writable mount), each refused combination with its message;
  * - the PrometheusRule is files/alerts.yaml (the file promtool tests), the dashboard is
  *   dashboards/jwt-sidecar.json, values.schema.json's `config` is src/config/schema.ts;
  * - an app chart that includes the named templates (examples/app-chart), and
@@ -14,7 +17,8 @@
  * - "the pod, simulated on loopback": the rendered ConfigMap passes `check-config`, and the
  *   built sidecar started with it (listen addresses moved to 127.0.0.1:0, nothing else changed)
  *   waits for keys, verifies tokens, follows a key rotation and shuts down within the pod's
- *   terminationGracePeriodSeconds.
+ *   terminationGracePeriodSeconds; and with ci/tls-snapshot-values.yaml it serves HTTPS from the
+ *   mounted pair and, restarted while the issuer is down, is ready from the emptyDir's snapshot.
  * `UPDATE_SCHEMA=1` rewrites values.schema.json's `config` from src/config/schema.ts.
  */
 import { after, describe, test } from 'node:test'
@@ -905,7 +909,7 @@ describe('README.md "Deploy on Kubernetes"', () => {
       writeFileSync(join(dir, name), block)
       written.push(name)
     }
-    assert.deepEqual(written.sort(), ['airgap-values.yaml', 'myapp-values.yaml', 'orders-values.yaml'])
+    assert.deepEqual(written.sort(), ['airgap-values.yaml', 'myapp-values.yaml', 'orders-values.yaml', 'snapshot-values.yaml'])
     // The provider's public keys for the air-gapped example, as you would export them.
     const idp = await startTestIssuer({ alg: 'ES256', kids: ['corp-2026'] })
     writeFileSync(join(dir, 'corp-jwks.json'), JSON.stringify(idp.jwks()))
@@ -928,7 +932,7 @@ describe('README.md "Deploy on Kubernetes"', () => {
     // What the commands wrote: valid objects; every sidecar config passes check-config, with the
     // Secret's key files where the pod would mount them.
     const outputs = commands.map((c) => /> (\S+\.yaml)/.exec(c)?.[1]).filter((f): f is string => f !== undefined)
-    assert.deepEqual(outputs.sort(), ['corp-jwt-keys.yaml', 'myapp-jwt-sidecar.yaml', 'myapp.yaml', 'orders-airgap.yaml', 'orders.yaml'])
+    assert.deepEqual(outputs.sort(), ['corp-jwt-keys.yaml', 'myapp-jwt-sidecar.yaml', 'myapp.yaml', 'orders-airgap.yaml', 'orders-snapshot.yaml', 'orders.yaml', 'shop-tls.yaml'])
     const keyDir = join(dir, 'keys')
     mkdirSync(keyDir)
     const [secret] = parseManifests(read(join(dir, 'corp-jwt-keys.yaml'))) as Array<K8sObject & { data: Record<string, string> }>
@@ -948,5 +952,14 @@ describe('README.md "Deploy on Kubernetes"', () => {
     // Air-gapped: no egress but DNS.
     const airgap = parseManifests(read(join(dir, 'orders-airgap.yaml')))
     assert.deepEqual(one<NetworkPolicy>(airgap, 'NetworkPolicy').spec.egress?.map((r) => r.ports?.map((p) => p.port)), [[53, 53]])
+    // TLS from cert-manager's Secret: config.tls names the mounted files.
+    const tls = parseManifests(read(join(dir, 'shop-tls.yaml')))
+    assert.deepEqual(sidecarConfigOf(tls).tls, { certFile: '/etc/jwt-sidecar-tls/tls.crt', keyFile: '/etc/jwt-sidecar-tls/tls.key' })
+    assert.ok(one<Deployment>(tls, 'Deployment').spec.template.spec.volumes?.some((vol) => vol.secret?.secretName === 'shop-jwt-sidecar-tls'))
+    // The snapshot: written into the emptyDir the chart mounts.
+    const snapshot = one<Deployment>(parseManifests(read(join(dir, 'orders-snapshot.yaml'))), 'Deployment').spec.template.spec
+    const snapshotMount = sidecarOf(snapshot).container.volumeMounts?.find((m) => m.name === 'jwt-sidecar-snapshot')
+    assert.equal(snapshotMount?.mountPath, '/var/run/jwt-sidecar')
+    assert.ok(snapshot.volumes?.some((vol) => vol.name === 'jwt-sidecar-snapshot' && 'emptyDir' in vol))
   })
 })
