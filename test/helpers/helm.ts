@@ -182,7 +182,9 @@ function convert(node: SchemaNode): JsonSchema {
  * - `x-expected` as `description` and the unit formats as patterns;
  * - `listen` and `admin.listen` left out (the chart sets them from sidecar.ports, so the schema
  *   refuses them in `config`), and `upstream` / `upstream.url` optional (the chart defaults the
- *   URL to http://127.0.0.1:<app.port>).
+ *   URL to http://127.0.0.1:<app.port>);
+ * - `tls.certFile` / `tls.keyFile` optional (with tlsSecret.secretName the chart sets them to
+ *   the mounted Secret's files; without it, the chart's render fails when either is missing).
  * Everything else (required keys, enums, defaults, additionalProperties: false) is the same.
  */
 export function configValuesSchema(schema: SchemaNode): JsonSchema {
@@ -195,6 +197,9 @@ export function configValuesSchema(schema: SchemaNode): JsonSchema {
   const upstream = props.upstream!
   delete upstream.required // only `url` was required
   out.required = (out.required as string[]).filter((k) => k !== 'upstream')
+  const tls = props.tls!
+  delete tls.required // certFile and keyFile: from tlsSecret, or checked by the chart (_tls.tpl)
+  tls.description = 'Expected: a map with certFile, keyFile, clientCaFile and minVersion (certFile and keyFile are set by the chart from tlsSecret when it is set).'
   out.description =
     "The sidecar's config file (src/config/schema.ts, README \"Configuration reference\"), rendered to /etc/jwt-sidecar/sidecar.yaml. listen and admin.listen come from sidecar.ports; upstream.url defaults to http://127.0.0.1:<app.port>."
   return out

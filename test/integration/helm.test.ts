@@ -7,6 +7,9 @@
  *   make the sidecar a boundary: the Service targets only the sidecar's port, the
  *   NetworkPolicy opens only the sidecar and admin ports, the sidecar runs restricted, as a
  *   native sidecar unless `sidecar.native: false`, with its probes on the admin port;
+ * - tlsSecret (config.tls from the mounted Secret, the app probed over HTTPS, the NetworkPolicy
+ *   unchanged) and the key snapshot (an emptyDir where snapshot.file is written; a render-time
+ *   fail for a file on no writable mount), each refused combination with its message;
  * - the PrometheusRule is files/alerts.yaml (the file promtool tests), the dashboard is
  *   dashboards/jwt-sidecar.json, values.schema.json's `config` is src/config/schema.ts;
  * - an app chart that includes the named templates (examples/app-chart), and
@@ -14,16 +17,18 @@
  * - "the pod, simulated on loopback": the rendered ConfigMap passes `check-config`, and the
  *   built sidecar started with it (listen addresses moved to 127.0.0.1:0, nothing else changed)
  *   waits for keys, verifies tokens, follows a key rotation and shuts down within the pod's
- *   terminationGracePeriodSeconds.
+ *   terminationGracePeriodSeconds; and with ci/tls-snapshot-values.yaml it serves HTTPS from the
+ *   mounted pair and, restarted while the issuer is down, is ready from the emptyDir's snapshot.
  * `UPDATE_SCHEMA=1` rewrites values.schema.json's `config` from src/config/schema.ts.
  */
 import { after, describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { request as httpsRequest } from 'node:https'
 import { dirname, join } from 'node:path'
 import { isMap, isScalar, isSeq, parse, parseDocument, stringify } from 'yaml'
 import type { Node } from 'yaml'
@@ -60,7 +65,7 @@ interface Values {
   readonly [key: string]: unknown
 }
 interface Probe {
-  readonly httpGet?: { readonly path: string; readonly port: string | number }
+  readonly httpGet?: { readonly path: string; readonly port: string | number; readonly scheme?: string }
 }
 interface Container {
   readonly name: string
@@ -248,10 +253,11 @@ const EXPECTED_KINDS: Readonly<Record<string, readonly string[]>> = {
   'everything-on-values.yaml': [
     'ConfigMap', 'ConfigMap', 'Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'PodMonitor', 'PrometheusRule', 'Secret', 'Service', 'Service', 'ServiceMonitor',
   ],
+  'tls-snapshot-values.yaml': ['ConfigMap', 'Deployment', 'NetworkPolicy', 'Service'],
 }
 
 describe('helm template ci/*.yaml', () => {
-  test('there are ci files for the example app, inject-only, a plain container and everything on', () => {
+  test('there are ci files for the example app, inject-only, a plain container, everything on, and TLS with a key snapshot', () => {
     assert.deepEqual(CI_FILES, Object.keys(EXPECTED_KINDS).sort())
   })
 
@@ -359,25 +365,130 @@ describe('helm template ci/*.yaml', () => {
     assert.ok(one<Deployment>(named, 'Deployment').spec.template.spec.volumes?.some((vol) => vol.secret?.secretName === 'corp-keys'))
   })
 
-  test('tlsSecret: the certificate Secret mounted as a directory where config.tls looks; probes stay on the admin port', async () => {
-    const objects = await template([
-      '--set', 'tlsSecret.secretName=shop-jwt-sidecar-tls',
-      '--set', 'config.tls.certFile=/etc/jwt-sidecar-tls/tls.crt',
-      '--set', 'config.tls.keyFile=/etc/jwt-sidecar-tls/tls.key',
-    ])
+  test('tlsSecret: the Secret mounted as a directory, config.tls pointed at its files; sidecar probes on the plain admin port, the app probe over HTTPS, the NetworkPolicy as without TLS', async () => {
+    const objects = await ciRender('tls-snapshot-values.yaml')
+    const v = ciValues('tls-snapshot-values.yaml') as Values & { tlsSecret: { secretName: string; mountPath: string } }
     const spec = one<Deployment>(objects, 'Deployment').spec.template.spec
     const { container } = sidecarOf(spec)
-    const volume = spec.volumes?.find((vol) => vol.secret?.secretName === 'shop-jwt-sidecar-tls')
+    const volume = spec.volumes?.find((vol) => vol.secret?.secretName === v.tlsSecret.secretName)
     assert.ok(volume !== undefined, 'the Secret is a pod volume')
     const mount = container.volumeMounts?.find((m) => m.name === volume.name)
-    assert.deepEqual(mount, { name: volume.name, mountPath: '/etc/jwt-sidecar-tls', readOnly: true })
-    const cfg = sidecarConfigOf(objects) as { tls?: { certFile: string; keyFile: string } }
-    assert.equal(dirname(cfg.tls!.certFile), mount.mountPath)
-    assert.equal(dirname(cfg.tls!.keyFile), mount.mountPath)
-    const c = container as unknown as Record<string, { httpGet?: { port?: unknown } } | undefined>
-    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) assert.equal(c[probe]?.httpGet?.port, 'admin', `${probe} on the plain admin port`)
-    // Without tlsSecret: no such volume.
-    assert.ok(!(one<Deployment>(await template([]), 'Deployment').spec.template.spec.volumes ?? []).some((vol) => vol.name === 'jwt-sidecar-tls'))
+    assert.deepEqual(mount, { name: volume.name, mountPath: v.tlsSecret.mountPath, readOnly: true })
+    // The chart wrote config.tls (the values file sets none): exactly the Secret's two files.
+    assert.deepEqual(sidecarConfigOf(objects).tls, { certFile: `${mount.mountPath}/tls.crt`, keyFile: `${mount.mountPath}/tls.key` })
+
+    // The kubelet's probes of the sidecar: plain HTTP on the admin port (the admin port never speaks TLS).
+    for (const probe of [container.startupProbe, container.readinessProbe, container.livenessProbe]) {
+      assert.equal(probe?.httpGet?.port, 'admin')
+      assert.ok(probe.httpGet.scheme === undefined || probe.httpGet.scheme === 'HTTP', `scheme ${probe.httpGet.scheme} on the admin port`)
+    }
+    // The app's probe goes through the sidecar's proxy port, which now speaks TLS only.
+    const appProbe = spec.containers.find((c) => c.name === 'app')?.readinessProbe?.httpGet
+    assert.deepEqual(appProbe, { path: '/health', port: v.sidecar.ports.http, scheme: 'HTTPS' })
+    // The Service port is named (and appProtocol'd) after what it speaks.
+    assert.deepEqual(one<Service>(objects, 'Service').spec.ports, [{ name: 'https', port: 80, targetPort: v.sidecar.ports.http, protocol: 'TCP', appProtocol: 'https' }])
+    // Same ports, same peers: TLS changes what the proxy port speaks, not who may reach it.
+    const plain = await template([...ciArgs('tls-snapshot-values.yaml'), '--set', 'tlsSecret.secretName='])
+    assert.deepEqual(one<NetworkPolicy>(objects, 'NetworkPolicy').spec, one<NetworkPolicy>(plain, 'NetworkPolicy').spec)
+
+    // Without tlsSecret: no volume, no config.tls, the app probed over HTTP, the Service port `http`.
+    assert.ok(!(one<Deployment>(plain, 'Deployment').spec.template.spec.volumes ?? []).some((vol) => vol.secret !== undefined))
+    assert.equal(sidecarConfigOf(plain).tls, undefined)
+    assert.equal(one<Deployment>(plain, 'Deployment').spec.template.spec.containers.find((c) => c.name === 'app')?.readinessProbe?.httpGet?.scheme, 'HTTP')
+    assert.deepEqual(one<Service>(plain, 'Service').spec.ports, [{ name: 'http', port: 80, targetPort: v.sidecar.ports.http, protocol: 'TCP' }])
+  })
+
+  test('tlsSecret and config.tls: the same paths and minVersion are respected, different paths refused, config.tls without files refused', async () => {
+    const secret = ['--set', 'tlsSecret.secretName=shop-jwt-sidecar-tls']
+    // The README's older form (the paths spelled out) renders the same files; minVersion stays the user's.
+    const same = await template([...secret, '--set', 'config.tls.certFile=/etc/jwt-sidecar-tls/tls.crt', '--set', 'config.tls.keyFile=/etc/jwt-sidecar-tls/tls.key', '--set', 'config.tls.minVersion=TLSv1.3'])
+    assert.deepEqual(sidecarConfigOf(same).tls, { certFile: '/etc/jwt-sidecar-tls/tls.crt', keyFile: '/etc/jwt-sidecar-tls/tls.key', minVersion: 'TLSv1.3' })
+    // A moved mount moves the config with it.
+    const moved = await template([...secret, '--set', 'tlsSecret.mountPath=/run/tls'])
+    assert.deepEqual(sidecarConfigOf(moved).tls, { certFile: '/run/tls/tls.crt', keyFile: '/run/tls/tls.key' })
+    assert.ok(sidecarOf(one<Deployment>(moved, 'Deployment').spec.template.spec).container.volumeMounts?.some((m) => m.mountPath === '/run/tls' && m.readOnly === true))
+    // Two sources that disagree: the render fails, naming both.
+    assert.match(
+      await templateFails([...secret, '--set', 'config.tls.keyFile=/etc/other/tls.key']),
+      /config\.tls\.keyFile is "\/etc\/other\/tls\.key", but tlsSecret\.secretName \(shop-jwt-sidecar-tls\) mounts the certificate at \/etc\/jwt-sidecar-tls, so the chart sets config\.tls\.keyFile to "\/etc\/jwt-sidecar-tls\/tls\.key"/,
+    )
+    // Without tlsSecret, config.tls names its own files (mounted by the user), or the render fails.
+    assert.match(await templateFails(['--set', 'config.tls.minVersion=TLSv1.3']), /config\.tls needs certFile and keyFile: set tlsSecret\.secretName/)
+    const own = await template([
+      '--set', 'config.tls.certFile=/certs/tls.crt', '--set', 'config.tls.keyFile=/certs/tls.key',
+      '--set', 'sidecar.extraVolumes[0].name=certs', '--set', 'sidecar.extraVolumes[0].secret.secretName=my-certs',
+      '--set', 'sidecar.extraVolumeMounts[0].name=certs', '--set', 'sidecar.extraVolumeMounts[0].mountPath=/certs', '--set', 'sidecar.extraVolumeMounts[0].readOnly=true',
+    ])
+    assert.deepEqual(sidecarConfigOf(own).tls, { certFile: '/certs/tls.crt', keyFile: '/certs/tls.key' })
+    assert.equal(one<Deployment>(own, 'Deployment').spec.template.spec.containers.find((c) => c.name === 'app')?.readinessProbe?.httpGet?.scheme, 'HTTPS', 'any config.tls makes the proxy port HTTPS')
+  })
+
+  test('tlsSecret.clientCa: config.tls.clientCaFile is the Secret\'s ca.crt; the app probe through the sidecar (no client certificate) is refused, not rendered to fail', async () => {
+    const mtls = ['--set', 'tlsSecret.secretName=shop-jwt-sidecar-tls', '--set', 'tlsSecret.clientCa=true']
+    assert.match(await templateFails(mtls), /app\.healthPath probes the app through the sidecar's port, which requires client certificates .* set app\.healthPath to ""/)
+    const objects = await template([...mtls, '--set', 'app.healthPath='])
+    assert.deepEqual(sidecarConfigOf(objects).tls, { certFile: '/etc/jwt-sidecar-tls/tls.crt', keyFile: '/etc/jwt-sidecar-tls/tls.key', clientCaFile: '/etc/jwt-sidecar-tls/ca.crt' })
+    const spec = one<Deployment>(objects, 'Deployment').spec.template.spec
+    assert.equal(spec.containers.find((c) => c.name === 'app')?.readinessProbe, undefined)
+    assertSidecarContainer(sidecarOf(spec).container, DEFAULTS, 'clientCa')
+    // A client CA from elsewhere (config.tls.clientCaFile) counts the same for the probe.
+    assert.match(await templateFails(['--set', 'tlsSecret.secretName=t', '--set', 'config.tls.clientCaFile=/ca/ca.crt']), /app\.healthPath probes the app through the sidecar's port/)
+    assert.match(await templateFails(['--set', 'tlsSecret.clientCa=true', '--set', 'app.healthPath=']), /tlsSecret\.clientCa needs tlsSecret\.secretName/)
+  })
+
+  test('snapshot: an emptyDir mounted writable exactly where the config writes each issuer\'s snapshot; none without a snapshot', async () => {
+    const objects = await ciRender('tls-snapshot-values.yaml')
+    const spec = one<Deployment>(objects, 'Deployment').spec.template.spec
+    const { container } = sidecarOf(spec)
+    const files = (sidecarConfigOf(objects) as { issuers: Array<{ snapshot?: { file: string } }> }).issuers.flatMap((i) => i.snapshot?.file ?? [])
+    assert.deepEqual(files, ['/var/run/jwt-sidecar/corp.jwks.json'])
+    for (const f of files) {
+      const mount = container.volumeMounts?.find((m) => m.mountPath === dirname(f))
+      assert.ok(mount !== undefined, `nothing is mounted at ${dirname(f)}`)
+      assert.notEqual(mount.readOnly, true, `${mount.mountPath} must be writable`)
+      const volume = spec.volumes?.find((vol) => vol.name === mount.name) as (Volume & { emptyDir?: { sizeLimit?: string } }) | undefined
+      assert.deepEqual(volume, { name: 'jwt-sidecar-snapshot', emptyDir: { sizeLimit: '1Mi' } }, 'an emptyDir: it survives container restarts within the pod, and no one else writes it')
+    }
+    // The root stays read-only; the default render has no snapshot volume.
+    assert.equal(container.securityContext?.readOnlyRootFilesystem, true)
+    assert.ok(!(one<Deployment>(await template([]), 'Deployment').spec.template.spec.volumes ?? []).some((vol) => vol.name === 'jwt-sidecar-snapshot'))
+    // snapshot.mountPath and sizeLimit move the mount, and the config must follow.
+    const moved = await template([...ciArgs('tls-snapshot-values.yaml'), '--set', 'snapshot.mountPath=/state', '--set', 'snapshot.sizeLimit=2Mi', '--set', 'config.issuers[0].snapshot.file=/state/corp.jwks.json'])
+    const movedSpec = one<Deployment>(moved, 'Deployment').spec.template.spec
+    assert.ok(sidecarOf(movedSpec).container.volumeMounts?.some((m) => m.name === 'jwt-sidecar-snapshot' && m.mountPath === '/state'))
+    assert.ok(movedSpec.volumes?.some((vol) => vol.name === 'jwt-sidecar-snapshot' && (vol as { emptyDir?: { sizeLimit?: string } }).emptyDir?.sizeLimit === '2Mi'))
+  })
+
+  test('snapshot: a snapshot.file whose directory is not a writable mount fails the render, in every mode', async () => {
+    const withFile = (file: string, ...more: string[]): string[] => [...ciArgs('tls-snapshot-values.yaml'), '--set', `config.issuers[0].snapshot.file=${file}`, ...more]
+    const outside = /config\.issuers\[0\]\.snapshot\.file "(.*)": (\S+) is not a writable mount of the sidecar \(its root filesystem is read-only, so every snapshot write would fail\); put the file directly in snapshot\.mountPath, where the chart mounts an emptyDir: \/var\/run\/jwt-sidecar\/corp\.jwks\.json/
+    for (const [file, dir] of [
+      ['/var/lib/jwt-sidecar/corp.jwks.json', '/var/lib/jwt-sidecar'], // the image's read-only root
+      ['/var/run/jwt-sidecar/corp/corp.jwks.json', '/var/run/jwt-sidecar/corp'], // the emptyDir starts empty: no subdirectory
+      ['corp.jwks.json', '/etc/jwt-sidecar'], // relative to the config file: the read-only ConfigMap mount
+      ['/etc/jwt-sidecar-tls/corp.jwks.json', '/etc/jwt-sidecar-tls'], // a Secret mount
+    ] as const) {
+      const m = outside.exec(await templateFails(withFile(file)))
+      assert.ok(m !== null, `${file}: no or another message`)
+      assert.deepEqual([m[1], m[2]], [file, dir])
+    }
+    // Inject mode renders only the ConfigMap of the sidecar's own objects: the check runs there too.
+    assert.match(await templateFails([...withFile('/data/corp.jwks.json'), '-f', join(CI_DIR, 'inject-only-values.yaml')]), outside)
+    // An interpolated path cannot be checked at render time.
+    assert.match(await templateFails(withFile('$' + '{SNAPSHOT_DIR}/corp.jwks.json')), /write the path without \$\{…\}/)
+    // Other writable mounts are accepted (and then the chart's emptyDir is not mounted): /tmp, an extra writable volume.
+    const noChartVolume = async (args: string[]): Promise<void> => {
+      const spec = one<Deployment>(await template(args), 'Deployment').spec.template.spec
+      assert.ok(!(spec.volumes ?? []).some((vol) => vol.name === 'jwt-sidecar-snapshot'))
+    }
+    await noChartVolume(withFile('/tmp/corp.jwks.json'))
+    const mountState = ['--set', 'sidecar.extraVolumeMounts[0].name=state', '--set', 'sidecar.extraVolumeMounts[0].mountPath=/state']
+    await noChartVolume(withFile('/state/corp.jwks.json', ...mountState, '--set', 'sidecar.extraVolumes[0].name=state', '--set', 'sidecar.extraVolumes[0].emptyDir.medium=Memory'))
+    // ... but not a read-only mount, nor a volume the kubelet always mounts read-only.
+    assert.match(await templateFails(withFile('/state/corp.jwks.json', ...mountState, '--set', 'sidecar.extraVolumeMounts[0].readOnly=true')), outside)
+    assert.match(await templateFails(withFile('/state/corp.jwks.json', ...mountState, '--set', 'sidecar.extraVolumes[0].name=state', '--set', 'sidecar.extraVolumes[0].configMap.name=state')), outside)
+    // An extra mount where the chart mounts the emptyDir: refused, not a pod with two mounts at one path.
+    assert.match(await templateFails([...ciArgs('tls-snapshot-values.yaml'), '--set', 'sidecar.extraVolumeMounts[0].name=x', '--set', 'sidecar.extraVolumeMounts[0].mountPath=/var/run/jwt-sidecar']), /mounts x at \/var\/run\/jwt-sidecar, where the chart mounts the snapshot emptyDir/)
   })
 
   test('checksum/config is the sha256 of the rendered config: it changes with config only, and rollOnConfigChange=false drops it', async () => {
@@ -562,6 +673,47 @@ function sample(text: string, name: string, labels: Record<string, string>): num
   return undefined
 }
 
+interface RunningSidecar {
+  readonly proxy: string
+  readonly admin: string
+  logs(): string
+  /** Sends `signal` (SIGTERM: as the kubelet does) and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** The built sidecar started as the image starts it (`cli.js run`), until its server.started line. */
+async function runSidecar(t: TestContext, config: string): Promise<RunningSidecar> {
+  const child = spawn(process.execPath, [CLI, 'run', '--config', config], { env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let logs = ''
+  child.stdout.on('data', (d: Buffer) => { logs += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { logs += d.toString() })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const started = await waitFor(() => {
+    const line = logs.split('\n').find((l) => l.includes('"event":"server.started"'))
+    return line === undefined ? undefined : (JSON.parse(line) as { proxy: string; admin: string })
+  }, { what: () => `server.started; logs so far: ${logs.slice(-2000)}`, timeoutMs: 10_000, intervalMs: 50 })
+  return {
+    ...started,
+    logs: () => logs,
+    stop: (signal = 'SIGTERM') => {
+      child.kill(signal)
+      return exited
+    },
+  }
+}
+
+/** One HTTPS GET on a new connection, trusting only `ca`: the status. */
+function httpsGet(url: string, ca: string, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { agent: false, ca, headers }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
 
 describe('the pod, simulated on loopback', () => {
   test('the rendered configs pass check-config: every ci file, and the air-gapped issuer with the Secret\'s key', async () => {
@@ -606,17 +758,7 @@ describe('the pod, simulated on loopback', () => {
     assert.deepEqual(parse(read(local)), { ...rendered, listen: '127.0.0.1:0', admin: { ...rendered.admin, listen: '127.0.0.1:0' } })
     const audience = (issuers[0].audiences as string[])[0]!
 
-    const child = spawn(process.execPath, [CLI, 'run', '--config', local], { env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let logs = ''
-    child.stdout.on('data', (d: Buffer) => { logs += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { logs += d.toString() })
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-    t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-
-    const started = await waitFor(() => {
-      const line = logs.split('\n').find((l) => l.includes('"event":"server.started"'))
-      return line === undefined ? undefined : (JSON.parse(line) as { proxy: string; admin: string })
-    }, { what: 'server.started', timeoutMs: 10_000, intervalMs: 50 })
+    const started = await runSidecar(t, local)
     // The startupProbe and readinessProbe: /readyz on the admin port, 200 once the keys are in.
     await waitFor(() => fetch(`${started.admin}/readyz`).then((r) => r.status === 200, () => false), { what: '/readyz 200', timeoutMs: 10_000, intervalMs: 50 })
     assert.equal((await fetch(`${started.admin}/healthz`)).status, 200, 'livenessProbe')
@@ -644,18 +786,97 @@ describe('the pod, simulated on loopback', () => {
     const metrics = await (await fetch(`${started.admin}/metrics`)).text()
     assert.equal(sample(metrics, 'jwt_sidecar_jwks_key_changes_total', { issuer: 'corp', change: 'added' }), 2)
     assert.equal(sample(metrics, 'jwt_sidecar_unknown_kid_total', { issuer: 'corp', action: 'refreshed' }), 1)
-    const added = logs.split('\n').filter((l) => l.includes('"event":"jwks.key_added"'))
+    const added = started.logs().split('\n').filter((l) => l.includes('"event":"jwks.key_added"'))
     assert.deepEqual(added.map((l) => (JSON.parse(l) as { kid: string }).kid), ['k1', 'k2'])
 
     // SIGTERM, as the kubelet sends it: readiness fails at once, exit 0 well inside the grace period.
     const grace = one<Deployment>(objects, 'Deployment').spec.template.spec.terminationGracePeriodSeconds!
     const t0 = Date.now()
-    child.kill('SIGTERM')
+    const exited = started.stop('SIGTERM')
     await waitFor(() => fetch(`${started.admin}/readyz`).then((r) => r.status === 503, () => false), { what: '/readyz 503', timeoutMs: 2_000, intervalMs: 50 })
-    assert.equal(await exited, 0, logs.slice(-2000))
+    assert.equal(await exited, 0, started.logs().slice(-2000))
     const took = (Date.now() - t0) / 1000
     t.diagnostic(`SIGTERM to exit: ${took.toFixed(1)}s (terminationGracePeriodSeconds ${grace})`)
     assert.ok(took < grace, `shutdown took ${took}s, longer than terminationGracePeriodSeconds ${grace}`)
+  })
+
+  test('the sidecar runs with the rendered config of ci/tls-snapshot-values.yaml: HTTPS on the proxy port from the mounted Secret, plain HTTP probes, and a restart during an IdP outage keeps its keys from the emptyDir', { timeout: 60_000 }, async (t: TestContext) => {
+    requireBuild()
+    const idp = await startTestIssuer({ alg: 'ES256', kids: ['k1'] })
+    const upstream = await startUpstream()
+    t.after(() => Promise.all([idp.close(), upstream.close()]))
+    const ci = ciValues('tls-snapshot-values.yaml')
+    const issuers = structuredClone(ci.config.issuers)
+    issuers[0] = { ...issuers[0], issuer: idp.issuer, jwksUri: idp.jwksUri }
+    const overrides = join(work, 'tls-loopback-values.yaml')
+    writeFileSync(overrides, stringify({ config: { issuers, upstream: { url: upstream.url } } }))
+    const dir = join(work, 'tls-pod')
+    const { file, objects } = await renderedConfigFile([...ciArgs('tls-snapshot-values.yaml'), '-f', overrides], dir)
+    t.diagnostic((await checkConfig(file)).trim())
+
+    // The pod's volumes, here as directories: the TLS Secret (a certificate for 127.0.0.1 made
+    // by openssl, as cert-manager would write tls.crt and tls.key) and the snapshot emptyDir.
+    const spec = one<Deployment>(objects, 'Deployment').spec.template.spec
+    const mounts = sidecarOf(spec).container.volumeMounts ?? []
+    const mountOf = (volume: string): string => {
+      const m = mounts.find((x) => x.name === volume)
+      assert.ok(m !== undefined, `the sidecar does not mount ${volume}`)
+      return m.mountPath
+    }
+    const tlsMount = mountOf(spec.volumes!.find((v) => v.secret?.secretName === 'orders-jwt-sidecar-tls')!.name)
+    const snapshotMount = mountOf('jwt-sidecar-snapshot')
+    const tlsDir = join(dir, 'tls')
+    const emptyDir = join(dir, 'snapshot')
+    mkdirSync(tlsDir)
+    mkdirSync(emptyDir)
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(tlsDir, 'tls.key'), '-out', join(tlsDir, 'tls.crt'),
+      '-subj', '/CN=orders.shop.svc', '-days', '1', '-addext', 'subjectAltName=DNS:orders.shop.svc,IP:127.0.0.1'], { stdio: 'ignore' })
+    const ca = read(join(tlsDir, 'tls.crt'))
+
+    // Listen on 127.0.0.1:0 and the mounts moved to those directories; everything else exactly as rendered.
+    const rendered = parse(read(file)) as { tls: Record<string, string>; issuers: Array<{ snapshot: { file: string } }> }
+    const moved = (path: string): string => {
+      for (const [from, to] of [[tlsMount, tlsDir], [snapshotMount, emptyDir]] as const) if (dirname(path) === from) return join(to, path.slice(from.length + 1))
+      assert.fail(`${path} is in no volume the chart mounts`)
+    }
+    const doc = parseDocument(read(file))
+    doc.setIn(['listen'], '127.0.0.1:0')
+    doc.setIn(['admin', 'listen'], '127.0.0.1:0')
+    doc.setIn(['tls', 'certFile'], moved(rendered.tls.certFile!))
+    doc.setIn(['tls', 'keyFile'], moved(rendered.tls.keyFile!))
+    doc.setIn(['issuers', 0, 'snapshot', 'file'], moved(rendered.issuers[0]!.snapshot.file))
+    const local = join(dir, 'local.yaml')
+    writeFileSync(local, String(doc))
+    const audience = (issuers[0].audiences as string[])[0]!
+    const token = await idp.sign({ sub: 'alice', aud: audience })
+
+    const first = await runSidecar(t, local)
+    assert.match(first.proxy, /^https:\/\//, 'the proxy port speaks TLS')
+    assert.match(first.admin, /^http:\/\//, 'the admin port stays plain HTTP for the kubelet')
+    // The sidecar's probes: plain HTTP on the admin port.
+    await waitFor(() => fetch(`${first.admin}/readyz`).then((r) => r.status === 200, () => false), { what: '/readyz 200', timeoutMs: 10_000, intervalMs: 50 })
+    assert.equal((await fetch(`${first.admin}/healthz`)).status, 200)
+    // The app's probe (scheme HTTPS) and traffic: over TLS, verified against the mounted certificate.
+    const appProbe = spec.containers.find((c) => c.name === 'app')!.readinessProbe!.httpGet!
+    assert.equal(appProbe.scheme, 'HTTPS')
+    assert.equal(await httpsGet(`${first.proxy}${appProbe.path}`, ca), 200)
+    assert.equal(await httpsGet(`${first.proxy}/orders/42`, ca), 401)
+    assert.equal(await httpsGet(`${first.proxy}/orders/42`, ca, { authorization: `Bearer ${token}` }), 200)
+    assert.equal(upstream.last()?.headers['x-auth-subject'], 'alice')
+    await assert.rejects(fetch(`${first.proxy.replace('https:', 'http:')}/orders/42`, { headers: { authorization: `Bearer ${token}` } }), 'no plain HTTP on the proxy port')
+    // The snapshot lands in the emptyDir.
+    const snapshot = join(emptyDir, 'corp.jwks.json')
+    await waitFor(() => existsSync(snapshot), { what: `${snapshot} written`, timeoutMs: 5_000, intervalMs: 50 })
+
+    // The IdP goes down and the container is killed (an OOM kill, say) and restarted; the
+    // emptyDir, and the snapshot in it, survives a container restart.
+    await idp.close()
+    await first.stop('SIGKILL')
+    const second = await runSidecar(t, local)
+    await waitFor(() => fetch(`${second.admin}/readyz`).then((r) => r.status === 200, () => false), { what: '/readyz 200 from the snapshot', timeoutMs: 10_000, intervalMs: 50 })
+    assert.ok(second.logs().includes('"event":"jwks.snapshot_loaded"'), 'the keys came from the snapshot')
+    assert.equal(await httpsGet(`${second.proxy}/orders/43`, ca, { authorization: `Bearer ${token}` }), 200)
+    await second.stop('SIGKILL')
   })
 })
 
@@ -688,7 +909,7 @@ describe('README.md "Deploy on Kubernetes"', () => {
       writeFileSync(join(dir, name), block)
       written.push(name)
     }
-    assert.deepEqual(written.sort(), ['airgap-values.yaml', 'myapp-values.yaml', 'orders-values.yaml'])
+    assert.deepEqual(written.sort(), ['airgap-values.yaml', 'myapp-values.yaml', 'orders-values.yaml', 'snapshot-values.yaml'])
     // The provider's public keys for the air-gapped example, as you would export them.
     const idp = await startTestIssuer({ alg: 'ES256', kids: ['corp-2026'] })
     writeFileSync(join(dir, 'corp-jwks.json'), JSON.stringify(idp.jwks()))
@@ -711,7 +932,7 @@ describe('README.md "Deploy on Kubernetes"', () => {
     // What the commands wrote: valid objects; every sidecar config passes check-config, with the
     // Secret's key files where the pod would mount them.
     const outputs = commands.map((c) => /> (\S+\.yaml)/.exec(c)?.[1]).filter((f): f is string => f !== undefined)
-    assert.deepEqual(outputs.sort(), ['corp-jwt-keys.yaml', 'myapp-jwt-sidecar.yaml', 'myapp.yaml', 'orders-airgap.yaml', 'orders.yaml'])
+    assert.deepEqual(outputs.sort(), ['corp-jwt-keys.yaml', 'myapp-jwt-sidecar.yaml', 'myapp.yaml', 'orders-airgap.yaml', 'orders-snapshot.yaml', 'orders.yaml', 'shop-tls.yaml'])
     const keyDir = join(dir, 'keys')
     mkdirSync(keyDir)
     const [secret] = parseManifests(read(join(dir, 'corp-jwt-keys.yaml'))) as Array<K8sObject & { data: Record<string, string> }>
@@ -731,5 +952,14 @@ describe('README.md "Deploy on Kubernetes"', () => {
     // Air-gapped: no egress but DNS.
     const airgap = parseManifests(read(join(dir, 'orders-airgap.yaml')))
     assert.deepEqual(one<NetworkPolicy>(airgap, 'NetworkPolicy').spec.egress?.map((r) => r.ports?.map((p) => p.port)), [[53, 53]])
+    // TLS from cert-manager's Secret: config.tls names the mounted files.
+    const tls = parseManifests(read(join(dir, 'shop-tls.yaml')))
+    assert.deepEqual(sidecarConfigOf(tls).tls, { certFile: '/etc/jwt-sidecar-tls/tls.crt', keyFile: '/etc/jwt-sidecar-tls/tls.key' })
+    assert.ok(one<Deployment>(tls, 'Deployment').spec.template.spec.volumes?.some((vol) => vol.secret?.secretName === 'shop-jwt-sidecar-tls'))
+    // The snapshot: written into the emptyDir the chart mounts.
+    const snapshot = one<Deployment>(parseManifests(read(join(dir, 'orders-snapshot.yaml'))), 'Deployment').spec.template.spec
+    const snapshotMount = sidecarOf(snapshot).container.volumeMounts?.find((m) => m.name === 'jwt-sidecar-snapshot')
+    assert.equal(snapshotMount?.mountPath, '/var/run/jwt-sidecar')
+    assert.ok(snapshot.volumes?.some((vol) => vol.name === 'jwt-sidecar-snapshot' && 'emptyDir' in vol))
   })
 })

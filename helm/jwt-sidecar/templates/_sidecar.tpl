@@ -7,13 +7,16 @@ subchart renders them (examples/app-chart shows it):
   jwt-sidecar.initContainers   the sidecar as an init container (sidecar.native), else nothing
   jwt-sidecar.containers       the sidecar as a plain container (not sidecar.native), else nothing
   jwt-sidecar.container        the sidecar container itself (one list item)
-  jwt-sidecar.volumes          its volumes (list items): config, /tmp, static keys, extras
+  jwt-sidecar.volumes          its volumes (list items): config, /tmp, TLS Secret, static keys,
+                               key snapshot emptyDir, extras
   jwt-sidecar.podAnnotations   checksum/config (sidecar.rollOnConfigChange), else nothing
   jwt-sidecar.terminationGracePeriodSeconds
                                shutdown.delay + shutdown.timeout + margin, in whole seconds
   jwt-sidecar.configmap        the ConfigMap holding sidecar.yaml (the subchart renders it)
   jwt-sidecar.config           the rendered sidecar.yaml text
   jwt-sidecar.httpPort / jwt-sidecar.adminPort
+  jwt-sidecar.scheme           HTTPS when the proxy port speaks TLS, else HTTP (_tls.tpl), for a
+                               probe through the sidecar's port
 */}}
 
 {{- define "jwt-sidecar.name" -}}
@@ -98,9 +101,11 @@ The labels of the pods that run the sidecar: the chart's own pods with app.enabl
 {{- end }}
 
 {{/*
-The sidecar's config file: .Values.config, plus `listen` and `admin.listen` from sidecar.ports
-and `upstream.url` defaulting to the app on loopback. The schema keeps `listen` and
-`admin.listen` out of .Values.config, so the ports have one source.
+The sidecar's config file: .Values.config, plus `listen` and `admin.listen` from sidecar.ports,
+`upstream.url` defaulting to the app on loopback, and `tls` pointed at the tlsSecret mount
+(_tls.tpl). The schema keeps `listen` and `admin.listen` out of .Values.config, so the ports
+have one source. The key snapshot files are checked against the writable mounts
+(_snapshot.tpl): every render of the config, in every mode, runs that check.
 */}}
 {{- define "jwt-sidecar.config" -}}
 {{- $cfg := deepCopy (default (dict) .Values.config) }}
@@ -116,6 +121,8 @@ and `upstream.url` defaulting to the app on loopback. The schema keeps `listen` 
 {{- $_ := set $upstream "url" (printf "http://127.0.0.1:%d" (.Values.app.port | int)) }}
 {{- end }}
 {{- $_ := set $cfg "upstream" $upstream }}
+{{- include "jwt-sidecar.applyTls" (list . $cfg) }}
+{{- include "jwt-sidecar.checkSnapshots" . }}
 {{- toYaml $cfg }}
 {{- end }}
 
@@ -221,9 +228,15 @@ checksum/config: {{ include "jwt-sidecar.config" . | sha256sum }}
       readOnly: true
     - name: jwt-sidecar-tmp
       mountPath: /tmp
+    {{- if include "jwt-sidecar.snapshotVolume" . }}
+    # Writable, unlike the rest of the filesystem: the key snapshot (issuers[].snapshot.file),
+    # kept across the sidecar's restarts within the pod.
+    - name: jwt-sidecar-snapshot
+      mountPath: {{ clean .Values.snapshot.mountPath }}
+    {{- end }}
     {{- if .Values.tlsSecret.secretName }}
     - name: jwt-sidecar-tls
-      mountPath: {{ .Values.tlsSecret.mountPath }}
+      mountPath: {{ clean .Values.tlsSecret.mountPath }}
       readOnly: true
     {{- end }}
     {{- if include "jwt-sidecar.staticKeysSecretName" . }}
@@ -263,6 +276,11 @@ checksum/config: {{ include "jwt-sidecar.config" . | sha256sum }}
 - name: jwt-sidecar-tmp
   emptyDir:
     sizeLimit: 16Mi
+{{- if include "jwt-sidecar.snapshotVolume" . }}
+- name: jwt-sidecar-snapshot
+  emptyDir:
+    sizeLimit: {{ .Values.snapshot.sizeLimit }}
+{{- end }}
 {{- with .Values.tlsSecret.secretName }}
 - name: jwt-sidecar-tls
   secret:
