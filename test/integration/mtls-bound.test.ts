@@ -12,7 +12,8 @@ import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
-import { request as httpsRequest } from 'node:https'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import type { TLSSocket } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -99,6 +100,20 @@ test('TLS listener with client certificates: a token bound to alice\'s certifica
   // A DPoP-bound token presented as Bearer is still token_bound; a cnf member the sidecar cannot prove refuses the token.
   assert.equal((await call(url, { authorization: `Bearer ${await idp.sign({ sub: 'a', cnf: { jkt: 'x'.repeat(43) } })}` }, { client: alice })).reason, 'token_bound')
   assert.equal((await call(url, { authorization: `Bearer ${await idp.sign({ sub: 'a', cnf: { 'x5t#S256': alice.x5t, jwk: { kty: 'EC' } } })}` }, { client: alice })).reason, 'token_bound')
+
+  // A resumed TLS session (no certificate sent again) still carries the client certificate.
+  const agent = new HttpsAgent({ keepAlive: false, maxCachedSessions: 4, ca: ca.pem, cert: readFileSync(alice.crt), key: readFileSync(alice.key) })
+  t.after(() => agent.destroy())
+  const resumed: Array<[number, boolean]> = []
+  for (let i = 0; i < 2; i++) {
+    resumed.push(await new Promise<[number, boolean]>((resolve, reject) => {
+      httpsRequest(url, { agent, headers: { authorization: `Bearer ${bound}` } }, (res) => {
+        const reused = (res.socket as TLSSocket).isSessionReused()
+        res.resume().on('end', () => resolve([res.statusCode ?? 0, reused]))
+      }).on('error', reject).end()
+    }))
+  }
+  assert.deepEqual(resumed, [[200, false], [200, true]])
 
   const metrics = await (await fetch(`${sc.adminUrl}/metrics`)).text()
   assert.match(metrics, /jwt_sidecar_requests_total\{[^}]*reason="certificate_mismatch"[^}]*\} 1/)
