@@ -172,7 +172,8 @@ export function afterVerify(p: Pipeline, next: { readonly route: RouteConfig } &
   const route = next.route
   if (!result.ok) return deny(route.name, result.reason, result.issuer, undefined, result.detail)
   // How the token was presented against how it is bound (cnf, DPoP): binding.ts.
-  const bound = checkBinding(result.issuer, result.claims, next, p.binding)
+  // With a trace, each DPoP proof check is an event of its own (a closure only then: the proxy passes none).
+  const bound = checkBinding(result.issuer, result.claims, next, p.binding, trace === undefined ? undefined : (check, ok, detail) => trace({ step: 'dpop', check, ok, detail }))
   // Shown only where there is a binding to speak of: a plain bearer token under dpop.mode off has none.
   if (next.scheme === 'dpop' || result.claims.cnf !== undefined || result.issuer.dpop.mode !== 'off') {
     trace?.({ step: 'binding', scheme: next.scheme, mode: result.issuer.dpop.mode, result: bound })

@@ -7,38 +7,16 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose'
-import type { JWK } from 'jose'
-
-type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey']
 import { request } from 'undici'
+import { dpopClient as clientKey, dpopProof as proof } from '../helpers/dpop.ts'
+import type { ProofParts } from '../helpers/dpop.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import { sidecarYaml, startSidecar } from '../helpers/sidecar.ts'
-
-async function clientKey(): Promise<{ key: PrivateKey; jwk: JWK; jkt: string }> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256')
-  const jwk = await exportJWK(publicKey)
-  return { key: privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) }
-}
-
-interface ProofParts { htm?: string; htu?: string; iat?: number; jti?: string; ath?: string; typ?: string; jwk?: JWK }
-
-async function proof(client: { key: PrivateKey; jwk: JWK }, token: string, url: string, o: ProofParts = {}): Promise<string> {
-  return new SignJWT({
-    htm: o.htm ?? 'GET',
-    htu: o.htu ?? url,
-    iat: o.iat ?? Math.floor(Date.now() / 1000),
-    jti: o.jti ?? randomUUID(),
-    ath: o.ath ?? createHash('sha256').update(token).digest('base64url'),
-  })
-    .setProtectedHeader({ alg: 'ES256', typ: o.typ ?? 'dpop+jwt', jwk: o.jwk ?? client.jwk })
-    .sign(client.key)
-}
 
 test('DPoP over HTTP: a bound token with a good proof is admitted; every RFC 9449 §4.3 check refuses its own way', async (t) => {
   const idp = await startTestIssuer({ alg: 'RS256' })
