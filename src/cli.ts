@@ -3,6 +3,7 @@
  * argv → commands. Exit codes: 0 success, 1 the command failed (invalid config, a port in
  * use…), 2 usage error.
  */
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { createApp } from './app.ts'
 import { createConfigReloader } from './reload.ts'
@@ -21,9 +22,11 @@ Usage:
   jwt-sidecar run [--config FILE]            serve (the default command)
   jwt-sidecar check-config [--config FILE]   validate the config; print every error
   jwt-sidecar demo [--config FILE]           embedded issuer + echo upstream + sidecar on loopback
-  jwt-sidecar verify [--config FILE] [--path P] [--method M] [--json] [TOKEN | -]
+  jwt-sidecar verify [--config FILE] [--path P | --url URL] [--method M] [--json]
+                     [--dpop PROOF | --dpop-file FILE] [TOKEN | -]
                                              explain what the sidecar would answer (default GET /);
-                                             TOKEN: a JWS or "Bearer eyJ…"; - or none reads stdin
+                                             TOKEN: a JWS, "Bearer eyJ…" or "DPoP eyJ…"; - or none
+                                             reads stdin; a DPoP proof needs --url (its htu)
   jwt-sidecar token [--config FILE] [--issuer NAME] [--sub S] [--scope S] [--claim P=V]... [--ttl 10m]
                                              mint a test token with this command's own key; refused
                                              unless the issuer trusts that key
@@ -76,6 +79,9 @@ async function main(argv: string[]): Promise<number> {
         path: { type: 'string' },
         method: { type: 'string' },
         json: { type: 'boolean' },
+        url: { type: 'string' },
+        dpop: { type: 'string' },
+        'dpop-file': { type: 'string' },
       },
     })
   } catch (err) {
@@ -97,8 +103,8 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   if (command === 'verify') return verify(values, rest)
-  if (values.path !== undefined || values.method !== undefined || values.json !== undefined) {
-    process.stderr.write(`--path, --method and --json are options of verify\n\n${usage()}`)
+  if ([values.path, values.method, values.json, values.url, values.dpop, values['dpop-file']].some((v) => v !== undefined)) {
+    process.stderr.write(`--path, --url, --method, --json, --dpop and --dpop-file are options of verify\n\n${usage()}`)
     return 2
   }
   if (rest.length > 0) {
@@ -154,12 +160,52 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+interface VerifyOptions {
+  config?: string
+  path?: string
+  url?: string
+  method?: string
+  json?: boolean
+  dpop?: string
+  'dpop-file'?: string
+}
+
+/**
+ * `--url scheme://host[:port]/path?query`: the Host header and the request target, split by
+ * hand so the path stays as given (WHATWG URL would resolve its dot segments before the sidecar
+ * normalises them, policy/normalize.ts).
+ */
+function splitUrl(url: string): { scheme: 'http' | 'https'; host: string; path: string } | undefined {
+  const m = /^(https?):\/\/([^/?#\s]+)(.*)$/i.exec(url)
+  if (m === null) return undefined
+  const rest = m[3]!
+  return { scheme: m[1]!.toLowerCase() as 'http' | 'https', host: m[2]!, path: rest === '' || !rest.startsWith('/') ? `/${rest}` : rest }
+}
+
 /** `jwt-sidecar verify`: one request explained; exit 0 when it would be forwarded. */
-async function verify(values: { config?: string; path?: string; method?: string; json?: boolean }, args: string[]): Promise<number> {
-  if (args.length > 1) {
-    process.stderr.write(`verify takes one TOKEN (or - for stdin), got ${args.length} arguments\n\n${usage()}`)
+async function verify(values: VerifyOptions, args: string[]): Promise<number> {
+  const fail = (why: string): number => {
+    process.stderr.write(`${why}\n\n${usage()}`)
     return 2
   }
+  if (args.length > 1) return fail(`verify takes one TOKEN (or - for stdin), got ${args.length} arguments`)
+  if (values.path !== undefined && values.url !== undefined) return fail('--path and --url both name the request target: give one')
+  if (values.dpop !== undefined && values['dpop-file'] !== undefined) return fail('--dpop and --dpop-file both give the proof: give one')
+  const target = values.url === undefined ? undefined : splitUrl(values.url)
+  if (values.url !== undefined && target === undefined) return fail(`--url ${JSON.stringify(values.url)} is not an http(s)://host/path URL`)
+  const proofGiven = values.dpop !== undefined || values['dpop-file'] !== undefined
+  // RFC 9449 §4.3: the proof's htu names scheme, host and path; without a URL there is no Host to check it against.
+  if (proofGiven && target === undefined) return fail('a DPoP proof needs --url: its htu is checked against the Host and path the request is sent to')
+  let proof: string | undefined
+  if (values['dpop-file'] !== undefined) {
+    try {
+      proof = readFileSync(values['dpop-file'], 'utf8').trim()
+    } catch (err) {
+      process.stderr.write(`--dpop-file ${values['dpop-file']}: cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`)
+      return 1
+    }
+  } else if (values.dpop !== undefined) proof = values.dpop.trim()
+
   const env = process.env
   const config = load(resolveConfigPath(values.config, env), env)
   if (config === undefined) return 1
@@ -168,7 +214,7 @@ async function verify(values: { config?: string; path?: string; method?: string;
   const fromStdin = arg === undefined || arg === '-'
   if (fromStdin && process.stdin.isTTY) process.stderr.write('reading the token from stdin (end with Ctrl-D)\n')
   const raw = (fromStdin ? await readStdin() : arg).trim()
-  const { token, source } = tokenFromInput(config.tokens.from, raw, fromStdin ? 'stdin' : 'command line')
+  const { token, source, scheme } = tokenFromInput(config.tokens.from, raw, fromStdin ? 'stdin' : 'command line', { proof: proof !== undefined })
 
   // Key events are never written to stdout; at debug they go to stderr (they carry no token material).
   const debug = config.log.level === 'debug' || config.log.level === 'trace'
@@ -182,7 +228,15 @@ async function verify(values: { config?: string; path?: string; method?: string;
     // in it is bounded by fetch.timeout.
     const issuer = issuerForToken(config, token)
     if (issuer !== undefined) await keys.issuer(issuer.name)?.settled()
-    explanation = await explainRequest(config, keys, { token, source, path: values.path ?? '/', method: (values.method ?? 'GET').toUpperCase() })
+    explanation = await explainRequest(config, keys, {
+      token,
+      source,
+      scheme,
+      path: target?.path ?? values.path ?? '/',
+      method: (values.method ?? 'GET').toUpperCase(),
+      ...(proof === undefined ? {} : { proof }),
+      ...(target === undefined ? {} : { authority: { scheme: target.scheme, host: target.host } }),
+    })
   } finally {
     await keys.stop()
   }

@@ -9,6 +9,7 @@
  * Output safety: the signature and the token itself never appear. Header fields, claim names
  * and the values of iss/sub/aud/exp/nbf/iat/scope are shown; other claim values are not
  * (the route's required claims excepted: the authorizer's explanation names what it compares).
+ * Nor does a DPoP proof or its signature; its checks show the claims they compare.
  */
 import { issValues } from '../config/tenants.ts'
 import type { IssuerConfig, RouteConfig, SidecarConfig, TokenSource } from '../config/types.ts'
@@ -17,13 +18,14 @@ import { decide } from '../request/decide.ts'
 import { createPipeline } from '../request/pipeline.ts'
 import type { RequestTraceEvent } from '../request/trace.ts'
 import { createTokenExtractor } from '../verify/extract.ts'
+import type { TokenScheme } from '../verify/extract.ts'
 import { REASONS } from '../verify/reasons.ts'
 import type { Reason } from '../verify/reasons.ts'
 import { parseCompactJws, splitCompactJws } from '../verify/token.ts'
 import type { JoseHeader } from '../verify/token.ts'
 
 export interface ExplainStep {
-  /** `path`, `method`, `route`, `source`, `cache`, `token`, `issuer`, `algorithm`, `key`, `signature`, `typ`, a claim rule's name, `authorization`, `error`: one per traced event. */
+  /** `url`, `path`, `method`, `route`, `source`, `cache`, `token`, `issuer`, `algorithm`, `key`, `signature`, `typ`, a claim rule's name, `dpop.<check>`, `binding`, `authorization`, `error`: one per traced event. */
   readonly step: string
   /** true: passed; false: this is where the sidecar stops; undefined: information only. */
   readonly ok: boolean | undefined
@@ -47,6 +49,12 @@ export interface ExplainInput {
   /** Request target: path, optionally with `?query` (never used for matching, as in the proxy). */
   readonly path: string
   readonly method: string
+  /** `dpop`: sent as `Authorization: DPoP <token>` (RFC 9449 §7.1); else where the first configured source reads it. */
+  readonly scheme?: TokenScheme
+  /** The `DPoP` header: a proof JWT. */
+  readonly proof?: string
+  /** From a URL the client addressed: the `Host` header it sends, and its scheme (the htu's). */
+  readonly authority?: { readonly scheme: 'http' | 'https'; readonly host: string }
   /** epoch ms; default Date.now. */
   readonly now?: () => number
 }
@@ -79,24 +87,33 @@ function routeLine(r: RouteConfig): string {
   return `${r.name} (path ${r.path}): auth ${r.auth}, methods ${r.methods.length === 0 ? 'any' : r.methods.join(',')}, issuers ${r.issuers.length === 0 ? 'any' : r.issuers.join(',')}, require ${req.length === 0 ? 'nothing' : req.join('; ')}`
 }
 
+/** RFC 9449 §7.1: the DPoP scheme, in the Authorization header, whatever `tokens.from` says. */
+const DPOP_SOURCE: TokenSource = { kind: 'header', header: 'Authorization', prefix: 'DPoP ' }
+
 /**
  * Reads a CLI input the way the proxy reads a request: a full header value is run through the
  * configured header sources' own extractor (prefix compared case-insensitively, RFC 7235
- * §2.1), anything else is taken as a raw compact JWS.
+ * §2.1), then the DPoP scheme's; anything else is taken as a raw compact JWS, sent with the
+ * DPoP scheme when a proof comes with it (`proof: true`), else as the first source reads it.
  *
  * @example
  * tokenFromInput(config.tokens.from, 'Bearer eyJ…', 'stdin')
- * // { token: 'eyJ…', source: 'Authorization header (prefix "Bearer ")' }
+ * // { token: 'eyJ…', source: 'Authorization header (prefix "Bearer ")', scheme: 'bearer' }
  */
-export function tokenFromInput(sources: readonly TokenSource[], value: string, origin: string): { readonly token: string; readonly source: string } {
-  for (const source of sources) {
+export function tokenFromInput(sources: readonly TokenSource[], value: string, origin: string, options: { readonly proof?: boolean } = {}): { readonly token: string; readonly source: string; readonly scheme: TokenScheme } {
+  for (const source of [...sources, DPOP_SOURCE]) {
     // An empty prefix would claim every input; a raw token is the same token then anyway.
     if (source.kind !== 'header' || source.prefix === '') continue
     const name = source.header.toLowerCase()
     const found = createTokenExtractor([source]).extract({ [name]: value }, [source.header, value], undefined)
-    if (found.kind === 'token') return { token: found.token, source: `${source.header} header (prefix ${JSON.stringify(source.prefix)})` }
+    if (found.kind !== 'token') continue
+    return source === DPOP_SOURCE
+      ? { token: found.token, source: 'Authorization header, DPoP scheme (RFC 9449 §7.1)', scheme: 'dpop' }
+      : { token: found.token, source: `${source.header} header (prefix ${JSON.stringify(source.prefix)})`, scheme: 'bearer' }
   }
-  return { token: value, source: `raw token (${origin})` }
+  return options.proof === true
+    ? { token: value, source: `raw token (${origin}), sent as Authorization: DPoP since a proof comes with it`, scheme: 'dpop' }
+    : { token: value, source: `raw token (${origin})`, scheme: 'bearer' }
 }
 
 /** The configured issuer a token names by its exact `iss`, if it parses and names one (the CLI waits for that issuer's keys only). */
@@ -114,18 +131,36 @@ interface RequestFacts {
   readonly url: string
   readonly headers: Readonly<Record<string, string>>
   readonly rawHeaders: readonly string[]
+  /** The proxy's: https with `tls`, else http (proxy/server.ts), whatever scheme the client addressed. */
+  readonly listenerScheme: 'http' | 'https'
 }
+
+const listenerScheme = (config: SidecarConfig): 'http' | 'https' => (config.tls === undefined ? 'http' : 'https')
 
 function factsFor(config: SidecarConfig, input: ExplainInput): RequestFacts {
   const headers: Record<string, string> = {}
   let url = input.path
   const source = config.tokens.from[0]
-  if (input.token !== '' && source !== undefined) {
+  if (input.token !== '' && input.scheme === 'dpop') headers.authorization = `DPoP ${input.token}`
+  else if (input.token !== '' && source !== undefined) {
     if (source.kind === 'header') headers[source.header.toLowerCase()] = `${source.prefix}${input.token}`
     else if (source.kind === 'cookie') headers.cookie = `${source.cookie}=${input.token}`
     else url = `${url}${url.includes('?') ? '&' : '?'}${source.query}=${encodeURIComponent(input.token)}`
   }
-  return { method: input.method, url, headers, rawHeaders: Object.entries(headers).flat() }
+  if (input.authority !== undefined) headers.host = input.authority.host
+  if (input.proof !== undefined) headers.dpop = input.proof
+  return { method: input.method, url, headers, rawHeaders: Object.entries(headers).flat(), listenerScheme: listenerScheme(config) }
+}
+
+/**
+ * A DPoP proof's htu is checked against the listener's scheme, not the one the client
+ * addressed (binding.ts): when they differ, say so before the steps.
+ */
+function urlStep(config: SidecarConfig, input: ExplainInput): ExplainStep[] {
+  const a = input.authority
+  const listener = listenerScheme(config)
+  if (a === undefined || a.scheme === listener) return []
+  return [step('url', undefined, `the URL is ${a.scheme} but the listener is ${listener} (${config.tls === undefined ? 'no tls' : 'tls'}): the sidecar sees ${listener}://${printable(a.host, 100)}, and a DPoP proof's htu is checked against that; behind a proxy that terminates TLS the client's htu does not match`)]
 }
 
 /** Each issuer's key status, to tell what an unknown-kid refresh did. */
@@ -154,7 +189,7 @@ export async function explainRequest(config: SidecarConfig, keys: KeyStore, inpu
   const decision = await decide(createPipeline(config, keys, input.now === undefined ? {} : { now: input.now }), factsFor(config, input), (e) => {
     events.push(e)
   })
-  const steps = events.flatMap((e) => describe(e, { config, keys, input, before }))
+  const steps = [...urlStep(config, input), ...events.flatMap((e) => describe(e, { config, keys, input, before }))]
   const forwarded = decision.kind === 'admit'
   const status = forwarded ? 200 : REASONS[decision.reason].status
   const reason = forwarded ? 'none' : decision.reason
@@ -165,7 +200,8 @@ export async function explainRequest(config: SidecarConfig, keys: KeyStore, inpu
     if (last?.ok === false) steps[steps.length - 1] = { ...last, detail: `${last.detail} → ${answer}` }
     else steps.push({ step: 'error', ok: false, detail: `${decision.detail ?? 'the decision failed internally'} → ${answer}` })
   }
-  return { steps: steps.map((s) => ({ ...s, detail: redact(s.detail, input.token) })), forwarded, status, reason }
+  const secrets = input.proof === undefined ? [input.token] : [input.token, input.proof]
+  return { steps: steps.map((s) => ({ ...s, detail: secrets.reduce(redact, s.detail) })), forwarded, status, reason }
 }
 
 interface Context {
@@ -201,7 +237,7 @@ function describe(e: RequestTraceEvent, c: Context): ExplainStep[] {
         case 'not_read': return [step('source', undefined, `not read: route ${e.route.name} has auth none, the request is forwarded without verification`)]
         case 'none': return [e.route.auth === 'optional'
           ? step('source', undefined, `no token: route ${e.route.name} has auth optional, forwarded anonymously`)
-          : step('source', false, `no token (route ${e.route.name} has auth required)`)]
+          : step('source', false, `no token (route ${e.route.name} has auth required)${input.scheme === 'dpop' && input.token !== '' ? '; the DPoP scheme is read only when an issuer has dpop.mode allowed or required' : ''}`)]
         case 'invalid': return [step('source', false, e.detail ?? 'invalid')]
         case 'token': return [step('source', true, input.source)]
       }
@@ -251,9 +287,12 @@ function describe(e: RequestTraceEvent, c: Context): ExplainStep[] {
       return [step('typ', e.ok, `typ ${e.typ === undefined ? 'absent' : show(e.typ, 40)} must be ${e.expected} (RFC 8725 §3.11)`)]
     case 'claim':
       return [step(e.rule.name, e.reason === undefined, e.rule.explain(e.payload, e.now))]
+    case 'dpop':
+      // RFC 9449 §11.1: replay is judged against the jtis this process has seen, and a one-shot CLI has seen none.
+      return [step(`dpop.${e.check}`, e.ok, e.check === 'replay' && e.ok ? `${e.detail}; jwt-sidecar verify starts with an empty replay cache, so it cannot tell whether a running sidecar has seen this proof` : e.detail)]
     case 'binding': {
       // issue #13 §2: a token with cnf is never a plain bearer token (RFC 9449, RFC 8705).
-      const how = `${e.scheme === 'dpop' ? 'DPoP' : 'Bearer'} scheme, dpop.mode ${e.mode}`
+      const how = `${e.scheme === 'dpop' ? 'DPoP' : 'Bearer'} scheme, dpop.mode ${e.mode}${e.scheme === 'bearer' && input.proof !== undefined ? ' (the DPoP header is not read with the Bearer scheme)' : ''}`
       if (!e.result.ok) return [step('binding', false, `${how}: ${e.result.detail}`)]
       const { jkt, x5t } = e.result
       const proven = [
@@ -319,9 +358,9 @@ function keyStep(e: RequestTraceEvent & { readonly step: 'key' }, c: Context): E
 }
 
 /**
- * Defence in depth: no detail may carry the token or its signature segment, even if a claim
- * value was crafted to contain them. (Tiny segments are not redacted: they would match
- * ordinary words and cannot be a real signature.)
+ * Defence in depth: no detail may carry the token, a DPoP proof or their signature segments,
+ * even if a claim value was crafted to contain them. (Tiny segments are not redacted: they
+ * would match ordinary words and cannot be a real signature.)
  */
 function redact(detail: string, token: string): string {
   let out = detail

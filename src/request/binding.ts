@@ -17,6 +17,7 @@
  */
 import type { IssuerConfig } from '../config/types.ts'
 import { checkProof } from '../verify/dpop.ts'
+import type { ProofTrace } from '../verify/dpop.ts'
 import type { ReplayCache } from '../verify/dpop-replay.ts'
 import type { TokenScheme } from '../verify/extract.ts'
 import type { Reason } from '../verify/reasons.ts'
@@ -81,7 +82,7 @@ function countHeader(rawHeaders: readonly string[], name: string): number {
  * const b = checkBinding(issuer, claims, { token, scheme: 'dpop', request }, deps)
  * if (!b.ok) deny(b.reason)
  */
-export function checkBinding(issuer: IssuerConfig, claims: Claims, req: PresentedToken, deps: BindingDeps): BindingResult {
+export function checkBinding(issuer: IssuerConfig, claims: Claims, req: PresentedToken, deps: BindingDeps, trace?: ProofTrace): BindingResult {
   const { mode } = issuer.dpop
   const cnf = claims.cnf
   if (cnf === undefined) {
@@ -106,7 +107,7 @@ export function checkBinding(issuer: IssuerConfig, claims: Claims, req: Presente
   } else {
     if (mode === 'off') return fail('dpop_not_allowed', `issuer ${issuer.name} has dpop.mode: off`)
     if (jkt === undefined) return fail('token_bound', 'cnf has no jkt: a binding this request cannot prove with DPoP')
-    const r = checkDpop(issuer, req, jkt, deps)
+    const r = checkDpop(issuer, req, jkt, deps, trace)
     if (!r.ok) return r
     proven = r.jkt
   }
@@ -119,7 +120,7 @@ export function checkBinding(issuer: IssuerConfig, claims: Claims, req: Presente
 }
 
 /** RFC 9449 §4.3: the proof, against this request and this token. */
-function checkDpop(issuer: IssuerConfig, req: PresentedToken, jkt: string, deps: BindingDeps): BindingResult {
+function checkDpop(issuer: IssuerConfig, req: PresentedToken, jkt: string, deps: BindingDeps, trace: ProofTrace | undefined): BindingResult {
   const { request } = req
   const proof = request.headers.dpop
   // RFC 9449 §4.3 step 1: exactly one DPoP header.
@@ -132,6 +133,6 @@ function checkDpop(issuer: IssuerConfig, req: PresentedToken, jkt: string, deps:
     clockSkew: deps.clockSkew,
     now: deps.now(),
     replay: deps.replay,
-  })
+  }, trace)
   return r.ok ? { ok: true, jkt: r.jkt, x5t: undefined } : fail(r.reason, r.detail)
 }

@@ -6,7 +6,7 @@
  * (through `decide`, with a trace: cli/explain.ts), so the explanation is the decision.
  * Free of fastify: the request is a plain `RequestIn`.
  */
-import type { RouteConfig } from '../config/types.ts'
+import type { IssuerConfig, RouteConfig } from '../config/types.ts'
 import { parseTarget } from '../policy/normalize.ts'
 import type { ParsedTarget } from '../policy/normalize.ts'
 import { UNMATCHED_ROUTE } from '../policy/routes.ts'
@@ -15,7 +15,7 @@ import type { Claims, VerifyResult } from '../verify/verifier.ts'
 import { isToken } from '../http/grammar.ts'
 import { METHOD_OVERRIDE_HEADERS } from './headers.ts'
 import type { Pipeline } from './pipeline.ts'
-import { denial } from './denials.ts'
+import { denial, missingToken } from './denials.ts'
 import type { Denial } from './denials.ts'
 import type { RequestTrace } from './trace.ts'
 import { checkBinding } from './binding.ts'
@@ -69,12 +69,24 @@ export interface FixedDecisions {
   readonly denied: Decision
 }
 
-export function fixedDecisions(route: RouteConfig): FixedDecisions {
+/** `issuers`: every configured issuer; the route's own (`route.issuers`, empty = all) decide its missing-token challenge. */
+export function fixedDecisions(route: RouteConfig, issuers: readonly IssuerConfig[]): FixedDecisions {
   return {
     anonymous: { kind: 'admit', route: route.name, outcome: 'anonymous', issuer: undefined, claims: undefined },
-    missingToken: deny(route.name, 'missing_token'),
+    missingToken: deny(route.name, 'missing_token', undefined, missingToken(routeDpop(route, issuers))),
     denied: deny(route.name, 'route_denied'),
   }
+}
+
+/**
+ * What the route's issuers make of DPoP, for the challenge of a request without a token:
+ * `required` when every one of them requires it, `allowed` when at least one accepts it,
+ * else `off` (denials.ts `missingToken`).
+ */
+function routeDpop(route: RouteConfig, issuers: readonly IssuerConfig[]): 'off' | 'allowed' | 'required' {
+  const accepted = route.issuers.length === 0 ? issuers : issuers.filter((i) => route.issuers.includes(i.name))
+  if (accepted.length > 0 && accepted.every((i) => i.dpop.mode === 'required')) return 'required'
+  return accepted.some((i) => i.dpop.mode !== 'off') ? 'allowed' : 'off'
 }
 
 /**
@@ -160,7 +172,8 @@ export function afterVerify(p: Pipeline, next: { readonly route: RouteConfig } &
   const route = next.route
   if (!result.ok) return deny(route.name, result.reason, result.issuer, undefined, result.detail)
   // How the token was presented against how it is bound (cnf, DPoP): binding.ts.
-  const bound = checkBinding(result.issuer, result.claims, next, p.binding)
+  // With a trace, each DPoP proof check is an event of its own (a closure only then: the proxy passes none).
+  const bound = checkBinding(result.issuer, result.claims, next, p.binding, trace === undefined ? undefined : (check, ok, detail) => trace({ step: 'dpop', check, ok, detail }))
   // Shown only where there is a binding to speak of: a plain bearer token under dpop.mode off has none.
   if (next.scheme === 'dpop' || result.claims.cnf !== undefined || result.issuer.dpop.mode !== 'off') {
     trace?.({ step: 'binding', scheme: next.scheme, mode: result.issuer.dpop.mode, result: bound })

@@ -56,6 +56,30 @@ export function denial(reason: Reason): Denial {
 }
 
 /**
+ * The 401 for a request with no token, by the DPoP modes of the issuers its route accepts.
+ * A client that holds no token yet learns from the challenges which schemes it may use: RFC
+ * 6750 §3 (`Bearer`) and RFC 9449 §7.1 (`DPoP`, with the proof algorithms accepted); RFC 9110
+ * §11.6.1 lets one `WWW-Authenticate` field carry several challenges, comma-separated. No
+ * `error` attribute: the request carried no credentials (RFC 6750 §3.1, RFC 9449 §7.1).
+ * `off`: no issuer accepts DPoP, Bearer only; `allowed`: both; `required`: every issuer
+ * requires DPoP, so only the DPoP challenge (a Bearer token would be refused, dpop_required).
+ */
+const MISSING_TOKEN: Readonly<Record<'off' | 'allowed' | 'required', Denial>> = {
+  off: DENIALS.missing_token,
+  allowed: withChallenge(DENIALS.missing_token, `Bearer realm="${REALM}", DPoP realm="${REALM}", algs="${DPOP_ALGS}"`),
+  required: withChallenge(DENIALS.missing_token, `DPoP realm="${REALM}", algs="${DPOP_ALGS}"`),
+}
+
+function withChallenge(d: Denial, challenge: string): Denial {
+  return { ...d, headers: { ...d.headers, 'www-authenticate': challenge } }
+}
+
+/** Built once per route (request/decide.ts `fixedDecisions`), never per request. */
+export function missingToken(dpop: 'off' | 'allowed' | 'required'): Denial {
+  return MISSING_TOKEN[dpop]
+}
+
+/**
  * A 403 for a route, whose challenge carries the route's required scopes (space-delimited,
  * RFC 6750 §3). Build these once per route, not per request.
  */

@@ -92,7 +92,7 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: Pipe
     ),
     policies: new Map(config.routes.map((r) => [r, {
       authorizer: createRouteAuthorizer(r),
-      fixed: fixedDecisions(r),
+      fixed: fixedDecisions(r, config.issuers),
       forbidden: {
         issuer_not_allowed: forbidden('issuer_not_allowed', r.require.scopes),
         insufficient_scope: forbidden('insufficient_scope', r.require.scopes),

@@ -122,46 +122,131 @@ function importProofKey(thumbprint: string, jwk: Readonly<Record<string, unknown
 }
 
 /**
+ * The checks of RFC 9449 §4.3, in the order checkProof runs them: `jws` (a compact JWS within
+ * the size cap), `typ`, `alg`, `jwk`, `signature`, `jti`, `htm`, `htu`, `iat`, `ath`, `jkt`
+ * (the proof key against the token's cnf.jkt, §6.1), `replay`.
+ */
+export type ProofCheck = 'jws' | 'typ' | 'alg' | 'jwk' | 'signature' | 'jti' | 'htm' | 'htu' | 'iat' | 'ath' | 'jkt' | 'replay'
+
+/**
+ * Told of each check as it passes or fails, with the values compared (`jwt-sidecar verify`):
+ * the proof's own claims and the key thumbprint, never the proof or the access token. Absent
+ * on the proxy path, where `trace?.(…)` builds none of its arguments.
+ */
+export type ProofTrace = (check: ProofCheck, ok: boolean, detail: string) => void
+
+/** A client's value for a trace line: JSON, one line, bounded. */
+function shown(v: unknown): string {
+  const s = JSON.stringify(v) ?? typeof v
+  return s.length > 120 ? `${s.slice(0, 120)}…` : s
+}
+
+const seconds = (ms: number): string => `${ms / 1000}s`
+
+/** What an iat is compared with, for a trace line. */
+function iatWindow(opts: ProofOptions): string {
+  return `now ${Math.floor(opts.now / 1000)} (${new Date(opts.now).toISOString()}), dpop.proofMaxAge ${seconds(opts.maxAge)}, tokens.clockSkew ${seconds(opts.clockSkew)}`
+}
+
+/**
  * @example
  * const r = checkProof(req.headers.dpop, { method: 'GET', uri: 'http://api.example/orders', accessToken, jkt: claims.cnf.jkt }, { maxAge: 60_000, clockSkew: 30_000, now: Date.now(), replay })
  * if (!r.ok) deny(r.reason)
  */
-export function checkProof(proof: string, ctx: ProofContext, opts: ProofOptions): ProofResult {
+export function checkProof(proof: string, ctx: ProofContext, opts: ProofOptions, trace?: ProofTrace): ProofResult {
   const split = splitCompactJws(proof, PROOF_MAX_BYTES)
-  if (!split.ok) return invalid(`not a compact JWS: ${split.detail}`)
+  if (!split.ok) {
+    trace?.('jws', false, `not a compact JWS: ${split.detail}`)
+    return invalid(`not a compact JWS: ${split.detail}`)
+  }
+  trace?.('jws', true, `a compact JWS of ${proof.length} bytes (at most ${PROOF_MAX_BYTES})`)
   const { header, payloadStart, payloadEnd, signingInput, signature } = split.parts
   // RFC 7515 §4.1.9: media type names compare case-insensitively.
-  if (header.typ === undefined || header.typ.toLowerCase() !== 'dpop+jwt') return invalid('typ is not dpop+jwt')
-  if (!ALLOWED.has(header.alg)) return invalid(`alg ${JSON.stringify(header.alg).slice(0, 20)} is not an allowed asymmetric algorithm`)
+  if (header.typ === undefined || header.typ.toLowerCase() !== 'dpop+jwt') {
+    trace?.('typ', false, `typ ${header.typ === undefined ? 'absent' : shown(header.typ)} must be dpop+jwt (RFC 9449 §4.2)`)
+    return invalid('typ is not dpop+jwt')
+  }
+  trace?.('typ', true, `typ ${shown(header.typ)}`)
+  if (!ALLOWED.has(header.alg)) {
+    trace?.('alg', false, `alg ${shown(header.alg)} is not one of ${DPOP_ALGORITHMS.join(' ')} (asymmetric only, RFC 9449 §4.3)`)
+    return invalid(`alg ${JSON.stringify(header.alg).slice(0, 20)} is not an allowed asymmetric algorithm`)
+  }
+  trace?.('alg', true, `alg ${header.alg}, an allowed asymmetric algorithm`)
   const full = parseStrictObject(Buffer.from(proof.slice(0, payloadStart - 1), 'base64url').toString('utf8'))
-  if (!full.ok) return invalid('header is not a JSON object')
+  if (!full.ok) return jwkRefused(trace, 'header is not a JSON object')
   const jwk = full.value.jwk
-  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) return invalid('header has no jwk object')
+  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) return jwkRefused(trace, 'header has no jwk object')
   const jwkObj = jwk as Record<string, unknown>
-  if (PRIVATE_MEMBERS.some((m) => m in jwkObj)) return invalid('jwk carries private key members')
+  if (PRIVATE_MEMBERS.some((m) => m in jwkObj)) return jwkRefused(trace, 'jwk carries private key members')
   const thumbprint = jwkThumbprint(jwkObj)
-  if (thumbprint === undefined) return invalid('jwk is not an RSA, EC or OKP public key')
+  if (thumbprint === undefined) return jwkRefused(trace, 'jwk is not an RSA, EC or OKP public key')
   const key = importProofKey(thumbprint, jwkObj)
-  if (typeof key === 'string') return invalid(key)
-  if (!verifySignature(header.alg as Algorithm, key, signingInput, signature)) return invalid('signature does not verify with the header jwk')
-  if (payloadStart === payloadEnd) return invalid('empty payload')
-  const payload = parseStrictObject(Buffer.from(proof.slice(payloadStart, payloadEnd), 'base64url').toString('utf8'))
-  if (!payload.ok) return invalid('payload is not a JSON object')
+  if (typeof key === 'string') return jwkRefused(trace, key)
+  trace?.('jwk', true, `a public ${shown(jwkObj.kty)}${jwkObj.crv === undefined ? '' : ` ${shown(jwkObj.crv)}`} key, no private members; RFC 7638 thumbprint ${thumbprint}`)
+  if (!verifySignature(header.alg as Algorithm, key, signingInput, signature)) {
+    trace?.('signature', false, `the ${header.alg} signature does not verify with the header jwk`)
+    return invalid('signature does not verify with the header jwk')
+  }
+  trace?.('signature', true, `the ${header.alg} signature verifies with the header jwk`)
+  const payload = payloadStart === payloadEnd ? undefined : parseStrictObject(Buffer.from(proof.slice(payloadStart, payloadEnd), 'base64url').toString('utf8'))
+  if (payload === undefined || !payload.ok) {
+    trace?.('jti', false, 'the payload is empty or not a JSON object')
+    return invalid(payload === undefined ? 'empty payload' : 'payload is not a JSON object')
+  }
   const { jti, htm, htu, iat, ath } = payload.value
-  if (typeof jti !== 'string' || jti.length === 0 || jti.length > JTI_MAX_CHARS) return invalid('jti is missing, empty or too long')
-  if (typeof htm !== 'string' || htm !== ctx.method) return invalid('htm does not match the request method')
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > JTI_MAX_CHARS) {
+    trace?.('jti', false, `jti ${jti === undefined ? 'absent' : typeof jti === 'string' ? `of ${jti.length} characters` : shown(jti)}: must be a string of 1 to ${JTI_MAX_CHARS} characters`)
+    return invalid('jti is missing, empty or too long')
+  }
+  trace?.('jti', true, `jti present (${jti.length} characters)`)
+  if (typeof htm !== 'string' || htm !== ctx.method) {
+    trace?.('htm', false, `htm ${htm === undefined ? 'absent' : shown(htm)} is not the request method ${shown(ctx.method)} (compared case-sensitively)`)
+    return invalid('htm does not match the request method')
+  }
+  trace?.('htm', true, `htm ${shown(htm)} is the request method`)
   const expected = normaliseHtu(ctx.uri)
-  if (typeof htu !== 'string' || expected === undefined || normaliseHtu(htu) !== expected) return invalid('htu does not match the request URI')
-  if (typeof iat !== 'number' || !Number.isFinite(iat)) return invalid('iat is missing or not a number')
+  if (typeof htu !== 'string' || expected === undefined || normaliseHtu(htu) !== expected) {
+    trace?.('htu', false, `htu ${htu === undefined ? 'absent' : shown(htu)}${typeof htu === 'string' && normaliseHtu(htu) !== htu ? ` (normalised ${shown(normaliseHtu(htu) ?? 'not an http(s) URI')})` : ''} is not the request URI ${shown(expected ?? ctx.uri)}`)
+    return invalid('htu does not match the request URI')
+  }
+  trace?.('htu', true, `htu ${shown(htu)} is the request URI ${shown(expected)} (normalised alike; query and fragment ignored)`)
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) {
+    trace?.('iat', false, `iat ${iat === undefined ? 'absent' : shown(iat)} is not a number`)
+    return invalid('iat is missing or not a number')
+  }
   const iatMs = iat * 1000
-  if (iatMs > opts.now + opts.clockSkew) return invalid('iat is in the future')
-  if (iatMs < opts.now - opts.maxAge - opts.clockSkew) return invalid('iat is older than dpop.proofMaxAge')
+  if (iatMs > opts.now + opts.clockSkew) {
+    trace?.('iat', false, `iat ${iat} is in the future: ${iatWindow(opts)}`)
+    return invalid('iat is in the future')
+  }
+  if (iatMs < opts.now - opts.maxAge - opts.clockSkew) {
+    trace?.('iat', false, `iat ${iat} is older than proofMaxAge + clockSkew: ${iatWindow(opts)}`)
+    return invalid('iat is older than dpop.proofMaxAge')
+  }
+  trace?.('iat', true, `iat ${iat} is within the window: ${iatWindow(opts)}`)
   const tokenHash = createHash('sha256').update(ctx.accessToken).digest('base64url')
-  if (typeof ath !== 'string' || !sameString(ath, tokenHash)) return invalid('ath does not match the access token')
-  if (!sameString(thumbprint, ctx.jkt)) return { ok: false, reason: 'token_bound', detail: 'the proof key is not the key the token is bound to (cnf.jkt)' }
+  if (typeof ath !== 'string' || !sameString(ath, tokenHash)) {
+    trace?.('ath', false, `ath ${ath === undefined ? 'absent' : shown(ath)} is not base64url(SHA-256(the access token)) ${tokenHash}`)
+    return invalid('ath does not match the access token')
+  }
+  trace?.('ath', true, 'ath is base64url(SHA-256(the access token))')
+  if (!sameString(thumbprint, ctx.jkt)) {
+    trace?.('jkt', false, `the proof key's thumbprint ${thumbprint} is not the token's cnf.jkt ${shown(ctx.jkt)}`)
+    return { ok: false, reason: 'token_bound', detail: 'the proof key is not the key the token is bound to (cnf.jkt)' }
+  }
+  trace?.('jkt', true, `the proof key's thumbprint is the token's cnf.jkt ${thumbprint}`)
   // Accepted until iat + maxAge + skew, and iat ≤ now + skew: remembered for maxAge + 2·skew.
-  const seen = opts.replay.check(thumbprint, jti, opts.now, opts.maxAge + 2 * opts.clockSkew)
-  if (seen === 'replay') return { ok: false, reason: 'dpop_replay', detail: 'jti already used within the window' }
-  if (seen === 'full') return { ok: false, reason: 'dpop_replay', detail: 'replay cache full: the proof cannot be recorded' }
+  const ttl = opts.maxAge + 2 * opts.clockSkew
+  const seen = opts.replay.check(thumbprint, jti, opts.now, ttl)
+  if (seen !== 'fresh') {
+    trace?.('replay', false, seen === 'replay' ? `jti already used with this key within ${seconds(ttl)}` : `the replay cache is full (${opts.replay.capacity} live proofs): this proof cannot be recorded`)
+    return { ok: false, reason: 'dpop_replay', detail: seen === 'replay' ? 'jti already used within the window' : 'replay cache full: the proof cannot be recorded' }
+  }
+  trace?.('replay', true, `jti not seen with this key before; remembered for ${seconds(ttl)} (proofMaxAge + 2 × clockSkew)`)
   return { ok: true, jkt: thumbprint }
+}
+
+function jwkRefused(trace: ProofTrace | undefined, detail: string): ProofResult {
+  trace?.('jwk', false, detail)
+  return invalid(detail)
 }

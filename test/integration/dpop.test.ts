@@ -7,38 +7,16 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose'
-import type { JWK } from 'jose'
-
-type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey']
 import { request } from 'undici'
+import { dpopClient as clientKey, dpopProof as proof } from '../helpers/dpop.ts'
+import type { ProofParts } from '../helpers/dpop.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import { sidecarYaml, startSidecar } from '../helpers/sidecar.ts'
-
-async function clientKey(): Promise<{ key: PrivateKey; jwk: JWK; jkt: string }> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256')
-  const jwk = await exportJWK(publicKey)
-  return { key: privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) }
-}
-
-interface ProofParts { htm?: string; htu?: string; iat?: number; jti?: string; ath?: string; typ?: string; jwk?: JWK }
-
-async function proof(client: { key: PrivateKey; jwk: JWK }, token: string, url: string, o: ProofParts = {}): Promise<string> {
-  return new SignJWT({
-    htm: o.htm ?? 'GET',
-    htu: o.htu ?? url,
-    iat: o.iat ?? Math.floor(Date.now() / 1000),
-    jti: o.jti ?? randomUUID(),
-    ath: o.ath ?? createHash('sha256').update(token).digest('base64url'),
-  })
-    .setProtectedHeader({ alg: 'ES256', typ: o.typ ?? 'dpop+jwt', jwk: o.jwk ?? client.jwk })
-    .sign(client.key)
-}
 
 test('DPoP over HTTP: a bound token with a good proof is admitted; every RFC 9449 §4.3 check refuses its own way', async (t) => {
   const idp = await startTestIssuer({ alg: 'RS256' })
@@ -145,6 +123,55 @@ test('DPoP: mode required refuses plain bearer tokens; mode off refuses the DPoP
       const viaDpop = await call({ authorization: `DPoP ${bound}`, dpop: await proof(client, bound, url) })
       // With every issuer off the DPoP scheme is not read at all: no token was found.
       assert.equal(viaDpop, expect.boundDpop === 200 ? 200 : 'missing_token', `${mode}: bound via DPoP`)
+    } finally {
+      await sc.close()
+    }
+  }
+})
+
+test('DPoP: a request without a token is challenged with every scheme its route accepts (RFC 9449 §7.1, RFC 6750 §3, RFC 9110 §11.6.1)', async (t) => {
+  const corp = await startTestIssuer({ alg: 'RS256' })
+  t.after(() => corp.close())
+  const legacy = await startTestIssuer({ alg: 'RS256' })
+  t.after(() => legacy.close())
+  const up = await startUpstream()
+  t.after(() => up.close())
+  const routes = [
+    '  - name: legacy', '    path: /legacy/**', '    auth: required', '    issuers: [legacy]',
+    '  - name: corp', '    path: /corp/**', '    auth: required', '    issuers: [corp]',
+    '  - name: default', '    path: /api/**', '    auth: required',
+  ].join('\n')
+  const withModes = (corpMode: string, legacyMode: string): string => {
+    const yaml = sidecarYaml({ upstream: up.url, routes, issuers: [{ name: 'corp', issuer: corp.issuer, jwksUri: corp.jwksUri }, { name: 'legacy', issuer: legacy.issuer, jwksUri: legacy.jwksUri }] })
+    const [head, second, ...rest] = yaml.split('    refresh:\n')
+    return [head, `    dpop:\n      mode: ${corpMode}\n    refresh:\n${second}`, `    dpop:\n      mode: ${legacyMode}\n    refresh:\n${rest.join('    refresh:\n')}`].join('')
+  }
+  const algs = 'algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"'
+  const both = `Bearer realm="jwt-sidecar", DPoP realm="jwt-sidecar", ${algs}`
+  const dpopOnly = `DPoP realm="jwt-sidecar", ${algs}`
+  const bearerOnly = 'Bearer realm="jwt-sidecar"'
+  for (const [corpMode, legacyMode, expected] of [
+    // corp accepts DPoP: its route and the any-issuer route get both challenges; legacy's only Bearer.
+    ['allowed', 'off', { corp: both, legacy: bearerOnly, default: both }],
+    // corp requires DPoP: its route only DPoP; the any-issuer route, where legacy takes Bearer, both.
+    ['required', 'off', { corp: dpopOnly, legacy: bearerOnly, default: both }],
+    ['required', 'required', { corp: dpopOnly, legacy: dpopOnly, default: dpopOnly }],
+    ['off', 'off', { corp: bearerOnly, legacy: bearerOnly, default: bearerOnly }],
+  ] as const) {
+    const sc = await startSidecar(withModes(corpMode, legacyMode))
+    try {
+      for (const [route, challenge] of Object.entries(expected)) {
+        const res = await request(`${sc.proxyUrl}/${route === 'default' ? 'api' : route}/x`)
+        const body = (await res.body.json()) as { reason?: unknown }
+        const what = `corp ${corpMode}, legacy ${legacyMode}: route ${route}`
+        assert.deepEqual([res.statusCode, body.reason], [401, 'missing_token'], what)
+        // One field, the challenges comma-separated; no error attribute without a token.
+        assert.equal(res.headers['www-authenticate'], challenge, what)
+      }
+      // A wrong proof still gets the DPoP error challenge alone, and a present but bad Bearer token the Bearer one.
+      const bad = await request(`${sc.proxyUrl}/api/x`, { headers: { authorization: 'Bearer x.y.z' } })
+      await bad.body.text()
+      assert.match(String(bad.headers['www-authenticate']), /^Bearer realm="jwt-sidecar", error="invalid_token"/)
     } finally {
       await sc.close()
     }

@@ -1,12 +1,16 @@
 /**
  * The pieces of verify/dpop.ts and verify/dpop-replay.ts that HTTP cannot reach precisely:
- * the RFC 7638 thumbprint against the RFC's own example, htu normalisation, and the replay
- * cache's bound (full is a refusal, never an eviction of a live entry).
+ * the RFC 7638 thumbprint against the RFC's own example, htu normalisation, the replay
+ * cache's bound (full is a refusal, never an eviction of a live entry), and the trace that
+ * names each check (what `jwt-sidecar verify` shows).
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { jwkThumbprint, normaliseHtu } from '../../src/verify/dpop.ts'
+import { SignJWT } from 'jose'
+import { checkProof, jwkThumbprint, normaliseHtu } from '../../src/verify/dpop.ts'
+import type { ProofCheck } from '../../src/verify/dpop.ts'
 import { createReplayCache } from '../../src/verify/dpop-replay.ts'
+import { dpopClient, dpopProof } from '../helpers/dpop.ts'
 
 test('jwkThumbprint: RFC 7638 §3.1 example; extra members ignored; unknown kty or a missing member is no thumbprint', () => {
   const jwk = {
@@ -40,4 +44,53 @@ test('replay cache: a jti is refused while remembered, per key; full refuses ins
   assert.equal(c.check('k1', 'b', 1000, 1000), 'fresh')
   assert.equal(c.check('k1', 'a', 1001, 1000), 'full')
   assert.equal(c.check('k1', 'a', 1020, 1000), 'fresh')
+})
+
+test('checkProof trace: every check in order when the proof is good; a refused proof stops at the check that refused it, with the same result as without a trace', async () => {
+  const client = await dpopClient()
+  const token = 'h.p.s'
+  const uri = 'http://api.example/orders'
+  const now = Date.now()
+  const ctx = { method: 'GET', uri, accessToken: token, jkt: client.jkt }
+  const opts = (replay = createReplayCache()) => ({ maxAge: 60_000, clockSkew: 30_000, now, replay })
+  const run = (proof: string, c = ctx, o = opts()) => {
+    const events: Array<[ProofCheck, boolean, string]> = []
+    const traced = checkProof(proof, c, o, (check, ok, detail) => events.push([check, ok, detail]))
+    return { traced, events }
+  }
+
+  const good = run(await dpopProof(client, token, uri))
+  assert.deepEqual(good.traced, { ok: true, jkt: client.jkt })
+  assert.deepEqual(good.events.map(([c, ok]) => [c, ok]), ['jws', 'typ', 'alg', 'jwk', 'signature', 'jti', 'htm', 'htu', 'iat', 'ath', 'jkt', 'replay'].map((c) => [c, true]))
+
+  const hs256 = await new SignJWT({ htm: 'GET', htu: uri, iat: Math.floor(now / 1000), jti: 'j' }).setProtectedHeader({ alg: 'HS256', typ: 'dpop+jwt', jwk: client.jwk }).sign(new Uint8Array(32))
+  const other = await dpopClient()
+  const cases: Array<[ProofCheck, string | (() => Promise<string>), typeof ctx?]> = [
+    ['jws', 'not-a-jws'],
+    ['typ', () => dpopProof(client, token, uri, { typ: 'JWT' })],
+    ['alg', async () => hs256],
+    ['jwk', () => dpopProof(client, token, uri, { jwk: { ...client.jwk, d: 'AAAA' } })],
+    ['htm', () => dpopProof(client, token, uri, { htm: 'POST' })],
+    ['htu', () => dpopProof(client, token, uri, { htu: 'http://api.example/other' })],
+    ['iat', () => dpopProof(client, token, uri, { iat: Math.floor(now / 1000) - 600 })],
+    ['ath', () => dpopProof(client, token, uri, { ath: 'x' })],
+    ['jkt', () => dpopProof(client, token, uri), { ...ctx, jkt: other.jkt }],
+  ]
+  for (const [check, make, c] of cases) {
+    const proof = typeof make === 'string' ? make : await make()
+    const { traced, events } = run(proof, c)
+    assert.equal(traced.ok, false, check)
+    assert.deepEqual(traced, checkProof(proof, c ?? ctx, opts()), `${check}: the trace changes nothing`)
+    assert.deepEqual(events.at(-1)?.slice(0, 2), [check, false], check)
+    assert.ok(events.slice(0, -1).every(([, ok]) => ok), `${check}: only the last check failed`)
+  }
+
+  // Replay: the second use of one proof stops at the replay check, every other check passed.
+  const replay = createReplayCache()
+  const once = await dpopProof(client, token, uri)
+  assert.equal(run(once, ctx, opts(replay)).traced.ok, true)
+  const again = run(once, ctx, opts(replay))
+  assert.deepEqual(again.traced, { ok: false, reason: 'dpop_replay', detail: 'jti already used within the window' })
+  assert.deepEqual(again.events.at(-1)?.slice(0, 2), ['replay', false])
+  assert.equal(again.events.length, 12)
 })
