@@ -3,6 +3,7 @@
  * argv → commands. Exit codes: 0 success, 1 the command failed (invalid config, a port in
  * use…), 2 usage error.
  */
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { createApp } from './app.ts'
@@ -23,10 +24,11 @@ Usage:
   jwt-sidecar check-config [--config FILE]   validate the config; print every error
   jwt-sidecar demo [--config FILE]           embedded issuer + echo upstream + sidecar on loopback
   jwt-sidecar verify [--config FILE] [--path P | --url URL] [--method M] [--json]
-                     [--dpop PROOF | --dpop-file FILE] [TOKEN | -]
+                     [--dpop PROOF | --dpop-file FILE] [--client-cert FILE] [TOKEN | -]
                                              explain what the sidecar would answer (default GET /);
                                              TOKEN: a JWS, "Bearer eyJ…" or "DPoP eyJ…"; - or none
-                                             reads stdin; a DPoP proof needs --url (its htu)
+                                             reads stdin; a DPoP proof needs --url (its htu);
+                                             --client-cert: the request's client certificate (PEM)
   jwt-sidecar token [--config FILE] [--issuer NAME] [--sub S] [--scope S] [--claim P=V]... [--ttl 10m]
                                              mint a test token with this command's own key; refused
                                              unless the issuer trusts that key
@@ -82,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
         url: { type: 'string' },
         dpop: { type: 'string' },
         'dpop-file': { type: 'string' },
+        'client-cert': { type: 'string' },
       },
     })
   } catch (err) {
@@ -103,8 +106,8 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   if (command === 'verify') return verify(values, rest)
-  if ([values.path, values.method, values.json, values.url, values.dpop, values['dpop-file']].some((v) => v !== undefined)) {
-    process.stderr.write(`--path, --url, --method, --json, --dpop and --dpop-file are options of verify\n\n${usage()}`)
+  if ([values.path, values.method, values.json, values.url, values.dpop, values['dpop-file'], values['client-cert']].some((v) => v !== undefined)) {
+    process.stderr.write(`--path, --url, --method, --json, --dpop, --dpop-file and --client-cert are options of verify\n\n${usage()}`)
     return 2
   }
   if (rest.length > 0) {
@@ -168,6 +171,7 @@ interface VerifyOptions {
   json?: boolean
   dpop?: string
   'dpop-file'?: string
+  'client-cert'?: string
 }
 
 /**
@@ -205,6 +209,17 @@ async function verify(values: VerifyOptions, args: string[]): Promise<number> {
       return 1
     }
   } else if (values.dpop !== undefined) proof = values.dpop.trim()
+  let clientCertificate: X509Certificate | undefined
+  if (values['client-cert'] !== undefined) {
+    const file = values['client-cert']
+    try {
+      clientCertificate = new X509Certificate(readFileSync(file))
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      process.stderr.write(`--client-cert ${file}: ${code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' ? `cannot read the file: ${code}` : 'not a PEM or DER X.509 certificate'}\n`)
+      return 1
+    }
+  }
 
   const env = process.env
   const config = load(resolveConfigPath(values.config, env), env)
@@ -236,6 +251,7 @@ async function verify(values: VerifyOptions, args: string[]): Promise<number> {
       method: (values.method ?? 'GET').toUpperCase(),
       ...(proof === undefined ? {} : { proof }),
       ...(target === undefined ? {} : { authority: { scheme: target.scheme, host: target.host } }),
+      ...(clientCertificate === undefined ? {} : { clientCertificate }),
     })
   } finally {
     await keys.stop()

@@ -11,10 +11,13 @@
  * (the route's required claims excepted: the authorizer's explanation names what it compares).
  * Nor does a DPoP proof or its signature; its checks show the claims they compare.
  */
+import { createHash } from 'node:crypto'
+import type { X509Certificate } from 'node:crypto'
 import { issValues } from '../config/tenants.ts'
 import type { IssuerConfig, RouteConfig, SidecarConfig, TokenSource } from '../config/types.ts'
 import type { IssuerKeyStatus, KeyStore } from '../keys/types.ts'
 import { decide } from '../request/decide.ts'
+import type { Connection } from '../request/client-cert.ts'
 import { createPipeline } from '../request/pipeline.ts'
 import type { RequestTraceEvent } from '../request/trace.ts'
 import { createTokenExtractor } from '../verify/extract.ts'
@@ -55,6 +58,8 @@ export interface ExplainInput {
   readonly proof?: string
   /** From a URL the client addressed: the `Host` header it sends, and its scheme (the htu's). */
   readonly authority?: { readonly scheme: 'http' | 'https'; readonly host: string }
+  /** The client certificate the request comes with (RFC 8705), as the config's source would see it. */
+  readonly clientCertificate?: X509Certificate
   /** epoch ms; default Date.now. */
   readonly now?: () => number
 }
@@ -133,6 +138,7 @@ interface RequestFacts {
   readonly rawHeaders: readonly string[]
   /** The proxy's: https with `tls`, else http (proxy/server.ts), whatever scheme the client addressed. */
   readonly listenerScheme: 'http' | 'https'
+  readonly connection?: Connection
 }
 
 const listenerScheme = (config: SidecarConfig): 'http' | 'https' => (config.tls === undefined ? 'http' : 'https')
@@ -149,7 +155,30 @@ function factsFor(config: SidecarConfig, input: ExplainInput): RequestFacts {
   }
   if (input.authority !== undefined) headers.host = input.authority.host
   if (input.proof !== undefined) headers.dpop = input.proof
-  return { method: input.method, url, headers, rawHeaders: Object.entries(headers).flat(), listenerScheme: listenerScheme(config) }
+  const cert = input.clientCertificate
+  let connection: Connection | undefined
+  const ingress = config.clientCertificateHeader
+  if (cert !== undefined && ingress !== undefined) {
+    // As the trusted ingress would pass it, from the first address it is trusted from.
+    headers[ingress.name.toLowerCase()] = ingress.format === 'xfcc' ? `Hash=${createHash('sha256').update(cert.raw).digest('hex')}` : encodeURIComponent(cert.toString())
+    connection = { remoteAddress: ingress.trustedPeers[0]!.split('/')[0] }
+  } else if (cert !== undefined) connection = { getPeerX509Certificate: () => cert }
+  const facts = { method: input.method, url, headers, rawHeaders: Object.entries(headers).flat(), listenerScheme: listenerScheme(config) }
+  return connection === undefined ? facts : { ...facts, connection }
+}
+
+/** What `--client-cert` stands for under this config (RFC 8705 §3): said before the steps. */
+function certificateStep(config: SidecarConfig, input: ExplainInput): ExplainStep[] {
+  const cert = input.clientCertificate
+  if (cert === undefined) return []
+  const x5t = createHash('sha256').update(cert.raw).digest('base64url')
+  const ingress = config.clientCertificateHeader
+  const how = ingress !== undefined
+    ? `as the trusted ingress would pass it (${ingress.name}, ${ingress.format})`
+    : config.tls?.clientCaFile !== undefined
+      ? 'as presented in the TLS handshake (its chain to tls.clientCaFile is checked by the handshake, not here)'
+      : 'but the config has no client-certificate source (tls.clientCaFile or clientCertificateHeader): the sidecar would never see it'
+  return [step('certificate', undefined, `client certificate ${printable(cert.subject.replaceAll('\n', ', '), 100)}, x5t#S256 ${x5t}, ${how}`)]
 }
 
 /**
@@ -189,7 +218,7 @@ export async function explainRequest(config: SidecarConfig, keys: KeyStore, inpu
   const decision = await decide(createPipeline(config, keys, input.now === undefined ? {} : { now: input.now }), factsFor(config, input), (e) => {
     events.push(e)
   })
-  const steps = [...urlStep(config, input), ...events.flatMap((e) => describe(e, { config, keys, input, before }))]
+  const steps = [...urlStep(config, input), ...certificateStep(config, input), ...events.flatMap((e) => describe(e, { config, keys, input, before }))]
   const forwarded = decision.kind === 'admit'
   const status = forwarded ? 200 : REASONS[decision.reason].status
   const reason = forwarded ? 'none' : decision.reason
