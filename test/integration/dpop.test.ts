@@ -23,7 +23,8 @@ test('DPoP over HTTP: a bound token with a good proof is admitted; every RFC 944
   t.after(() => idp.close())
   const up = await startUpstream()
   t.after(() => up.close())
-  const yaml = sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }] })
+  const identity = '  headers:\n    X-Auth-Subject: sub\n  bindingHeader: X-Auth-Binding\n  strip: ["X-Auth-*"]\n  forwardToken: true'
+  const yaml = sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }], identity })
     .replace('    refresh:\n', '    dpop:\n      mode: allowed\n      proofMaxAge: 60s\n    refresh:\n')
   const sc = await startSidecar(yaml)
   t.after(() => sc.close())
@@ -37,14 +38,18 @@ test('DPoP over HTTP: a bound token with a good proof is admitted; every RFC 944
     const challenge = res.headers['www-authenticate']
     return { status: res.statusCode, reason: text.startsWith('{') ? (JSON.parse(text) as { reason?: unknown }).reason : undefined, challenge: typeof challenge === 'string' ? challenge : undefined }
   }
-  const dpop = async (o: ProofParts = {}, tok = token, key = client) => call({ authorization: `DPoP ${tok}`, dpop: await proof(key, tok, url, o) })
+  const dpop = async (o: ProofParts = {}, tok = token, key = client, extra: Record<string, string> = {}) => call({ ...extra, authorization: `DPoP ${tok}`, dpop: await proof(key, tok, url, o) })
 
   // Happy path; the proof and the DPoP-scheme credential never reach the app (forwardToken is on in this config: the Authorization header is the token's own).
-  const ok = await dpop()
+  const ok = await dpop({}, token, client, { 'x-auth-binding': 'jkt=forged' })
   assert.equal(ok.status, 200)
   const seen = up.last()!
   assert.equal(seen.headers.dpop, undefined)
   assert.equal(seen.headers['x-auth-subject'], 'alice')
+  // identity.bindingHeader: the key the request was proven with, never the proof; a client's own value is stripped.
+  assert.equal(seen.headers['x-auth-binding'], `jkt=${client.jkt}`)
+  await call({ authorization: `Bearer ${await idp.sign({ sub: 'bob' })}`, 'x-auth-binding': 'jkt=forged' })
+  assert.equal(up.last()!.headers['x-auth-binding'], undefined, 'an unbound token has no binding')
 
   // A bound token as plain Bearer: token_bound, with or without a proof alongside.
   const asBearer = await call({ authorization: `Bearer ${token}` })
