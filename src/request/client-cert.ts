@@ -133,6 +133,8 @@ function fromXfcc(value: string): CertificateRead {
     const key = pair.slice(0, eq).trim().toLowerCase()
     const raw = pair.slice(eq + 1).trim()
     const v = raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1).replaceAll('\\"', '"') : raw
+    // A key twice in one element is as ambiguous as two elements.
+    if ((key === 'hash' && hash !== undefined) || (key === 'cert' && cert !== undefined)) return { ok: false, why: `x-forwarded-client-cert names ${key} twice` }
     if (key === 'hash') hash = v
     else if (key === 'cert') cert = v
   }
