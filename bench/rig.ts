@@ -34,6 +34,8 @@ export interface Rig {
   readonly audience: string
   /** A file of distinct valid tokens, one per line, per alg; `same` has one token. */
   tokens(alg: BenchAlg, kind: 'unique' | 'same' | 'bad'): string
+  /** A valid token like the others, bound to a DPoP key by its RFC 7638 thumbprint (`cnf.jkt`, RFC 9449 §6.1). */
+  boundToken(alg: BenchAlg, jkt: string): string
   close(): void
 }
 
@@ -116,17 +118,17 @@ export async function startRig(options: { readonly uniqueTokens?: number } = {})
 
   const now = Math.floor(Date.now() / 1000)
   const files = new Map<string, string>()
+  const rsaPrivate = createPrivateKey(rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }))
+  const signer = (alg: BenchAlg): { key: KeyObject; kid: string } => (alg === 'RS256' ? { key: rsaPrivate, kid: 'bench-rs' } : { key: ec.privateKey, kid: 'bench-es' })
+  const claims = (alg: BenchAlg, i: number | string): Record<string, unknown> => ({
+    iss: issuer, aud: audience, sub: `user-${i}`, scope: 'openid profile orders:read orders:write',
+    email: `user-${i}@bench.example`, name: `Bench User ${i}`, iat: now, nbf: now, exp: now + 7200, jti: `bench-${alg}-${i}-${now}`,
+    client_id: 'bench-client', azp: 'bench-client',
+  })
   for (const alg of ['RS256', 'ES256'] as const) {
-    const key = alg === 'RS256' ? createPrivateKey(rsa.privateKey.export({ type: 'pkcs8', format: 'pem' })) : ec.privateKey
-    const kid = alg === 'RS256' ? 'bench-rs' : 'bench-es'
+    const { key, kid } = signer(alg)
     const lines: string[] = []
-    for (let i = 0; i < n; i++) {
-      lines.push(signToken(alg, key, kid, {
-        iss: issuer, aud: audience, sub: `user-${i}`, scope: 'openid profile orders:read orders:write',
-        email: `user-${i}@bench.example`, name: `Bench User ${i}`, iat: now, nbf: now, exp: now + 7200, jti: `bench-${alg}-${i}-${now}`,
-        client_id: 'bench-client', azp: 'bench-client',
-      }))
-    }
+    for (let i = 0; i < n; i++) lines.push(signToken(alg, key, kid, claims(alg, i)))
     const unique = join(dir, `${alg}-unique.txt`)
     writeFileSync(unique, `${lines.join('\n')}\n`)
     files.set(`${alg}-unique`, unique)
@@ -160,6 +162,7 @@ http { access_log off; client_body_temp_path ${dir}/tmp/b; proxy_temp_path ${dir
     issuer,
     audience,
     tokens: (alg, kind) => files.get(`${alg}-${kind}`)!,
+    boundToken: (alg, jkt) => signToken(alg, signer(alg).key, signer(alg).kid, { ...claims(alg, 'dpop'), cnf: { jkt } }),
     close() {
       for (const c of children) c.kill('SIGKILL')
     },
@@ -167,7 +170,10 @@ http { access_log off; client_body_temp_path ${dir}/tmp/b; proxy_temp_path ${dir
 }
 
 // Requests are pre-built in init(): the per-request Lua cost is one table lookup. "none" sends
-// no Authorization header. Each status is counted, so a wrong answer cannot pass as speed.
+// no Authorization header. "dpop:FILE" (bench/dpop-load.ts): the first line is a DPoP-bound
+// token, each other line a proof, one request per proof (never reused: the sidecar refuses a
+// replayed proof, and a refusal is counted as a wrong answer). Each status is counted, so a
+// wrong answer cannot pass as speed.
 const WRK_LUA = `
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
@@ -176,6 +182,14 @@ codes = {}
 function init(args)
   local src = args[1] or "none"
   if src == "none" then reqs[1] = wrk.format("GET", "/api/orders"); n = 1
+  elseif src:sub(1, 5) == "dpop:" then
+    local token
+    for line in io.lines(src:sub(6)) do
+      if #line > 0 then
+        if token == nil then token = line
+        else n = n + 1; reqs[n] = wrk.format("GET", "/api/orders", { ["Authorization"] = "DPoP " .. token, ["DPoP"] = line }) end
+      end
+    end
   else for line in io.lines(src) do if #line > 0 then n = n + 1; reqs[n] = wrk.format("GET", "/api/orders", { ["Authorization"] = "Bearer " .. line }) end end end
 end
 function request() idx = idx + 1; if idx > n then idx = 1 end; return reqs[idx] end
@@ -194,7 +208,7 @@ export interface WrkResult {
   readonly wrong: number
 }
 
-/** wrk (one thread, CPU 1) against `port` for `seconds`; `tokens` is a token file or 'none'. */
+/** wrk (one thread, CPU 1) against `port` for `seconds`; `tokens` is a token file, 'dpop:' and a proof file, or 'none'. */
 export async function wrk(rig: Rig, port: number, tokens: string, seconds: number, expect: number, conns = 64): Promise<WrkResult> {
   const { stdout } = await run('taskset', ['-c', String(LOAD_CPU), 'wrk', '-t1', `-c${conns}`, `-d${seconds}s`, '--timeout', '5s', '-s', join(rig.dir, 'load.lua'), `http://127.0.0.1:${port}/api/orders`, '--', tokens], { maxBuffer: 1 << 20 })
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN)
@@ -214,8 +228,14 @@ export interface Sidecar {
   readonly startMs: number
 }
 
-/** The sidecar config for the rig: one issuer (RS256 and ES256), a bearer header, one route over everything. */
-export function sidecarYaml(rig: Rig, options: { readonly accessLog: boolean; readonly cache: boolean | undefined }) {
+/**
+ * The sidecar config for the rig: one issuer (RS256 and ES256), a bearer header, one route over
+ * everything. `dpop`: the issuer requires DPoP (bench/dpop-load.ts), with a proof window of
+ * 10 s and a clock skew of 5 s, so the replay cache (100 000 proofs, each kept proofMaxAge +
+ * 2 × clockSkew = 20 s) never fills at the rig's rate; with the defaults (60 s, 60 s) it
+ * would, past ≈ 550 DPoP requests/s, and refuse proofs.
+ */
+export function sidecarYaml(rig: Rig, options: { readonly accessLog: boolean; readonly cache: boolean | undefined; readonly dpop?: boolean }) {
   return (port: number, adminPort: number): string => `listen: 127.0.0.1:${port}
 admin: { listen: 127.0.0.1:${adminPort} }
 upstream: { url: ${rig.upstreamUrl} }
@@ -225,9 +245,9 @@ issuers:
     jwksUri: ${rig.jwksUrl}
     audiences: [ "${rig.audience}" ]
     algorithms: [RS256, ES256]
-tokens:
+${options.dpop === true ? '    dpop: { mode: required, proofMaxAge: 10s }\n' : ''}tokens:
   from: [ { header: Authorization, prefix: "Bearer " } ]
-${options.cache === undefined ? '' : `  cache: { enabled: ${options.cache} }\n`}identity:
+${options.dpop === true ? '  clockSkew: 5s\n' : ''}${options.cache === undefined ? '' : `  cache: { enabled: ${options.cache} }\n`}identity:
   headers: { X-Auth-Subject: sub }
   strip: ["X-Auth-*"]
 routes:
