@@ -231,9 +231,9 @@ export interface Sidecar {
 /**
  * The sidecar config for the rig: one issuer (RS256 and ES256), a bearer header, one route over
  * everything. `dpop`: the issuer requires DPoP (bench/dpop-load.ts), with a proof window of
- * 10 s and a clock skew of 5 s, so the replay cache (100 000 proofs, each kept proofMaxAge +
- * 2 × clockSkew = 20 s) never fills at the rig's rate; with the defaults (60 s, 60 s) it
- * would, past ≈ 550 DPoP requests/s, and refuse proofs.
+ * 10 s and a clock skew of 5 s, so the replay cache (100 000 proofs, each kept until iat +
+ * proofMaxAge + clockSkew ≈ 15 s) never fills at the rig's rate; with the defaults (60 s,
+ * 60 s) it would, past ≈ 830 DPoP requests/s, and refuse proofs.
  */
 export function sidecarYaml(rig: Rig, options: { readonly accessLog: boolean; readonly cache: boolean | undefined; readonly dpop?: boolean }) {
   return (port: number, adminPort: number): string => `listen: 127.0.0.1:${port}

@@ -81,6 +81,8 @@ const RESTART_ONLY: ReadonlyArray<[string, (c: SidecarConfig) => unknown]> = [
   ['upstream.drainsBodies', (c) => c.upstream.drainsBodies],
   ['requests.timeout', (c) => c.requests.timeout],
   ['shutdown', (c) => c.shutdown],
+  // One replay cache for the process, so that a reload cannot forget the proofs it has seen.
+  ['tokens.dpopReplayCache', (c) => c.tokens.dpopReplayCache],
 ]
 
 /**
@@ -98,7 +100,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
   // The token cache's counters outlive each config's cache; its size is the current one's.
   const cacheStats = createTokenCacheStats()
   // One DPoP replay cache for the process: a reload must not forget the proofs already seen.
-  const dpopReplay = createReplayCache()
+  const dpopReplay = createReplayCache(initial.tokens.dpopReplayCache.maxEntries)
   const metrics = createMetrics({
     dpopReplay,
     keyStatus: () => keys.status(),

@@ -89,6 +89,7 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
       clockSkew: parseDuration(raw.tokens.clockSkew),
       maxBytes: parseSize(raw.tokens.maxBytes),
       cache: raw.tokens.cache.enabled ? { maxEntries: raw.tokens.cache.maxEntries, maxBytes: parseSize(raw.tokens.cache.maxBytes) } : undefined,
+      dpopReplayCache: { maxEntries: raw.tokens.dpopReplayCache.maxEntries },
     },
     identity: {
       headers: Object.fromEntries(Object.entries(raw.identity.headers)),

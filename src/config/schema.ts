@@ -217,7 +217,7 @@ const schema = {
       timeout: duration('25s'),
     }),
     issuers: { type: 'array', minItems: 1, items: issuer, [EXPECTED]: 'at least one issuer' },
-    tokens: settings('a map with from, clockSkew, maxBytes and cache', {
+    tokens: settings('a map with from, clockSkew, maxBytes, cache and dpopReplayCache', {
       from: {
         type: 'array',
         minItems: 1,
@@ -233,6 +233,11 @@ const schema = {
         enabled: boolean(true),
         maxEntries: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000, [EXPECTED]: 'a whole number from 1 to 1000000' },
         maxBytes: size('32MiB'),
+      }),
+      // The DPoP proof replay cache (verify/dpop-replay.ts), one per process: about 120 bytes
+      // per proof, each kept proofMaxAge + clockSkew after its iat. Full refuses (fail closed).
+      dpopReplayCache: settings('a map with maxEntries', {
+        maxEntries: { type: 'integer', minimum: 1, maximum: 10_000_000, default: 100_000, [EXPECTED]: 'a whole number from 1 to 10000000' },
       }),
     }),
     identity: settings('a map with headers, strip, forwardToken, arrays, maxValueBytes, claimsHeader, bindingHeader and underscoreHeaders', {

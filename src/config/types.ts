@@ -134,6 +134,8 @@ export interface TokensConfig {
   readonly maxBytes: number
   /** The verified-token cache; undefined when `tokens.cache.enabled` is false. */
   readonly cache: TokenCacheConfig | undefined
+  /** The DPoP replay cache's bound (proofs); read at start only. */
+  readonly dpopReplayCache: { readonly maxEntries: number }
 }
 
 export interface TokenCacheConfig {

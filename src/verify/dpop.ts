@@ -235,14 +235,15 @@ export function checkProof(proof: string, ctx: ProofContext, opts: ProofOptions,
     return { ok: false, reason: 'token_bound', detail: 'the proof key is not the key the token is bound to (cnf.jkt)' }
   }
   trace?.('jkt', true, `the proof key's thumbprint is the token's cnf.jkt ${thumbprint}`)
-  // Accepted until iat + maxAge + skew, and iat ≤ now + skew: remembered for maxAge + 2·skew.
-  const ttl = opts.maxAge + 2 * opts.clockSkew
+  // This proof is accepted until iat + maxAge + skew (the iat check above): remembered exactly
+  // that long, so an honest client's proof (iat ≈ now) costs maxAge + skew of cache, not + 2·skew.
+  const ttl = iatMs + opts.maxAge + opts.clockSkew - opts.now
   const seen = opts.replay.check(thumbprint, jti, opts.now, ttl)
   if (seen !== 'fresh') {
     trace?.('replay', false, seen === 'replay' ? `jti already used with this key within ${seconds(ttl)}` : `the replay cache is full (${opts.replay.capacity} live proofs): this proof cannot be recorded`)
     return { ok: false, reason: 'dpop_replay', detail: seen === 'replay' ? 'jti already used within the window' : 'replay cache full: the proof cannot be recorded' }
   }
-  trace?.('replay', true, `jti not seen with this key before; remembered for ${seconds(ttl)} (proofMaxAge + 2 × clockSkew)`)
+  trace?.('replay', true, `jti not seen with this key before; remembered for ${seconds(ttl)} (until iat + proofMaxAge + clockSkew)`)
   return { ok: true, jkt: thumbprint }
 }
 

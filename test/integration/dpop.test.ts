@@ -17,6 +17,7 @@ import { dpopClient as clientKey, dpopProof as proof } from '../helpers/dpop.ts'
 import type { ProofParts } from '../helpers/dpop.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import { sidecarYaml, startSidecar } from '../helpers/sidecar.ts'
+import { parseConfig } from '../../src/config/load.ts'
 
 test('DPoP over HTTP: a bound token with a good proof is admitted; every RFC 9449 §4.3 check refuses its own way', async (t) => {
   const idp = await startTestIssuer({ alg: 'RS256' })
@@ -181,6 +182,34 @@ test('DPoP: a request without a token is challenged with every scheme its route 
       await sc.close()
     }
   }
+})
+
+test('DPoP: the replay cache outlives a config reload (a proof seen before is refused after); its size is a restart-only setting', async (t) => {
+  const idp = await startTestIssuer({ alg: 'RS256' })
+  t.after(() => idp.close())
+  const up = await startUpstream()
+  t.after(() => up.close())
+  const yaml = (entries: number): string => sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }] })
+    .replace('    refresh:\n', '    dpop:\n      mode: allowed\n    refresh:\n')
+    .replace('  clockSkew: 30s\n', `  clockSkew: 30s\n  dpopReplayCache:\n    maxEntries: ${entries}\n`)
+  const sc = await startSidecar(yaml(1000))
+  t.after(() => sc.close())
+  const url = `${sc.proxyUrl}/api/x`
+  const client = await clientKey()
+  const token = await idp.sign({ sub: 'alice', cnf: { jkt: client.jkt } })
+  const headers = { authorization: `DPoP ${token}`, dpop: await proof(client, token, url) }
+  const send = async (): Promise<number> => {
+    const res = await request(url, { headers })
+    await res.body.text()
+    return res.statusCode
+  }
+  assert.equal(await send(), 200)
+  const result = sc.app.reload(parseConfig(yaml(5000), 'test.yaml', {}))
+  assert.deepEqual(result.restartRequired, ['tokens.dpopReplayCache'])
+  assert.equal(await send(), 401, 'the same proof after the reload is a replay')
+  const metrics = await (await fetch(`${sc.adminUrl}/metrics`)).text()
+  assert.match(metrics, /^jwt_sidecar_dpop_replay_refusals_total\{cause="replay"\} 1$/m)
+  assert.match(metrics, /^jwt_sidecar_dpop_replay_cache_entries 1$/m)
 })
 
 test('config/examples/dpop.yaml: check-config accepts it (the built CLI), and it runs as documented: a DPoP-bound token admitted, a plain Bearer one refused', async (t) => {

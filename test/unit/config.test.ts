@@ -75,7 +75,7 @@ void describe('parseConfig: a valid file', () => {
           },
         },
       ],
-      tokens: { from: [{ kind: 'header', header: 'Authorization', prefix: 'Bearer ' }], clockSkew: 60_000, maxBytes: 8192, cache: { maxEntries: 10_000, maxBytes: 32 * 2 ** 20 } },
+      tokens: { from: [{ kind: 'header', header: 'Authorization', prefix: 'Bearer ' }], clockSkew: 60_000, maxBytes: 8192, cache: { maxEntries: 10_000, maxBytes: 32 * 2 ** 20 }, dpopReplayCache: { maxEntries: 100_000 } },
       identity: { headers: {}, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, bindingHeader: undefined, underscoreHeaders: 'drop' },
       requests: { methodOverride: 'strip', timeout: 60_000 },
       routes: [{ name: 'default', path: '/**', methods: [], auth: 'required', caseSensitive: false, issuers: [], require: { scopes: [], claims: {} } }],
@@ -188,6 +188,7 @@ log:
       clockSkew: 30_000,
       maxBytes: 16_000,
       cache: { maxEntries: 500, maxBytes: 2 * 2 ** 20 },
+      dpopReplayCache: { maxEntries: 100_000 },
     })
     assert.deepEqual(config.identity, {
       headers: { 'X-Auth-Subject': 'sub', 'X-Auth-Scopes': 'scope' },
@@ -317,6 +318,14 @@ void describe('parseConfig: errors carry file, line and path', () => {
       assert.deepEqual(lines(`${MINIMAL}tokens:\n  cache:\n    ${yaml}\n`).map((l) => l.replace(/^test\.yaml:\d+ /, '')), [message], yaml)
     }
     assert.equal(parseConfig(`${MINIMAL}tokens:\n  cache:\n    enabled: false\n`, 'test.yaml', {}).tokens.cache, undefined)
+  })
+
+  void it('bounds tokens.dpopReplayCache.maxEntries to a whole number from 1 to 10,000,000; default 100,000', () => {
+    for (const v of ['0', '10000001', '2.5', '"9"']) {
+      assert.deepEqual(lines(`${MINIMAL}tokens:\n  dpopReplayCache:\n    maxEntries: ${v}\n`), ['test.yaml:13 tokens.dpopReplayCache.maxEntries: expected a whole number from 1 to 10000000'], v)
+    }
+    assert.equal(parseConfig(MINIMAL, 'test.yaml', {}).tokens.dpopReplayCache.maxEntries, 100_000)
+    assert.equal(parseConfig(`${MINIMAL}tokens:\n  dpopReplayCache:\n    maxEntries: 500000\n`, 'test.yaml', {}).tokens.dpopReplayCache.maxEntries, 500_000)
   })
 
   void it('bounds issuers[].kidless.maxCandidates to a whole number from 1 to 5 (each is a signature check a forged token costs); default 1', () => {

@@ -94,3 +94,23 @@ test('checkProof trace: every check in order when the proof is good; a refused p
   assert.deepEqual(again.events.at(-1)?.slice(0, 2), ['replay', false])
   assert.equal(again.events.length, 12)
 })
+
+test('a proof is remembered until it could no longer be accepted (iat + proofMaxAge + clockSkew), then makes room', async () => {
+  const client = await dpopClient()
+  const token = 'h.p.s'
+  const uri = 'http://api.example/orders'
+  const t0 = 1_800_000_000_000
+  const ctx = { method: 'GET', uri, accessToken: token, jkt: client.jkt }
+  const replay = createReplayCache(10)
+  const opts = (now: number) => ({ maxAge: 60_000, clockSkew: 5_000, now, replay })
+  // iat 50 s ago: acceptable for 15 s more (60 + 5 − 50), so remembered 15 s.
+  const old = await dpopProof(client, token, uri, { iat: (t0 - 50_000) / 1000 })
+  assert.equal(checkProof(old, ctx, opts(t0)).ok, true)
+  const again = checkProof(old, ctx, opts(t0 + 14_000))
+  assert.ok(!again.ok && again.reason === 'dpop_replay', 'replayed within its window')
+  const later = checkProof(old, ctx, opts(t0 + 15_001))
+  assert.ok(!later.ok && later.reason === 'invalid_dpop_proof' && /older/.test(later.detail), 'past its window the iat check refuses it, so the cache need not hold it')
+  // A fresh proof then purges the old entry: only the fresh one is held.
+  assert.equal(checkProof(await dpopProof(client, token, uri, { iat: (t0 + 15_001) / 1000 }), ctx, opts(t0 + 15_001)).ok, true)
+  assert.equal(replay.size, 1)
+})
