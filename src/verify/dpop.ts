@@ -240,10 +240,10 @@ export function checkProof(proof: string, ctx: ProofContext, opts: ProofOptions,
   const ttl = iatMs + opts.maxAge + opts.clockSkew - opts.now
   const seen = opts.replay.check(thumbprint, jti, opts.now, ttl)
   if (seen !== 'fresh') {
-    trace?.('replay', false, seen === 'replay' ? `jti already used with this key within ${seconds(ttl)}` : `the replay cache is full (${opts.replay.capacity} live proofs): this proof cannot be recorded`)
+    trace?.('replay', false, seen === 'replay' ? `jti already used with this key, remembered until iat + proofMaxAge + clockSkew` : `the replay cache is full (${opts.replay.capacity} live proofs): this proof cannot be recorded`)
     return { ok: false, reason: 'dpop_replay', detail: seen === 'replay' ? 'jti already used within the window' : 'replay cache full: the proof cannot be recorded' }
   }
-  trace?.('replay', true, `jti not seen with this key before; remembered for ${seconds(ttl)} (until iat + proofMaxAge + clockSkew)`)
+  trace?.('replay', true, `jti not seen with this key before; remembered for ${Math.ceil(ttl / 1000)}s more (until iat + proofMaxAge + clockSkew)`)
   return { ok: true, jkt: thumbprint }
 }
 

@@ -115,7 +115,7 @@ test('a bound token with a good proof: every proof check shown and passed, the b
   assert.match(line(r, 'dpop.iat', '✔'), /within the window: now \d+ .*dpop\.proofMaxAge 60s, tokens\.clockSkew 30s/)
   assert.match(line(r, 'dpop.jkt', '✔'), new RegExp(`the proof key's thumbprint is the token's cnf\\.jkt ${client.jkt}`))
   // A one-shot CLI has its own, empty replay cache: it says so rather than pretend to know.
-  assert.match(line(r, 'dpop.replay', '✔'), /remembered for 120s .*starts with an empty replay cache, so it cannot tell whether a running sidecar has seen this proof/)
+  assert.match(line(r, 'dpop.replay', '✔'), /remembered for \d+s more \(until iat \+ proofMaxAge \+ clockSkew\); .*starts with an empty replay cache, so it cannot tell whether a running sidecar has seen this proof/)
   assert.match(line(r, 'binding', '✔'), new RegExp(`DPoP scheme, dpop.mode allowed: DPoP proof verifies, key thumbprint ${client.jkt}`))
   assert.match(r.stdout, /\noutcome: forwarded\n$/)
 
