@@ -26,6 +26,7 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
         keyFile: resolvePath(dirname(source), raw.tls.keyFile),
         clientCaFile: raw.tls.clientCaFile === undefined ? undefined : resolvePath(dirname(source), raw.tls.clientCaFile),
         minVersion: raw.tls.minVersion,
+        http2: raw.tls.http2,
       },
     }),
     ...(raw.clientCertificateHeader === undefined ? {} : {

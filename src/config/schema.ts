@@ -296,8 +296,10 @@ const schema = {
         keyFile: { type: 'string', minLength: 1, [EXPECTED]: 'a PEM private key file, like /etc/jwt-sidecar-tls/tls.key' },
         clientCaFile: { type: 'string', minLength: 1, [EXPECTED]: 'a PEM file of CA certificates that client certificates must chain to' },
         minVersion: oneOf(['TLSv1.2', 'TLSv1.3'], 'TLSv1.2'),
+        // ALPN h2 next to http/1.1 (RFC 9113 §3.2); the upstream stays HTTP/1.1 (proxy/listener.ts).
+        http2: boolean(false),
       },
-      [EXPECTED]: 'a map with certFile, keyFile, clientCaFile and minVersion',
+      [EXPECTED]: 'a map with certFile, keyFile, clientCaFile, minVersion and http2',
     },
     // RFC 8705 certificate-bound tokens when TLS ends at a trusted ingress in front of the pod:
     // the client certificate arrives in a header, trusted only from the listed peer addresses

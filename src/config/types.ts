@@ -259,6 +259,8 @@ export interface TlsConfig {
   /** Client certificates are required and must chain to these CAs. */
   readonly clientCaFile: string | undefined
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3'
+  /** ALPN offers `h2` before `http/1.1`: HTTP/2 clients are served too (proxy/listener.ts). */
+  readonly http2: boolean
 }
 
 /** `clientCertificateHeader`: a trusted ingress passes the client certificate (request/client-cert.ts). */

@@ -48,8 +48,11 @@ const CLOSE: ReadonlySet<string> = new Set(['close'])
 
 /**
  * A fresh copy of a request's end-to-end headers for the next hop: without the hop-by-hop set,
- * the names its Connection header lists (RFC 9110 §7.6.1), and the names in `drop` (what the
- * sender of the next request owns, such as `host`).
+ * the names its Connection header lists (RFC 9110 §7.6.1), the names in `drop` (what the
+ * sender of the next request owns, such as `host`), and HTTP/2 pseudo-headers (`:method`,
+ * `:path`, `:authority`, `:scheme`, which Node's HTTP/2 header object holds too): they are
+ * control data of the HTTP/2 hop (RFC 9113 §8.3), never fields, and no HTTP/1.1 field name
+ * starts with `:` (RFC 9110 §5.1 token).
  *
  * @example
  * endToEndHeaders({ connection: 'x-a', 'x-a': '1', 'x-b': '2', host: 'h' }, new Set(['host'])) // { 'x-b': '2' }
@@ -58,7 +61,7 @@ export function endToEndHeaders(inbound: Readonly<Record<string, string | string
   const named = connectionNamed(inbound)
   const out: Record<string, string | string[] | undefined> = {}
   for (const name in inbound) {
-    if (!HOP_BY_HOP.has(name) && !drop.has(name) && !named.has(name)) out[name] = inbound[name]
+    if (!HOP_BY_HOP.has(name) && !drop.has(name) && !named.has(name) && name.charCodeAt(0) !== 0x3a) out[name] = inbound[name]
   }
   return out
 }

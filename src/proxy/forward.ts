@@ -80,7 +80,7 @@ export function createForward(options: ForwardOptions): ForwardHandler {
     options.requestHeaders(request, out)
     const target = request.raw.url ?? '/'
     const q = target.indexOf('?')
-    const body = request.body
+    const body = request.body ?? http2Body(request)
     const exchange = new Exchange(shared, request, reply)
     shared.dispatcher.dispatch({
       method: request.method,
@@ -92,6 +92,26 @@ export function createForward(options: ForwardOptions): ForwardHandler {
       bodyTimeout: shared.timeout,
     }, exchange)
   }
+}
+
+/**
+ * An HTTP/2 request's body when fastify did not hand one over: HTTP/2 frames the body itself
+ * (RFC 9113 §8.1), so a request may carry one with neither Content-Length nor
+ * Transfer-Encoding, and fastify decides that a request has a body from those two headers
+ * (handleRequest). Without this the body would be dropped; undici sends it chunked.
+ */
+function http2Body(request: FastifyRequest): Readable | undefined {
+  const raw = request.raw as FastifyRequest['raw'] & { stream?: { readonly endAfterHeaders: boolean } }
+  return raw.httpVersionMajor === 2 && raw.stream?.endAfterHeaders === false ? raw : undefined
+}
+
+/**
+ * The client can no longer be answered. An HTTP/2 response (Http2ServerResponse) has no
+ * `destroyed` of its own: its stream says.
+ */
+function gone(res: ServerResponse): boolean {
+  const stream = (res as ServerResponse & { stream?: { readonly destroyed: boolean; readonly closed: boolean } }).stream
+  return res.destroyed || (stream !== undefined && (stream.destroyed || stream.closed))
 }
 
 /** Host names the upstream; Expect is answered by the sidecar itself (server.ts). */
@@ -128,17 +148,21 @@ class Exchange implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
     const res = this.res
     // The client is gone: nobody to answer, and the upstream connection is not worth keeping.
-    if (res.destroyed) {
+    if (gone(res)) {
       this.abort?.(new Error('client closed the connection'))
       return false
     }
     const headers = responseHeaders(raw, this.shared.prefix)
     // An HTTP/1 connection cannot take its next request before this one's body was read.
-    if (!this.request.raw.complete) headers.connection = 'close'
+    // (An HTTP/2 stream is its own: nothing to close, and the field is forbidden there, RFC 9113 §8.2.2.)
+    if (!this.request.raw.complete && this.request.raw.httpVersionMajor !== 2) headers.connection = 'close'
     try {
       res.writeHead(statusCode, headers)
     } catch (err) {
-      // A status or header Node refuses to send (it checks before writing anything).
+      // A status or header Node refuses to send (it checks before writing anything), such as
+      // a repeated single-value header over HTTP/2. There the compatibility API has already
+      // stored the headers it took: removed, so the 502 carries none of the app's (a Set-Cookie).
+      for (const name of res.getHeaderNames()) res.removeHeader(name)
       this.abort?.(err as Error)
       return false
     }
@@ -164,13 +188,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.started) {
       // Part of the response is out: cut the connection rather than end a truncated body.
       // (A client that left first destroyed it already: that is not the upstream's failure.)
-      if (!this.res.destroyed) {
+      if (!gone(this.res)) {
         this.res.destroy(err)
         this.shared.onTruncated(this.reply, err)
       }
       return
     }
-    if (this.res.destroyed || this.reply.sent) return
+    if (gone(this.res) || this.reply.sent) return
     this.shared.onError(this.reply, err)
   }
 

@@ -7,7 +7,6 @@ import { LogController, fastify } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyHttpProxy from '@fastify/http-proxy'
 import type { ServerOptions } from 'node:http'
-import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { SidecarConfig } from '../config/types.ts'
@@ -32,6 +31,9 @@ import type { UpstreamBoundRequest } from './upstream-headers.ts'
 import { NO_ROUTE_SCHEMAS } from '../fastify-schemas.ts'
 import type { Pipeline } from '../request/pipeline.ts'
 import type { BoundTo } from '../request/binding.ts'
+import { http2Authority } from '../request/authority.ts'
+import { httpOptions, serverOptions, setupHttp2Listener } from './listener.ts'
+import type { Http2SecureServer } from 'node:http2'
 
 /** What the auth step decided, kept on the request for the proxy step and the access log. */
 export interface RequestAuth {
@@ -97,8 +99,25 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
       clientError(err, socket)
     },
-    ...serverOptions(config),
+    // fastify's typings pick the server's type from these options; with `tls.http2` the
+    // request and reply are the compatibility API's (Http2ServerRequest/Response), which
+    // this adapter uses only through what they share with node:http's (listener.ts).
+    ...(serverOptions(config) as { http: ServerOptions }),
   }) as FastifyInstance
+  if (config.tls?.http2 === true) {
+    const h2 = setupHttp2Listener(app.server as unknown as Http2SecureServer, {
+      http: httpOptions(config),
+      requestTimeout: config.requests.timeout,
+      // fastify's keepAliveTimeout default, the one its HTTP/1 servers get.
+      keepAliveTimeout: 72_000,
+      onRequestTimeout: () => requestTimedOut(),
+      timedOut: denial('request_timeout'),
+    })
+    app.addHook('preClose', (done) => {
+      h2.closeSessions()
+      done()
+    })
+  }
   /**
    * Node's socket-level errors: the request timeout gets our own 408 (the closed reason set,
    * counted and logged like any refusal; the route is not known at this level); the rest get
@@ -106,14 +125,17 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
    * written into a response already under way (Node's own rule in socketOnError).
    */
   const timedOut = denial('request_timeout')
+  function requestTimedOut(): void {
+    metrics.request(UNMATCHED_ROUTE, 'denied', 'request_timeout')
+    deps.events.log('info', 'request.timeout', { event: 'request.timeout', timeoutMs: config.requests.timeout }, 'request not received within requests.timeout')
+  }
   function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
     // A reset connection has nobody to answer.
     if (err.code === 'ECONNRESET' || socket.destroyed) return
     let head: string
     let body: string
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      metrics.request(UNMATCHED_ROUTE, 'denied', 'request_timeout')
-      deps.events.log('info', 'request.timeout', { event: 'request.timeout', timeoutMs: config.requests.timeout }, 'request not received within requests.timeout')
+      requestTimedOut()
       head = `408 Request Timeout\r\n${Object.entries(timedOut.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}`
       body = timedOut.body
     } else if (err.code === 'HPE_HEADER_OVERFLOW') {
@@ -204,6 +226,11 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     const p = deps.pipeline()
     request.pipeline = p
     try {
+      // HTTP/2: `:authority` is the Host, and a differing `host` field is refused (request/authority.ts).
+      if (request.raw.httpVersionMajor === 2) {
+        const why = http2Authority(request.headers, request.raw.rawHeaders)
+        if (why !== undefined) return apply(request, reply, badRequest(why), done)
+      }
       // Strip before anything else, on every route (auth: none included).
       const strip = p.headers.stripInbound(request.headers)
       if (strip !== undefined) {
@@ -331,28 +358,6 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
   })
 
   return app
-}
-
-/**
- * Node's server options: plain HTTP, or HTTPS with `tls` (its certificate is set before
- * listen and on every reload by proxy/tls.ts, so none is given here).
- */
-function serverOptions(config: SidecarConfig): { http: ServerOptions } | { https: HttpsServerOptions } {
-  const http: ServerOptions = {
-    // Node checks the deadline every connectionsCheckingInterval (default 30 s): check often
-    // enough that the timeout means what it says.
-    connectionsCheckingInterval: Math.min(5_000, Math.max(100, Math.floor(config.requests.timeout / 10))),
-    headersTimeout: Math.min(60_000, config.requests.timeout),
-  }
-  if (config.tls === undefined) return { http }
-  return {
-    https: {
-      ...http,
-      minVersion: config.tls.minVersion,
-      // With a client CA, a client certificate that chains to it is required (fail closed).
-      ...(config.tls.clientCaFile === undefined ? {} : { requestCert: true, rejectUnauthorized: true }),
-    },
-  }
 }
 
 function errorCode(error: unknown): string | undefined {

@@ -106,6 +106,9 @@ export function createHeaderPolicy(identity: IdentityConfig, options: HeaderPoli
     stripInbound(headers) {
       let dropped: { name: string; kind: HeaderNameKind }[] | undefined
       for (const name in headers) {
+        // An HTTP/2 pseudo-header (`:path`…) is the request line, not a field: never a
+        // protected name (a `*` strip pattern must not remove `:path`), never forwarded.
+        if (name.charCodeAt(0) === 0x3a) continue
         // Node lower-cases names; only a name with `_` needs folding (the common case does not).
         const underscore = name.includes('_')
         const folded = underscore ? name.replaceAll('_', '-') : name

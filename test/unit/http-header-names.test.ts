@@ -49,3 +49,8 @@ test('endToEndHeaders copies what the next hop may see: not hop-by-hop, not Conn
   assert.notEqual(out, inbound, 'a fresh object')
   assert.deepEqual(out, { 'x-kept': 'k', 'set-cookie': ['a', 'b'] })
 })
+
+test('endToEndHeaders never copies an HTTP/2 pseudo-header (RFC 9113 §8.3): they are the request line, not fields', () => {
+  const inbound = { ':method': 'GET', ':path': '/admin', ':authority': 'api.example', ':scheme': 'https', ':protocol': 'websocket', 'x-kept': 'k' }
+  assert.deepEqual(endToEndHeaders(inbound, new Set()), { 'x-kept': 'k' })
+})

@@ -14,7 +14,7 @@ const ca = makeCa()
 const alice = ca.issue('alice')
 const bob = ca.issue('bob')
 
-const TLS = { tls: { certFile: 'x', keyFile: 'x', clientCaFile: 'ca.pem', minVersion: 'TLSv1.2' as const } }
+const TLS = { tls: { certFile: 'x', keyFile: 'x', clientCaFile: 'ca.pem', minVersion: 'TLSv1.2' as const, http2: false } }
 
 function viaHeader(format: 'xfcc' | 'pem', trustedPeers = ['10.0.0.0/8', '127.0.0.1', 'fd00::/8']): ReturnType<typeof createClientCertificates> {
   return createClientCertificates({ clientCertificateHeader: { name: 'X-Client-Cert', format, trustedPeers } })

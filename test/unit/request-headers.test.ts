@@ -21,6 +21,14 @@ test('stripInbound removes configured names, patterns and every identity header,
   assert.deepEqual(headers, { 'x-auth': 'kept (pattern needs the dash)', accept: 'kept' })
 })
 
+test('stripInbound leaves HTTP/2 pseudo-headers alone, even under a pattern that matches their names', () => {
+  // `*th` and `*ity` pass the config checks (they spare Authorization) and match `:path` and `:authority`.
+  const policy = createHeaderPolicy({ headers: {}, strip: ['*th', '*ity'], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, bindingHeader: undefined, underscoreHeaders: 'reject' })
+  const headers: Record<string, string> = { ':method': 'GET', ':path': '/x', ':authority': 'api.example', ':scheme': 'https', 'x-depth': 'spoof', 'x-identity': 'spoof' }
+  assert.equal(policy.stripInbound(headers)?.rejected, undefined)
+  assert.deepEqual(headers, { ':method': 'GET', ':path': '/x', ':authority': 'api.example', ':scheme': 'https' })
+})
+
 test('setIdentity maps claims to headers and skips missing claims', () => {
   const policy = createHeaderPolicy({ headers: { 'X-Auth-Subject': 'sub', 'X-Auth-Scopes': 'scope', 'X-Auth-Email': 'email' }, strip: [], forwardToken: true, arrays: 'join', maxValueBytes: 4096, claimsHeader: undefined, bindingHeader: undefined, underscoreHeaders: 'drop' })
   const out: Record<string, string | string[] | undefined> = {}

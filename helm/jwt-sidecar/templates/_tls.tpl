@@ -8,7 +8,7 @@ directory and points config.tls at its files, so the mount and the config have o
   config.tls.clientCaFile  <tlsSecret.mountPath>/ca.crt, only with tlsSecret.clientCa (mutual TLS)
 
 A path the user wrote into config.tls for one of these keys must be the same path: two
-sources that disagree fail the render rather than one silently winning. config.tls.minVersion,
+sources that disagree fail the render rather than one silently winning. config.tls.minVersion, http2,
 and a clientCaFile from elsewhere (an extra mount) without tlsSecret.clientCa, are the user's.
 Without tlsSecret, a config.tls must name its own files (mounted with sidecar.extraVolumes).
 
