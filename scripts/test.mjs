@@ -2,10 +2,14 @@
 // Runs every test file with node:test under the current Node (CI calls this with Node 20 and 24).
 // Node 20's `node --test` does not expand globs, so the files are listed here.
 // Usage: node scripts/test.mjs [substring-filter...]
-import { readdirSync, statSync } from 'node:fs'
+// The last lines say how many suites and tests were skipped and why (issue #14 §6): a skip is
+// never silent, and a skip without a reason fails the run.
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { summariseSkips } from './test-skips-reporter.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const filters = process.argv.slice(2)
@@ -25,7 +29,28 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`)
   process.exit(1)
 }
-const args = ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files]
+// Naming a reporter replaces node's default, so the default is named too: spec on a terminal,
+// and elsewhere TAP before Node 23 (spec from 23 on).
+const major = Number(process.versions.node.split('.')[0])
+const shown = process.stdout.isTTY === true || major >= 23 ? 'spec' : 'tap'
+const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-test-run-'))
+const skipsFile = join(dir, 'skips.jsonl')
+const reporters = ['--test-reporter', shown, '--test-reporter-destination', 'stdout',
+  '--test-reporter', fileURLToPath(new URL('test-skips-reporter.mjs', import.meta.url)), '--test-reporter-destination', skipsFile]
+const args = ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...reporters, ...files]
 console.error(`node ${process.version}: ${files.length} test files`)
 const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' })
-process.exit(r.status ?? 1)
+let status = r.status ?? 1
+let skips
+try {
+  skips = summariseSkips(readFileSync(skipsFile, 'utf8'), root)
+} catch (err) {
+  skips = { text: `the skipped tests are unknown: ${err.message}`, unexplained: 1 }
+}
+rmSync(dir, { recursive: true, force: true })
+console.log(skips.text)
+if (skips.unexplained > 0) {
+  console.log(`${skips.unexplained} skip(s) without a reason: the run fails`)
+  if (status === 0) status = 1
+}
+process.exit(status)
