@@ -26,6 +26,7 @@ import { createTlsReloader } from './proxy/tls.ts'
 import type { TlsEvent, TlsReloader } from './proxy/tls.ts'
 import type { Server as TlsServer } from 'node:tls'
 import type { WatchOptions } from './fs-watch.ts'
+import type { StopPlan } from './stop-signals.ts'
 
 export interface AppDeps {
   readonly log?: Logger
@@ -62,9 +63,10 @@ export interface App {
   /**
    * Kubernetes shutdown (issue #5): readiness fails at once, requests are still served for
    * `shutdown.delay` while endpoints update, then the listener closes and in-flight requests
-   * drain for at most `shutdown.timeout`; then everything stops.
+   * drain for at most `shutdown.timeout`; then everything stops. A `plan` replaces the two
+   * durations: a Ctrl-C at a terminal skips the delay (src/stop-signals.ts).
    */
-  shutdown(): Promise<void>
+  shutdown(plan?: StopPlan): Promise<void>
   /** Stops at once: closes both servers and the key store's timers. */
   close(): Promise<void>
 }
@@ -190,11 +192,13 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
       logWarnings(next)
       return { restartRequired, issuers }
     },
-    async shutdown() {
+    async shutdown(plan) {
       if (closing !== undefined) return closing
       serving = false
-      const { delay, timeout } = config.shutdown
-      log.info({ event: 'shutdown.started', delayMs: delay, timeoutMs: timeout }, 'shutting down: readiness fails now, serving until endpoints update')
+      const { delay, timeout } = plan ?? config.shutdown
+      const why = plan === undefined ? {} : { signal: plan.signal, interactive: plan.interactive }
+      log.info({ event: 'shutdown.started', ...why, delayMs: delay, timeoutMs: timeout },
+        plan?.interactive === true ? 'Ctrl-C at a terminal: shutting down without shutdown.delay' : 'shutting down: readiness fails now, serving until endpoints update')
       await sleep(delay)
       log.info({ event: 'shutdown.draining', timeoutMs: timeout }, 'no longer accepting connections; draining in-flight requests')
       // fastify's close stops accepting, answers new requests on kept-alive connections with

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { createApp } from './app.ts'
 import { createConfigReloader } from './reload.ts'
+import { onStopSignals, processTerminal, stopPlan } from './stop-signals.ts'
 import type { App } from './app.ts'
 import { ConfigError, loadConfig, resolveConfigPath } from './config/load.ts'
 import { checkReport } from './config/report.ts'
@@ -50,19 +51,6 @@ function load(path: string, env: NodeJS.ProcessEnv): SidecarConfig | undefined {
     }
     throw err
   }
-}
-
-/** SIGTERM/SIGINT run `stop` (the graceful shutdown) and exit 0; a second signal exits at once. */
-function onSignals(stop: () => Promise<void>): void {
-  let stopping = false
-  const handler = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(130)
-    stopping = true
-    process.stderr.write(`${signal}: shutting down\n`)
-    stop().then(() => process.exit(0), () => process.exit(1))
-  }
-  process.on('SIGTERM', handler)
-  process.on('SIGINT', handler)
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -137,9 +125,10 @@ async function main(argv: string[]): Promise<number> {
       const reloader = createConfigReloader(app, { path: resolveConfigPath(values.config, env), env })
       // SIGHUP: reload even if the file text is the same (the environment may have changed).
       process.on('SIGHUP', () => reloader.reload('signal', true))
-      onSignals(async () => {
+      // Ctrl-C at a terminal skips shutdown.delay; SIGTERM keeps it (src/stop-signals.ts).
+      onStopSignals(async (signal) => {
         reloader.close()
-        await app.shutdown()
+        await app.shutdown(stopPlan(signal, processTerminal(), app.config().shutdown))
       })
       return -1 // keep running
     }
@@ -154,7 +143,7 @@ async function main(argv: string[]): Promise<number> {
         else process.stderr.write(`demo failed: ${(err as Error).message}\n`)
         return 1
       }
-      onSignals(() => handle.stop())
+      onStopSignals(() => handle.stop())
       return -1
     }
     default:
@@ -277,7 +266,7 @@ async function token(args: string[]): Promise<number> {
     err: (text) => process.stderr.write(text),
   })
   if ('code' in outcome) return outcome.code
-  onSignals(() => outcome.serving.close())
+  onStopSignals(() => outcome.serving.close())
   return -1
 }
 
