@@ -3,6 +3,11 @@
  * ConfigMap update swaps a `..data` symlink), read and validate the file again. A valid file
  * is applied atomically (app.reload); an invalid one changes nothing, and every error is
  * logged as `config.rejected` and counted.
+ *
+ * Restoring the file in force after a rejected edit (a `kubectl rollout undo`, a reverted
+ * ConfigMap) logs `config.restored` (issue #14 §6): the pod is back to a file it can start
+ * with, which is what the JwtSidecarConfigReloadFailed runbook waits for. Nothing is applied
+ * again, because nothing changed: `config.reloaded` would claim a swap that did not happen.
  */
 import { readFileSync } from 'node:fs'
 import type { App } from './app.ts'
@@ -25,6 +30,8 @@ export interface ConfigReloader {
 export function createConfigReloader(app: App, options: { readonly path: string; readonly env: Env; readonly watch?: WatchOptions | false }): ConfigReloader {
   const { path, env } = options
   let lastText = readText()
+  // The rejections since the file in force was last read: a restore reports what it undid.
+  let rejectedSince = 0
 
   function readText(): string | undefined {
     try {
@@ -36,13 +43,21 @@ export function createConfigReloader(app: App, options: { readonly path: string;
 
   function reload(trigger: 'signal' | 'file', force = false): void {
     const text = readText()
-    // A directory event for another file, or a swap to identical content: nothing to do.
-    if (!force && text !== undefined && text === lastText) return
+    // A directory event for another file, or a swap to identical content: nothing to do,
+    // unless an edit was rejected since: then the file in force is back, and that is news.
+    if (!force && text !== undefined && text === lastText) {
+      if (rejectedSince === 0) return
+      app.metrics.configReload('success')
+      app.log.info({ event: 'config.restored', trigger, file: path, rejected: rejectedSince }, 'configuration file restored to the one in force; nothing to apply')
+      rejectedSince = 0
+      return
+    }
     try {
       if (text === undefined) throw new ConfigError([{ file: path, line: undefined, path: '', message: 'cannot read the file' }])
       const next = parseConfig(text, path, env)
       const result = app.reload(next)
       lastText = text
+      rejectedSince = 0
       app.metrics.configReload('success')
       app.log.info({ event: 'config.reloaded', trigger, file: path, issuers: result.issuers, restartRequired: result.restartRequired }, 'configuration reloaded')
       if (result.restartRequired.length > 0) {
@@ -50,6 +65,7 @@ export function createConfigReloader(app: App, options: { readonly path: string;
       }
     } catch (err) {
       app.metrics.configReload('error')
+      rejectedSince++
       const errors = err instanceof ConfigError ? err.message.split('\n') : [String(err)]
       app.log.error({ event: 'config.rejected', trigger, file: path, errors }, 'new configuration rejected; the running one stays')
     }

@@ -1,13 +1,14 @@
 /**
  * Operations as Kubernetes exercises them, on the real process (`node dist/src/cli.js run`):
- * graceful shutdown with a slow request in flight, a second signal, and live config reload
- * through a ConfigMap-style `..data` symlink swap and SIGHUP.
+ * graceful shutdown with a slow request in flight, a second signal, Ctrl-C at a real
+ * pseudo-terminal, and live config reload through a ConfigMap-style `..data` symlink swap and
+ * SIGHUP, and a restore after a rejected edit.
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -155,16 +156,110 @@ describe('graceful shutdown on SIGTERM', () => {
   })
 })
 
+describe('SIGINT: Ctrl-C at a terminal skips shutdown.delay (issue #14 §6); without one it is SIGTERM', () => {
+  test('SIGINT without a terminal (kill -INT, a process manager) keeps shutdown.delay, as SIGTERM does', { timeout: 30_000 }, async () => {
+    const sc = await run(tempConfig(configText({ issuer, upstream: upstreamUrl, delay: '800ms', timeout: '5s' })))
+    const auth = { authorization: `Bearer ${await issuer.sign({ sub: 'alice' })}` }
+    const t0 = performance.now()
+    sc.child.kill('SIGINT')
+    await waitFor(async () => (await status(`${sc.adminUrl}/readyz`)) === 503, { what: 'readiness to fail', timeoutMs: 2000 })
+    assert.equal(await status(`${sc.proxyUrl}/fast`, auth), 200, 'still serving within shutdown.delay')
+    const { code, atMs } = await sc.exited()
+    assert.equal(code, 0)
+    assert.ok(atMs - t0 >= 800, `exited ${Math.round(atMs - t0)} ms after SIGINT, before the 800 ms delay`)
+    const started = sc.logs().find((l) => l.event === 'shutdown.started')!
+    assert.deepEqual([started.signal, started.interactive, started.delayMs, started.timeoutMs], ['SIGINT', false, 800, 5000])
+  })
+
+  test('Ctrl-C in a real pseudo-terminal (util-linux script): no delay, the request in flight still completes, exit 0', { timeout: 30_000 }, async () => {
+    const sc = await runInTerminal(tempConfig(configText({ issuer, upstream: upstreamUrl, delay: '20s', timeout: '20s' })))
+    try {
+      const auth = { authorization: `Bearer ${await issuer.sign({ sub: 'alice' })}` }
+      slowMs = 700
+      const seen = upstreamSeen
+      const slow = request(`${sc.proxyUrl}/slow`, { headers: auth }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() }))
+      await waitFor(() => upstreamSeen > seen, { what: 'the slow request to reach the upstream', timeoutMs: 10_000 })
+      const t0 = performance.now()
+      sc.ctrlC()
+      assert.deepEqual(await slow, { status: 200, body: 'ok' }, 'the request in flight completes')
+      const { code, atMs } = await sc.exited()
+      const tookMs = atMs - t0
+      assert.equal(code, 0, sc.output())
+      const started = sc.logs().find((l) => l.event === 'shutdown.started')
+      assert.ok(started !== undefined, sc.output())
+      assert.deepEqual([started.signal, started.interactive, started.delayMs, started.timeoutMs], ['SIGINT', true, 0, 2000])
+      assert.ok(sc.logs().some((l) => l.event === 'shutdown.completed' && l.drained === true))
+      // The 20 s delay was not waited for; the bound leaves room for a loaded machine.
+      assert.ok(tookMs < 5000, `exited ${Math.round(tookMs)} ms after Ctrl-C`)
+      console.log(`Ctrl-C: exited ${Math.round(tookMs)} ms after ^C (shutdown.delay 20 s), the 700 ms request completed`)
+    } finally {
+      sc.kill()
+    }
+  })
+})
+
+/**
+ * The built CLI under a real pseudo-terminal: util-linux `script` allocates one and runs the
+ * command in it, so stdin is a TTY and a ^C byte written to `script` becomes SIGINT from the
+ * terminal's line discipline, as a person's Ctrl-C does. stdout goes to a file, so the JSON log
+ * lines are read as in `run`. A missing `script` fails the test (it is in Debian's essential
+ * bsdutils; .ci/run checks for it).
+ */
+async function runInTerminal(configPath: string): Promise<{
+  readonly proxyUrl: string
+  logs(): Array<Record<string, unknown>>
+  output(): string
+  ctrlC(): void
+  kill(): void
+  exited(): Promise<{ code: number | null; atMs: number }>
+}> {
+  assert.ok(existsSync(cli), `${cli} is missing: run \`npm run build\` (npm test does it first)`)
+  const which = spawnSync('script', ['--version'], { encoding: 'utf8' })
+  assert.ok(which.error === undefined && /util-linux/.test(which.stdout), `this test needs util-linux's script(1) for a pseudo-terminal: ${which.error?.message ?? which.stdout}`)
+  const logFile = join(mkdtempSync(join(tmpdir(), 'jwt-sidecar-tty-')), 'out.log')
+  writeFileSync(logFile, '')
+  const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`
+  // exec: the sidecar replaces the shell, so the ^C and the exit code are its own.
+  const command = `exec ${q(process.execPath)} ${q(cli)} run --config ${q(configPath)} >${q(logFile)} 2>&1`
+  const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { cwd: root, env: { PATH: process.env.PATH ?? '' } })
+  let terminal = ''
+  child.stdout.on('data', (d: Buffer) => { terminal += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { terminal += d.toString() })
+  const exit = new Promise<{ code: number | null; atMs: number }>((resolve) => child.on('exit', (code) => resolve({ code, atMs: performance.now() })))
+  const text = (): string => readFileSync(logFile, 'utf8')
+  const logs = (): Array<Record<string, unknown>> => text().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const output = (): string => `terminal: ${JSON.stringify(terminal)}\nlog:\n${text()}`
+  const started = await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`sidecar did not start:\n${output()}`)
+    return logs().find((l) => l.event === 'server.started')
+  }, { what: () => `the sidecar to start in the terminal:\n${output()}`, timeoutMs: 15_000 })
+  await waitFor(async () => (await status(`${String(started.admin)}/readyz`)) === 200, { what: 'ready', timeoutMs: 10_000 })
+  return {
+    proxyUrl: String(started.proxy),
+    logs,
+    output,
+    // ETX, what the Ctrl-C key sends; the terminal's ISIG turns it into SIGINT.
+    ctrlC: () => { child.stdin.write('\x03') },
+    kill: () => { if (child.exitCode === null) child.kill('SIGKILL') },
+    exited: () => exit,
+  }
+}
+
+/** The kubelet's ConfigMap update: write `..vN/sidecar.yaml`, then swap the `..data` symlink to it. */
+function configMapSwapper(dir: string): (version: string, text: string) => void {
+  return (version, text) => {
+    mkdirSync(join(dir, version))
+    writeFileSync(join(dir, version, 'sidecar.yaml'), text)
+    symlinkSync(version, join(dir, '..data_tmp'))
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'))
+  }
+}
+
 describe('live reload', () => {
   test('a ConfigMap-style swap applies routes and audiences without a restart or a key refetch; an invalid file is rejected; SIGHUP reloads', { timeout: 60_000 }, async () => {
     // The kubelet's layout: sidecar.yaml -> ..data/sidecar.yaml, ..data -> ..v1/
     const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-reload-'))
-    const swap = (version: string, text: string): void => {
-      mkdirSync(join(dir, version))
-      writeFileSync(join(dir, version, 'sidecar.yaml'), text)
-      symlinkSync(version, join(dir, '..data_tmp'))
-      renameSync(join(dir, '..data_tmp'), join(dir, '..data'))
-    }
+    const swap = configMapSwapper(dir)
     swap('..v1', configText({ issuer, upstream: upstreamUrl }))
     symlinkSync(join('..data', 'sidecar.yaml'), join(dir, 'sidecar.yaml'))
     const sc = await run(join(dir, 'sidecar.yaml'))
@@ -212,6 +307,39 @@ describe('live reload', () => {
 
       const metrics = await (await request(`${sc.adminUrl}/metrics`)).body.text()
       assert.match(metrics, /^jwt_sidecar_config_reloads_total\{result="success"\} 3$/m)
+      assert.match(metrics, /^jwt_sidecar_config_reloads_total\{result="error"\} 1$/m)
+    } finally {
+      sc.child.kill('SIGKILL')
+      await sc.exited()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('restoring the file in force after a rejected edit logs config.restored (issue #14 §6), and applies nothing', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-restore-'))
+    const swap = configMapSwapper(dir)
+    const good = configText({ issuer, upstream: upstreamUrl, extraRoute: '\n  - { name: open, path: /open/**, auth: none }' })
+    swap('..v1', good)
+    symlinkSync(join('..data', 'sidecar.yaml'), join(dir, 'sidecar.yaml'))
+    const sc = await run(join(dir, 'sidecar.yaml'))
+    try {
+      const events = (): unknown[] => sc.logs().map((l) => l.event).filter((e) => String(e).startsWith('config.'))
+      // The rejected edit: the running config stays.
+      swap('..v2', good.replace('auth: required', 'auth: sometimes'))
+      await waitFor(() => sc.logs().some((l) => l.event === 'config.rejected'), { what: 'the rejection', timeoutMs: 10_000 })
+      // The rollback: the same text as the file in force, in a new ConfigMap version.
+      swap('..v3', good)
+      const restored = await waitFor(() => sc.logs().find((l) => l.event === 'config.restored'), { what: () => `config.restored after ${JSON.stringify(events())}`, timeoutMs: 10_000 })
+      assert.equal(restored.trigger, 'file')
+      assert.equal(restored.rejected, 1)
+      assert.equal(restored.level, 'info')
+      assert.equal(await status(`${sc.proxyUrl}/open/x`), 200, 'still the v1 config')
+      // Further events for the same file (the 10s poll, a directory event) log nothing more.
+      writeFileSync(join(dir, 'unrelated'), 'x')
+      await new Promise((r) => setTimeout(r, 300))
+      assert.deepEqual(events(), ['config.rejected', 'config.restored'], 'no config.reloaded: nothing was applied')
+      const metrics = await (await request(`${sc.adminUrl}/metrics`)).body.text()
+      assert.match(metrics, /^jwt_sidecar_config_reloads_total\{result="success"\} 1$/m, 'the restore counts as a success')
       assert.match(metrics, /^jwt_sidecar_config_reloads_total\{result="error"\} 1$/m)
     } finally {
       sc.child.kill('SIGKILL')
