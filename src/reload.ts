@@ -32,6 +32,9 @@ export function createConfigReloader(app: App, options: { readonly path: string;
   let lastText = readText()
   // The rejections since the file in force was last read: a restore reports what it undid.
   let rejectedSince = 0
+  // The text last rejected: another event for the same file (a directory event, the poll)
+  // would only report it again, and count one bad edit twice. SIGHUP still retries it.
+  let rejectedText: string | undefined
 
   function readText(): string | undefined {
     try {
@@ -50,14 +53,17 @@ export function createConfigReloader(app: App, options: { readonly path: string;
       app.metrics.configReload('success')
       app.log.info({ event: 'config.restored', trigger, file: path, rejected: rejectedSince }, 'configuration file restored to the one in force; nothing to apply')
       rejectedSince = 0
+      rejectedText = undefined
       return
     }
+    if (!force && text !== undefined && text === rejectedText) return
     try {
       if (text === undefined) throw new ConfigError([{ file: path, line: undefined, path: '', message: 'cannot read the file' }])
       const next = parseConfig(text, path, env)
       const result = app.reload(next)
       lastText = text
       rejectedSince = 0
+      rejectedText = undefined
       app.metrics.configReload('success')
       app.log.info({ event: 'config.reloaded', trigger, file: path, issuers: result.issuers, restartRequired: result.restartRequired }, 'configuration reloaded')
       if (result.restartRequired.length > 0) {
@@ -66,6 +72,7 @@ export function createConfigReloader(app: App, options: { readonly path: string;
     } catch (err) {
       app.metrics.configReload('error')
       rejectedSince++
+      rejectedText = text
       const errors = err instanceof ConfigError ? err.message.split('\n') : [String(err)]
       app.log.error({ event: 'config.rejected', trigger, file: path, errors }, 'new configuration rejected; the running one stays')
     }

@@ -327,6 +327,10 @@ describe('live reload', () => {
       // The rejected edit: the running config stays.
       swap('..v2', good.replace('auth: required', 'auth: sometimes'))
       await waitFor(() => sc.logs().some((l) => l.event === 'config.rejected'), { what: 'the rejection', timeoutMs: 10_000 })
+      // Another event in the directory re-reads the same bad text: already reported, not again.
+      writeFileSync(join(dir, 'unrelated-1'), 'x')
+      await new Promise((r) => setTimeout(r, 500))
+      assert.deepEqual(events(), ['config.rejected'])
       // The rollback: the same text as the file in force, in a new ConfigMap version.
       swap('..v3', good)
       const restored = await waitFor(() => sc.logs().find((l) => l.event === 'config.restored'), { what: () => `config.restored after ${JSON.stringify(events())}`, timeoutMs: 10_000 })
@@ -335,8 +339,8 @@ describe('live reload', () => {
       assert.equal(restored.level, 'info')
       assert.equal(await status(`${sc.proxyUrl}/open/x`), 200, 'still the v1 config')
       // Further events for the same file (the 10s poll, a directory event) log nothing more.
-      writeFileSync(join(dir, 'unrelated'), 'x')
-      await new Promise((r) => setTimeout(r, 300))
+      writeFileSync(join(dir, 'unrelated-2'), 'x')
+      await new Promise((r) => setTimeout(r, 500))
       assert.deepEqual(events(), ['config.rejected', 'config.restored'], 'no config.reloaded: nothing was applied')
       const metrics = await (await request(`${sc.adminUrl}/metrics`)).body.text()
       assert.match(metrics, /^jwt_sidecar_config_reloads_total\{result="success"\} 1$/m, 'the restore counts as a success')
