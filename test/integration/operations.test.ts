@@ -210,13 +210,15 @@ async function runInTerminal(configPath: string): Promise<{
   logs(): Array<Record<string, unknown>>
   output(): string
   ctrlC(): void
+  /** Ends the terminal if it still runs, and removes the log. */
   kill(): void
   exited(): Promise<{ code: number | null; atMs: number }>
 }> {
   assert.ok(existsSync(cli), `${cli} is missing: run \`npm run build\` (npm test does it first)`)
   const which = spawnSync('script', ['--version'], { encoding: 'utf8' })
   assert.ok(which.error === undefined && /util-linux/.test(which.stdout), `this test needs util-linux's script(1) for a pseudo-terminal: ${which.error?.message ?? which.stdout}`)
-  const logFile = join(mkdtempSync(join(tmpdir(), 'jwt-sidecar-tty-')), 'out.log')
+  const logDir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-tty-'))
+  const logFile = join(logDir, 'out.log')
   writeFileSync(logFile, '')
   const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`
   // exec: the sidecar replaces the shell, so the ^C and the exit code are its own.
@@ -240,7 +242,10 @@ async function runInTerminal(configPath: string): Promise<{
     output,
     // ETX, what the Ctrl-C key sends; the terminal's ISIG turns it into SIGINT.
     ctrlC: () => { child.stdin.write('\x03') },
-    kill: () => { if (child.exitCode === null) child.kill('SIGKILL') },
+    kill: () => {
+      if (child.exitCode === null) child.kill('SIGKILL')
+      rmSync(logDir, { recursive: true, force: true })
+    },
     exited: () => exit,
   }
 }
