@@ -33,6 +33,9 @@ import { dirname, join } from 'node:path'
 import { isMap, isScalar, isSeq, parse, parseDocument, stringify } from 'yaml'
 import type { Node } from 'yaml'
 import { configSchema } from '../../src/config/schema.ts'
+import { parseConfig } from '../../src/config/load.ts'
+import { refusesPlainHttp } from '../../src/http/transport.ts'
+import { createRouteMatcher } from '../../src/policy/routes.ts'
 import { CHART_DIR, ROOT, configValuesSchema, extractTools, parseManifests, run, validateObject } from '../helpers/helm.ts'
 import type { K8sObject } from '../helpers/helm.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
@@ -66,6 +69,7 @@ interface Values {
 }
 interface Probe {
   readonly httpGet?: { readonly path: string; readonly port: string | number; readonly scheme?: string }
+  readonly [key: string]: unknown
 }
 interface Container {
   readonly name: string
@@ -74,6 +78,7 @@ interface Container {
   readonly env?: Array<{ name: string; value?: string }>
   readonly ports?: Array<{ name?: string; containerPort: number }>
   readonly securityContext?: Record<string, unknown>
+  readonly resources?: Record<string, unknown>
   readonly startupProbe?: Probe
   readonly readinessProbe?: Probe
   readonly livenessProbe?: Probe
@@ -89,6 +94,7 @@ interface PodSpec {
   readonly containers: Container[]
   readonly volumes?: Volume[]
   readonly terminationGracePeriodSeconds?: number
+  readonly securityContext?: Record<string, unknown>
 }
 interface Deployment extends K8sObject {
   readonly spec: { readonly template: { readonly metadata: { readonly annotations?: Record<string, string> }; readonly spec: PodSpec } }
@@ -116,16 +122,24 @@ async function helm(args: readonly string[]): Promise<string> {
   return r.stdout
 }
 
-/** `helm template` of the chart; every object validated. */
+/**
+ * No public image exists, so the chart has no default image.repository and refuses to render
+ * without one; every render here names a placeholder registry, as a user names theirs.
+ */
+const IMAGE_REPOSITORY = 'registry.example.com/jwt-sidecar'
+const IMAGE = ['--set', `image.repository=${IMAGE_REPOSITORY}`]
+const IMAGE_UNSET = 'image.repository is not set: build the image (docs/kubernetes.md#image) and set image.repository=<your registry>/jwt-sidecar'
+
+/** `helm template` of the chart (with IMAGE); every object validated. */
 async function template(args: readonly string[] = [], release = RELEASE): Promise<K8sObject[]> {
-  const objects = parseManifests(await helm(['template', release, CHART_DIR, '--namespace', NAMESPACE, ...args]))
+  const objects = parseManifests(await helm(['template', release, CHART_DIR, '--namespace', NAMESPACE, ...IMAGE, ...args]))
   for (const o of objects) validateObject(o)
   return objects
 }
 
-/** `helm template` that must fail; returns its error output. */
+/** `helm template` (with IMAGE, unless args unset it) that must fail; returns its error output. */
 async function templateFails(args: readonly string[]): Promise<string> {
-  const r = await run(tools.helm, ['template', RELEASE, CHART_DIR, '--namespace', NAMESPACE, ...args], tools.env)
+  const r = await run(tools.helm, ['template', RELEASE, CHART_DIR, '--namespace', NAMESPACE, ...IMAGE, ...args], tools.env)
   assert.notEqual(r.code, 0, `helm template ${args.join(' ')} should fail; it rendered:\n${r.stdout.slice(0, 2000)}`)
   return r.stderr
 }
@@ -191,12 +205,12 @@ function assertSidecarContainer(c: Container, v: Pick<Values, 'sidecar'>, where:
   for (const [k, want] of Object.entries(SECURITY_CONTEXT)) assert.deepEqual(c.securityContext?.[k], want, `${where}: securityContext.${k}`)
   assert.deepEqual(
     c.ports?.map((p) => [p.name, p.containerPort]),
-    [['http', v.sidecar.ports.http], ['admin', v.sidecar.ports.admin]],
-    `${where}: container ports named http and admin`,
+    [['jwt-proxy', v.sidecar.ports.http], ['jwt-admin', v.sidecar.ports.admin]],
+    `${where}: container ports named jwt-proxy and jwt-admin (prefixed: an app's own port is often named http)`,
   )
   const onAdmin = (p: Probe | undefined, path: string, probe: string): void => {
     assert.equal(p?.httpGet?.path, path, `${where}: ${probe} path`)
-    assert.ok(p.httpGet.port === 'admin' || p.httpGet.port === v.sidecar.ports.admin, `${where}: ${probe} must probe the admin port, not ${p.httpGet.port}`)
+    assert.ok(p.httpGet.port === 'jwt-admin' || p.httpGet.port === v.sidecar.ports.admin, `${where}: ${probe} must probe the admin port, not ${p.httpGet.port}`)
   }
   onAdmin(c.startupProbe, '/readyz', 'startupProbe')
   onAdmin(c.readinessProbe, '/readyz', 'readinessProbe')
@@ -206,6 +220,19 @@ function assertSidecarContainer(c: Container, v: Pick<Values, 'sidecar'>, where:
   assert.equal(c.env?.find((e) => e.name === 'JWT_SIDECAR_CONFIG')?.value, '/etc/jwt-sidecar/sidecar.yaml', `${where}: JWT_SIDECAR_CONFIG`)
   if (v.sidecar.native) assert.equal(c.restartPolicy, 'Always', `${where}: a native sidecar has restartPolicy Always`)
   else assert.equal(c.restartPolicy, undefined, `${where}: a plain container has no restartPolicy`)
+}
+
+/**
+ * Container, port and volume names are unique in the pod. Port names are looked up pod-wide (a
+ * Service's targetPort, a PodMonitor's port): a duplicate resolves to whichever container
+ * comes first, so a Service could reach the app around the sidecar.
+ */
+function assertNamesUnique(spec: PodSpec, where: string): void {
+  const containers = [...(spec.initContainers ?? []), ...spec.containers]
+  const dupes = (names: string[]): string[] => names.filter((n, i) => names.indexOf(n) !== i)
+  assert.deepEqual(dupes(containers.map((c) => c.name)), [], `${where}: duplicate container names`)
+  assert.deepEqual(dupes(containers.flatMap((c) => (c.ports ?? []).flatMap((p) => p.name ?? []))), [], `${where}: duplicate port names`)
+  assert.deepEqual(dupes((spec.volumes ?? []).map((v) => v.name)), [], `${where}: duplicate volume names`)
 }
 
 /** JWT_SIDECAR_CONFIG → a mount → a ConfigMap volume → that ConfigMap's key: the file the sidecar reads exists. */
@@ -233,13 +260,13 @@ function seconds(d: string): number {
 // ---------------------------------------------------------------------------------------------
 
 describe('helm lint --strict', () => {
-  test('the chart with its defaults', async () => {
-    const out = await helm(['lint', '--strict', CHART_DIR])
+  test('the chart with its defaults and image.repository', async () => {
+    const out = await helm(['lint', '--strict', CHART_DIR, ...IMAGE])
     assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/)
   })
   for (const file of CI_FILES) {
     test(`with ci/${file}`, async () => {
-      const out = await helm(['lint', '--strict', CHART_DIR, ...ciArgs(file)])
+      const out = await helm(['lint', '--strict', CHART_DIR, ...IMAGE, ...ciArgs(file)])
       assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/)
     })
   }
@@ -304,6 +331,7 @@ describe('helm template ci/*.yaml', () => {
         const app = spec.containers.find((c) => c.name === 'app')
         assert.ok(app !== undefined, 'the example app container')
         assert.equal(app.ports, undefined, 'the app port is not declared: nothing outside the pod should use it')
+        assertNamesUnique(spec, `ci/${file}`)
       }
     })
   }
@@ -319,10 +347,17 @@ describe('helm template ci/*.yaml', () => {
     assert.equal(plainSpec.initContainers, undefined)
   })
 
-  test('native sidecars are refused below Kubernetes 1.29, with the way out in the message', async () => {
-    const err = await templateFails(['--kube-version', '1.28.9'])
-    assert.match(err, /sidecar\.native needs Kubernetes 1\.29 .*set sidecar\.native=false/)
-    await template(['--kube-version', '1.28.9', '--set', 'sidecar.native=false'])
+  test('native sidecars are refused below Kubernetes 1.29, with the way out in the message, in every mode', async () => {
+    const refused = /sidecar\.native needs Kubernetes 1\.29 or later \(restartable init containers\); this cluster is v1\.28(\.9)?: set sidecar\.native=false/
+    assert.match(await templateFails(['--kube-version', '1.28']), refused)
+    assert.match(await templateFails(['--kube-version', '1.28.9']), refused)
+    await template(['--kube-version', '1.28', '--set', 'sidecar.native=false'])
+    // 1.29 has restartable init containers on by default (beta).
+    assert.equal(sidecarOf(one<Deployment>(await template(['--kube-version', '1.29']), 'Deployment').spec.template.spec).list, 'initContainers')
+    // Inject mode renders no pod, but the ConfigMap's render still refuses: the app chart's
+    // include (or examples/patch.yaml) would put a native sidecar on that cluster.
+    assert.match(await templateFails(['--kube-version', '1.28', '-f', join(CI_DIR, 'inject-only-values.yaml'), '--set', 'sidecar.native=true']), refused)
+    await template(['--kube-version', '1.28', '-f', join(CI_DIR, 'inject-only-values.yaml')])
   })
 
   test('the PrometheusRule is files/alerts.yaml: its groups, as promtool reads them', async () => {
@@ -379,7 +414,7 @@ describe('helm template ci/*.yaml', () => {
 
     // The kubelet's probes of the sidecar: plain HTTP on the admin port (the admin port never speaks TLS).
     for (const probe of [container.startupProbe, container.readinessProbe, container.livenessProbe]) {
-      assert.equal(probe?.httpGet?.port, 'admin')
+      assert.equal(probe?.httpGet?.port, 'jwt-admin')
       assert.ok(probe.httpGet.scheme === undefined || probe.httpGet.scheme === 'HTTP', `scheme ${probe.httpGet.scheme} on the admin port`)
     }
     // The app's probe goes through the sidecar's proxy port, which now speaks TLS only.
@@ -526,6 +561,146 @@ describe('helm template ci/*.yaml', () => {
   })
 })
 
+describe('render-time checks, and what the chart leaves to the user', () => {
+  test('no image.repository: helm template and helm install fail, saying what to set', async () => {
+    assert.equal((DEFAULTS as unknown as { image: { repository: string } }).image.repository, '', 'values.yaml names no image: none is published')
+    // (`helm lint` renders in lint mode, where Helm 4 only logs a template's `fail`.)
+    for (const args of [['template', RELEASE, CHART_DIR], ['install', RELEASE, CHART_DIR, '--dry-run=client']]) {
+      const r = await run(tools.helm, [...args, '--namespace', NAMESPACE], tools.env)
+      assert.notEqual(r.code, 0, `helm ${args[0]} without image.repository should fail`)
+      assert.ok(`${r.stderr}${r.stdout}`.includes(IMAGE_UNSET), `helm ${args[0]}: the message should say what to set; got:\n${r.stderr}${r.stdout}`)
+    }
+    const appVersion = (parse(read(join(CHART_DIR, 'Chart.yaml'))) as { appVersion: string }).appVersion
+    const image = async (args: string[]): Promise<string> => sidecarOf(one<Deployment>(await template(args), 'Deployment').spec.template.spec).container.image
+    assert.equal(await image([]), `${IMAGE_REPOSITORY}:${appVersion}`, 'the tag defaults to the appVersion')
+    assert.equal(await image(['--set', 'image.tag=1.2.3']), `${IMAGE_REPOSITORY}:1.2.3`)
+    const digest = `sha256:${'a'.repeat(64)}`
+    assert.equal(await image(['--set', `image.digest=${digest}`]), `${IMAGE_REPOSITORY}@${digest}`)
+    // Inject mode renders no container, so it needs no image (examples/patch.yaml names its own).
+    const inject = await run(tools.helm, ['template', 'myapp', CHART_DIR, '--namespace', NAMESPACE, '-f', join(CI_DIR, 'inject-only-values.yaml')], tools.env)
+    assert.equal(inject.code, 0, inject.stderr)
+  })
+
+  test("the user's app gets no resources or securityContext unless set; the sidecar keeps its own", async () => {
+    const defaults = DEFAULTS as Values & { sidecar: { resources: unknown } }
+    const spec = one<Deployment>(await template([]), 'Deployment').spec.template.spec
+    const app = spec.containers.find((c) => c.name === 'app')
+    assert.ok(app !== undefined)
+    assert.equal(app.resources, undefined, 'no memory limit imposed on the app')
+    assert.equal(app.securityContext, undefined, 'no uid or read-only root imposed on the app')
+    assert.equal(spec.securityContext, undefined, 'no pod securityContext: it would apply to the app too')
+    const { container } = sidecarOf(spec)
+    assertSidecarContainer(container, DEFAULTS, 'defaults')
+    assert.deepEqual(container.resources, defaults.sidecar.resources)
+    // What the user sets reaches the app (and the pod), and the sidecar stays as it was.
+    const set = one<Deployment>(await template(['--set', 'app.resources.limits.memory=1Gi', '--set', 'app.securityContext.runAsUser=1000', '--set', 'app.podSecurityContext.fsGroup=2000']), 'Deployment').spec.template.spec
+    const setApp = set.containers.find((c) => c.name === 'app')
+    assert.ok(setApp !== undefined)
+    assert.deepEqual(setApp.resources, { limits: { memory: '1Gi' } })
+    assert.deepEqual(setApp.securityContext, { runAsUser: 1000 })
+    assert.deepEqual(set.securityContext, { fsGroup: 2000 })
+    assert.deepEqual(sidecarOf(set).container, container)
+    // ci/everything-on-values.yaml sets a restricted profile for whoami: passed through as written.
+    const ci = ciValues('everything-on-values.yaml') as Values & { app: { securityContext: unknown; resources: unknown } }
+    const everything = one<Deployment>(await ciRender('everything-on-values.yaml'), 'Deployment').spec.template.spec.containers.find((c) => c.name === 'app')
+    assert.ok(everything !== undefined)
+    assert.deepEqual(everything.securityContext, ci.app.securityContext)
+    assert.deepEqual(everything.resources, ci.app.resources)
+  })
+
+  test('plain-http key URLs are refused unless loopback or allowInsecureHttp, as the sidecar refuses them (src/http/transport.ts)', async () => {
+    // The default issuer without its key URL: each case adds its own.
+    const base = Object.fromEntries(Object.entries(DEFAULTS.config.issuers[0]!).filter(([k]) => k !== 'jwksUri'))
+    const cases: Array<{ key: 'jwksUri' | 'discoveryUrl' | 'issuer'; url: string; allow?: boolean }> = [
+      ...[
+        'https://idp.example.com/certs', 'http://idp.example.com/certs', 'HTTP://IDP.example.com/certs', 'http://keycloak.idp.svc.cluster.local:8080/certs',
+        'http://10.0.0.5/certs', 'http://localhost:8080/certs', 'http://LocalHost/certs', 'http://127.0.0.1:8080/certs', 'http://127.10.0.1/certs',
+        'http://[::1]:9000/certs', 'http://127.0.0.1.nip.io/certs', 'http://localhost.example.com/certs',
+      ].map((url) => ({ key: 'jwksUri' as const, url })),
+      { key: 'jwksUri', url: 'http://idp.example.com/certs', allow: true },
+      { key: 'jwksUri', url: 'http://idp.example.com/certs', allow: false },
+      { key: 'discoveryUrl', url: 'http://idp.example.com/realms/corp/.well-known/openid-configuration' },
+      { key: 'discoveryUrl', url: 'http://127.0.0.1:8080/realms/corp/.well-known/openid-configuration' },
+      { key: 'discoveryUrl', url: 'http://idp.example.com/realms/corp/.well-known/openid-configuration', allow: true },
+      { key: 'issuer', url: 'http://idp.example.com/realms/corp' },
+      { key: 'issuer', url: 'http://localhost:8080/realms/corp' },
+    ]
+    const outcomes = await Promise.all(cases.map(async ({ key, url, allow }) => {
+      const issuer: Record<string, unknown> = { ...base, ...(allow === undefined ? {} : { allowInsecureHttp: allow }) }
+      if (key === 'issuer') Object.assign(issuer, { issuer: url, discovery: true })
+      else issuer[key] = url
+      const args = ['--set-json', `config.issuers=${JSON.stringify([issuer])}`]
+      const refused = refusesPlainHttp(new URL(url), allow === true)
+      if (!refused) {
+        await template(args)
+        return 'rendered'
+      }
+      const host = new URL(url).hostname
+      const err = await templateFails(args)
+      assert.ok(err.includes(`config.issuers[0].${key} "${url}" is plain http to ${host}, which is not loopback`), `${key} ${url}: ${err}`)
+      assert.ok(err.includes('RFC 8725 §3.10') && err.includes('set config.issuers[0].allowInsecureHttp: true'), `${key} ${url}: the way out: ${err}`)
+      return 'refused'
+    }))
+    assert.deepEqual([outcomes.filter((o) => o === 'refused').length, outcomes.filter((o) => o === 'rendered').length], [9, 10], 'both outcomes are exercised')
+    // A ${VAR} URL is resolved only at start-up: left to the sidecar's own check.
+    await template(['--set-json', `config.issuers=${JSON.stringify([{ ...base, jwksUri: 'http://$' + '{IDP_HOST}/certs' }])}`])
+    // Inject mode renders the config too, so it checks too.
+    assert.match(
+      await templateFails(['-f', join(CI_DIR, 'inject-only-values.yaml'), '--set-json', `config.issuers=${JSON.stringify([{ ...base, jwksUri: 'http://idp.example.com/certs' }])}`]),
+      /config\.issuers\[0\]\.jwksUri "http:\/\/idp\.example\.com\/certs" is plain http/,
+    )
+  })
+
+  test('app.healthPath: the first route that matches GET <path> must admit a request without a token, as the sidecar decides (src/policy/routes.ts)', async () => {
+    const rendered = sidecarConfigOf(await template([]))
+    type Route = { name: string; path: string; auth?: string; methods?: string[]; caseSensitive?: boolean }
+    const health: Route = { name: 'health', path: '/health', methods: ['GET'], auth: 'none' }
+    const rest: Route = { name: 'default', path: '/**', auth: 'required' }
+    const cases: Array<{ healthPath: string; routes: Route[] }> = [
+      { healthPath: '/health', routes: [health, rest] },
+      { healthPath: '/health?full=1', routes: [health, rest] },
+      { healthPath: '/health/', routes: [health, rest] }, // none/optional match exactly as written
+      { healthPath: '/Health', routes: [health, rest] },
+      { healthPath: '/Health', routes: [{ ...health, caseSensitive: false }, rest] },
+      { healthPath: '/ready', routes: [health, rest] },
+      { healthPath: '/health', routes: [{ name: 'api', path: '/**', methods: ['GET'] }, { ...health, methods: [] }] },
+      { healthPath: '/HEALTH/', routes: [{ name: 'blocked', path: '/health', auth: 'deny' }, { name: 'open', path: '/**', auth: 'none' }] },
+      { healthPath: '/health', routes: [{ ...health, methods: ['POST'] }, rest] },
+      { healthPath: '/health', routes: [{ name: 'api', path: '/api/**' }] }, // no route at all
+      { healthPath: '/probes/ready', routes: [{ name: 'probes', path: '/probes/**', auth: 'none' }, rest] },
+      { healthPath: '/probes', routes: [{ name: 'probes', path: '/probes/**', auth: 'none' }, rest] },
+      { healthPath: '/v1/ready', routes: [{ name: 'ready', path: '/*/ready', auth: 'optional', methods: ['get', 'HEAD'] }, rest] },
+      { healthPath: '/v1/x/ready', routes: [{ name: 'ready', path: '/*/ready', auth: 'optional' }, rest] },
+      { healthPath: '/aXb', routes: [{ name: 'dot', path: '/a.b', auth: 'none' }, rest] }, // a literal dot, not a regexp one
+      { healthPath: '/a.b', routes: [{ name: 'dot', path: '/a.b', auth: 'none' }, rest] },
+    ]
+    const outcomes = await Promise.all(cases.map(async ({ healthPath, routes }, n) => {
+      // The sidecar's own decision for the kubelet's GET: the config as rendered, these routes.
+      const config = parseConfig(stringify({ ...rendered, routes }), `case ${n}`, {})
+      const route = createRouteMatcher(config.routes).match('GET', healthPath.replace(/[?#].*$/, ''))
+      const args = ['--set-json', `config.routes=${JSON.stringify(routes)}`, '--set-json', `app.healthPath=${JSON.stringify(healthPath)}`]
+      const where = `case ${n} (${healthPath})`
+      if (route?.auth === 'none' || route?.auth === 'optional') {
+        const app = one<Deployment>(await template(args), 'Deployment').spec.template.spec.containers.find((c) => c.name === 'app')
+        assert.equal(app?.readinessProbe?.httpGet?.path, healthPath, where)
+        return 'rendered'
+      }
+      const err = await templateFails(args)
+      const path = healthPath.replace(/[?#].*$/, '')
+      const why = route === undefined
+        ? `no route in config.routes matches GET ${path}, so the sidecar answers the kubelet's readiness probe with 403`
+        : `the first route in config.routes that matches GET ${path} is routes[${config.routes.indexOf(route)}] (${route.name}, auth: ${route.auth}), so the kubelet's readiness probe, which carries no token, gets ${route.auth === 'deny' ? 403 : 401}`
+      assert.ok(err.includes(`app.healthPath "${healthPath}": ${why}`), `${where}: expected "${why}", got: ${err}`)
+      assert.ok(err.includes(`add the route {name: health, path: ${path}, methods: [GET], auth: none} to config.routes`), `${where}: the way out: ${err}`)
+      return 'refused'
+    }))
+    assert.deepEqual([outcomes.filter((o) => o === 'refused').length, outcomes.filter((o) => o === 'rendered').length], [9, 7], 'both outcomes are exercised')
+    // No probe, no check.
+    const none = one<Deployment>(await template(['--set-json', `config.routes=${JSON.stringify([rest])}`, '--set', 'app.healthPath=']), 'Deployment')
+    assert.equal(none.spec.template.spec.containers.find((c) => c.name === 'app')?.readinessProbe, undefined)
+  })
+})
+
 describe('values', () => {
   test("values.schema.json's config is src/config/schema.ts (UPDATE_SCHEMA=1 regenerates it)", () => {
     const path = join(CHART_DIR, 'values.schema.json')
@@ -599,19 +774,46 @@ describe('injecting into an existing app', () => {
       assert.deepEqual(svc.spec.ports.map((p) => p.targetPort), [DEFAULTS.sidecar.ports.http])
       const np = one<NetworkPolicy>(objects, 'NetworkPolicy')
       assert.deepEqual((np.spec as unknown as { podSelector: unknown }).podSelector, { matchLabels: parentValues['jwt-sidecar'].podSelector })
+      // The app container: the readiness probe through the sidecar from jwt-sidecar.appReadinessProbe, nothing else of the sidecar's.
+      const app = spec.containers.find((c) => c.name === 'app')
+      assert.ok(app !== undefined)
+      assert.deepEqual(app.readinessProbe, { httpGet: { path: '/healthz', port: DEFAULTS.sidecar.ports.http, scheme: 'HTTP' }, periodSeconds: 5, failureThreshold: 2 })
+      assert.equal(app.securityContext, undefined, 'the app container gets no securityContext from the sidecar')
+      assert.equal(app.resources, undefined, 'the app container gets no resources from the sidecar')
+      assert.equal(spec.securityContext, undefined, 'no pod securityContext: it would apply to the app too')
+      assertNamesUnique(spec, `app chart (native=${native})`)
     }
+    // The app chart's render checks its probe path and needs the image like the chart's own.
+    const parentFails = async (args: string[]): Promise<string> => {
+      const r = await run(tools.helm, ['template', 'myapp', parent, '--namespace', NAMESPACE, ...args], tools.env)
+      assert.notEqual(r.code, 0, `helm template ${args.join(' ')} should fail`)
+      return r.stderr
+    }
+    assert.ok((await parentFails(['--set', 'jwt-sidecar.image.repository='])).includes(IMAGE_UNSET))
+    assert.match(await parentFails(['--set', 'jwt-sidecar.app.healthPath=/ready']), /app\.healthPath "\/ready": the first route in config\.routes that matches GET \/ready is routes\[1\] \(default, auth: required\)/)
   })
 
-  test('examples/patch.yaml, applied with `kubectl patch --local`, adds exactly the sidecar the chart renders', async () => {
+  test('examples/patch.yaml, applied with `kubectl patch --local` to a `helm create`-shaped Deployment, adds exactly the sidecar the chart renders, with no duplicate names', async () => {
     const deploymentFile = join(work, 'myapp-deployment.yaml')
-    const appContainer = { name: 'app', image: 'registry.example.com/myapp:1.4.2', env: [{ name: 'HOST', value: '127.0.0.1' }] }
+    // As `helm create` scaffolds it: a port named http (the Service targets it by name), probes
+    // on it; bound to loopback now, with the probes through the sidecar's port (the checklist).
+    const probe = { httpGet: { path: '/healthz', port: 8080 } }
+    const appContainer = {
+      name: 'myapp',
+      image: 'registry.example.com/myapp:1.4.2',
+      env: [{ name: 'HOST', value: '127.0.0.1' }],
+      ports: [{ name: 'http', containerPort: 8000, protocol: 'TCP' }],
+      livenessProbe: probe,
+      readinessProbe: probe,
+      volumeMounts: [{ name: 'data', mountPath: '/data' }],
+    }
     writeFileSync(deploymentFile, stringify({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name: 'myapp', namespace: NAMESPACE },
       spec: {
         selector: { matchLabels: { app: 'myapp' } },
-        template: { metadata: { labels: { app: 'myapp' } }, spec: { containers: [appContainer] } },
+        template: { metadata: { labels: { app: 'myapp' } }, spec: { containers: [appContainer], volumes: [{ name: 'data', emptyDir: {} }] } },
       },
     }))
     const r = await run(tools.kubectl, ['patch', '--local', '-f', deploymentFile, '--patch-file', join(CHART_DIR, 'examples', 'patch.yaml'), '-o', 'yaml'], tools.env)
@@ -619,20 +821,26 @@ describe('injecting into an existing app', () => {
     const [patched] = parseManifests(r.stdout) as Deployment[]
     validateObject(patched!)
     const spec = patched!.spec.template.spec
-    assert.deepEqual(spec.containers, [appContainer], 'the app container is untouched')
+    assert.deepEqual(spec.containers, [appContainer], 'the app container is untouched: no resources, no securityContext')
+    assert.equal(spec.securityContext, undefined, 'no pod securityContext: it would apply to the app too')
+    assertNamesUnique(spec, 'the patched pod')
+    const ports = [...(spec.initContainers ?? []), ...spec.containers].flatMap((c) => (c.ports ?? []).map((p) => p.name))
+    assert.deepEqual(ports.sort(), ['http', 'jwt-admin', 'jwt-proxy'])
 
     // The chart's render for release myapp: the same container, volumes and grace period.
     const chart = one<Deployment>(await template([], 'myapp'), 'Deployment').spec.template.spec
     assert.deepEqual(sidecarOf(spec).container, sidecarOf(chart).container, 'examples/patch.yaml has drifted from the chart: copy the rendered sidecar container')
-    assert.deepEqual(spec.volumes, chart.volumes)
+    assert.equal(sidecarOf(spec).container.image, `${IMAGE_REPOSITORY}:0.1.0`, 'the placeholder registry the patch tells the user to replace')
+    const byName = (vols: readonly Volume[]): Volume[] => [...vols].sort((a, b) => a.name.localeCompare(b.name))
+    assert.deepEqual(byName(spec.volumes ?? []), byName([{ name: 'data', emptyDir: {} } as Volume, ...(chart.volumes ?? [])]))
     assert.equal(spec.terminationGracePeriodSeconds, chart.terminationGracePeriodSeconds)
     // ... whose ConfigMap is what `helm template myapp helm/jwt-sidecar --set app.enabled=false ...` renders.
     const injected = await template(['-f', join(CI_DIR, 'inject-only-values.yaml')], 'myapp')
     assert.equal(spec.volumes?.find((vol) => vol.configMap !== undefined)?.configMap?.name, configMapOf(injected).metadata.name)
 
-    // The README's Service patch: port 80 now targets the sidecar.
+    // The README's Service patch: port 80, which targeted the app's port by name, now targets the sidecar by number.
     const serviceFile = join(work, 'myapp-service.yaml')
-    writeFileSync(serviceFile, stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'myapp' }, spec: { selector: { app: 'myapp' }, ports: [{ name: 'http', port: 80, targetPort: 8000 }] } }))
+    writeFileSync(serviceFile, stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'myapp' }, spec: { selector: { app: 'myapp' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } }))
     const s = await run(tools.kubectl, ['patch', '--local', '-f', serviceFile, '--patch', '{"spec":{"ports":[{"port":80,"targetPort":8080}]}}', '-o', 'yaml'], tools.env)
     assert.equal(s.code, 0, s.stderr)
     const [svc] = parseManifests(s.stdout) as Service[]
