@@ -22,7 +22,8 @@ export async function metricsReference(): Promise<string> {
   const metrics = createMetrics()
   // The type as exposed (getMetricsAsJSON), the label names from the declarations.
   const exposed = new Map((await metrics.registry.getMetricsAsJSON()).map((m) => [m.name, String(m.type)]))
-  const declared = (metrics.registry.getMetricsAsArray() as unknown as Declared[]).slice().sort((a, b) => a.name.localeCompare(b.name))
+  // By code point, not localeCompare: the page must come out the same under every locale.
+  const declared = (metrics.registry.getMetricsAsArray() as unknown as Declared[]).slice().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   const rows = declared.map((m) => [
     code(m.name),
     exposed.get(m.name) ?? String(m.type),
