@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { Ajv, _ } from 'ajv'
 import type { AnyValidateFunction } from 'ajv/dist/core.js'
 import standalone from 'ajv/dist/standalone/index.js'
-import { AJV_OPTIONS, EXPECTED, UNIT_FORMAT_CHECKS, configSchema } from '../src/config/schema.ts'
+import { AJV_OPTIONS, EXPECTED, UNIT_FORMAT_CHECKS, configSchema, withoutDocs } from '../src/config/schema.ts'
 
 export const GENERATED_PATH = fileURLToPath(new URL('../src/config/validate.generated.ts', import.meta.url))
 
@@ -28,7 +28,9 @@ export function generateValidatorSource(): string {
   type ToCode = (ajv: Ajv, validate: AnyValidateFunction) => string
   const mod = standalone as unknown as ToCode & { default?: ToCode }
   const toCode = mod.default ?? mod
-  const code = toCode(ajv, ajv.compile(configSchema))
+  // The keys' descriptions are the reference's (scripts/gen-docs.ts), not the validator's: left
+  // out, the generated code does not embed them, and error messages never read them.
+  const code = toCode(ajv, ajv.compile(withoutDocs(configSchema)))
   const helpers = new Set<string>()
   const body = code.replace(RUNTIME, (_m: string, name: string) => {
     helpers.add(name)

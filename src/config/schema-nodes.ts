@@ -1,7 +1,8 @@
 /**
  * The vocabulary schema.ts is written in: the node type, the unit formats, ajv's options, and
  * small builders (a duration with its default, a one-of, a map of optional settings) that
- * give every node its `x-expected` phrase. Split from schema.ts so that file is the schema.
+ * give every node its `x-expected` phrase, and {@link doc}, which gives a key its meaning.
+ * Split from schema.ts so that file (and src/config/schema/*.ts) is the schema.
  */
 import { parseDuration, parseListen, parseSize, unitReason } from './units.ts'
 
@@ -9,16 +10,29 @@ import { parseDuration, parseListen, parseSize, unitReason } from './units.ts'
 export const EXPECTED = 'x-expected'
 
 /**
+ * The annotation keyword holding how the reference describes the default of a key the schema
+ * leaves without one because convert.ts computes it (`routes[].caseSensitive` depends on
+ * `auth`) or because absent means off (`tls`). Markdown, like `description`.
+ */
+export const DEFAULT_DOC = 'x-default-doc'
+
+/**
  * The subset of JSON Schema this file uses. A type alias (not an interface) so it stays
- * assignable to ajv's index-signatured `SchemaObject`; `x-expected` is mandatory on every node.
+ * assignable to ajv's index-signatured `SchemaObject`; `x-expected` is mandatory on every node,
+ * and every key of an object (`properties`) carries a `description`: the meaning
+ * docs/reference/configuration.md shows for it (scripts/gen-docs.ts), so a key cannot be
+ * added without being documented.
  */
 export type SchemaNode = {
   readonly [EXPECTED]: string
+  /** Markdown; links are repository-relative (`docs/keys.md#static-keys`). One paragraph, except on a top-level key, whose later paragraphs introduce its section. */
+  readonly description?: string
+  readonly [DEFAULT_DOC]?: string
   /** Absent only on an `anyOf` node, whose branches carry their own types. */
   readonly type?: 'object' | 'array' | 'string' | 'boolean' | 'integer' | readonly ('string' | 'number' | 'boolean')[]
   readonly anyOf?: readonly SchemaNode[]
   readonly default?: unknown
-  readonly properties?: Readonly<Record<string, SchemaNode>>
+  readonly properties?: Readonly<Record<string, Described>>
   readonly required?: readonly string[]
   readonly additionalProperties?: false | SchemaNode
   readonly items?: SchemaNode
@@ -30,6 +44,45 @@ export type SchemaNode = {
   readonly minimum?: number
   readonly maximum?: number
   readonly format?: UnitFormat
+}
+
+/** A node with its meaning: what every key of an object is. */
+export type Described = SchemaNode & { readonly description: string }
+
+/**
+ * A node with its meaning (and, for a default the schema cannot state, how the reference
+ * describes it). Keeps the node's literal type, so RawConfig is still computed from it.
+ *
+ * @example
+ * timeout: doc('One GET, from connecting to the last byte, redirects included. Must be > 0.', duration('5s'))
+ */
+export function doc<const N extends SchemaNode>(description: string, node: N): N & { readonly description: string }
+export function doc<const N extends SchemaNode>(description: string, node: N, defaultDoc: string): N & { readonly description: string; readonly [DEFAULT_DOC]: string }
+export function doc(description: string, node: SchemaNode, defaultDoc?: string): SchemaNode {
+  return defaultDoc === undefined ? { ...node, description } : { ...node, description, [DEFAULT_DOC]: defaultDoc }
+}
+
+/**
+ * The keywords that only document (docs/reference/configuration.md): ajv needs none of them,
+ * so {@link withoutDocs} leaves them out of the compiled validator (and the chart's schema).
+ */
+const DOC_KEYWORDS: ReadonlySet<string> = new Set(['description', DEFAULT_DOC])
+
+/**
+ * A copy of `node` without the documentation keywords, at every depth: what
+ * scripts/gen-config-validator.ts compiles, so validate.generated.ts does not carry the
+ * reference's prose (ajv's verbose errors embed every schema object they may point at).
+ */
+export function withoutDocs<N extends SchemaNode>(node: N): N {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(node)) {
+    if (DOC_KEYWORDS.has(key)) continue
+    if (key === 'properties') out[key] = Object.fromEntries(Object.entries(value as Record<string, SchemaNode>).map(([k, v]) => [k, withoutDocs(v)]))
+    else if ((key === 'items' || key === 'additionalProperties') && typeof value === 'object' && value !== null) out[key] = withoutDocs(value as SchemaNode)
+    else if (key === 'anyOf') out[key] = (value as readonly SchemaNode[]).map((v) => withoutDocs(v))
+    else out[key] = value
+  }
+  return out as N
 }
 
 /**
@@ -92,7 +145,7 @@ export const CLAIM_PATH = { type: 'string', minLength: 1, [EXPECTED]: 'a claim n
 /** identity.arrays and a header's own `arrays`: comma-joined, JSON, or space-joined (RFC 6749 §3.3 scope form). */
 export const ARRAY_FORMS = ['join', 'json', 'space'] as const
 /** An object of optional settings: absent means all defaults. */
-export const settings = <const P extends Readonly<Record<string, SchemaNode>>>(phrase: string, properties: P) =>
+export const settings = <const P extends Readonly<Record<string, Described>>>(phrase: string, properties: P) =>
   ({
     type: 'object',
     additionalProperties: false,

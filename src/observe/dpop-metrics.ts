@@ -12,8 +12,8 @@ import { scrapedCounter, scrapedGauge } from './scraped.ts'
  * registerDpopMetrics(metrics.registry, replay)
  */
 export function registerDpopMetrics(registry: Registry, replay: ReplayCache): void {
-  scrapedGauge(registry, 'jwt_sidecar_dpop_replay_cache_entries', `DPoP proofs remembered by the replay cache (at most ${replay.capacity}; each for proofMaxAge plus the clock skew).`, () => replay.size)
-  scrapedCounter(registry, 'jwt_sidecar_dpop_replay_refusals_total', 'DPoP proofs refused by the replay cache, by cause (replay: its jti was already used with that key; full: the cache is full of live proofs).', 'cause', {
+  scrapedGauge(registry, 'jwt_sidecar_dpop_replay_cache_entries', 'DPoP proofs the replay cache remembers (at most tokens.dpopReplayCache.maxEntries, each until its iat + proofMaxAge + tokens.clockSkew).', () => replay.size)
+  scrapedCounter(registry, 'jwt_sidecar_dpop_replay_refusals_total', 'DPoP proofs refused by the replay cache (401 dpop_replay), by cause (replay: its jti was already used with that key; full: the cache is full of live proofs and refuses rather than evicts). Any full means honest clients are refused: more DPoP proofs per window than tokens.dpopReplayCache.maxEntries.', 'cause', {
     replay: () => replay.stats.replays,
     full: () => replay.stats.full,
   })

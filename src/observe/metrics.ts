@@ -85,27 +85,27 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // hashing on the request path.
   const requests = new BoundCounter({
     name: `${PREFIX}requests_total`,
-    help: 'Requests by route rule, outcome (allowed, denied, anonymous, error) and reason code.',
+    help: 'Requests at the proxy port, counted when the response is done (WebSocket upgrades when admitted), by route (a routes[].name, or _unmatched for no_route and a refused path), outcome (allowed, denied, anonymous: auth none or optional without a token, error: internal_error, keys_unavailable, upstream failures) and reason (a reason code, or none).',
     labelNames: ['route', 'outcome', 'reason'] as const,
     registers: [registry],
   })
   const verificationDuration = new BoundHistogram({
     name: `${PREFIX}verification_duration_seconds`,
-    help: 'Time to verify a token whose issuer was recognised, including any key lookup wait.',
+    help: 'Time to verify a token whose iss matched an issuer, by issuer, including any unknown-kid wait.',
     labelNames: ['issuer'] as const,
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 2.5],
     registers: [registry],
   })
   const requestDuration = new BoundHistogram({
     name: `${PREFIX}request_duration_seconds`,
-    help: 'Whole-request duration at the proxy port (authentication and upstream), by route rule and outcome.',
+    help: 'Whole-request duration at the proxy port, authentication and upstream together, by route rule and outcome (not for WebSocket upgrades).',
     labelNames: ['route', 'outcome'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   })
   const tokenAge = new BoundHistogram({
     name: `${PREFIX}token_age_seconds`,
-    help: 'Age of verified tokens (now - iat), by issuer: clock drift shows below 0, over-long or replayed tokens at the top.',
+    help: 'Age of verified tokens (now - iat), by issuer: below 0 means the issuer clock is ahead of ours; a long tail means long-lived or replayed tokens.',
     labelNames: ['issuer'] as const,
     buckets: [-60, 0, 5, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400],
     registers: [registry],
@@ -121,7 +121,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // a CPU cost a client can trigger; this shows what they cost (the bound is 5, the buckets say it).
   const kidlessChecks = new BoundHistogram({
     name: `${PREFIX}kidless_signature_checks`,
-    help: 'Signature checks spent on each token without kid, by issuer and result (verified, bad_signature, unknown_kid: no key fits its alg or more than kidless.maxCandidates do, none tried).',
+    help: 'Signature checks spent on each token without kid, by issuer and result (verified; bad_signature: none of the candidates verifies; unknown_kid: no key fits its alg, or more than kidless.maxCandidates do, 0 checks). Never more than kidless.maxCandidates per token; _sum is the CPU an attacker can spend this way.',
     labelNames: ['issuer', 'result'] as const,
     buckets: [0, 1, 2, 3, 4, 5],
     registers: [registry],
@@ -130,10 +130,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const kidlessChild = (issuer: string, result: string): HistogramChild => kidlessChecks.child(issuer, result)
   // A plain number on the request path, read at scrape time.
   let inflightNow = 0
-  scrapedGauge(registry, `${PREFIX}inflight_requests`, 'Requests at the proxy port that have started and not yet finished.', () => inflightNow)
+  scrapedGauge(registry, `${PREFIX}inflight_requests`, 'Requests at the proxy port that have started and not yet finished (aborted ones leave it too).', () => inflightNow)
   const configReloads = new Counter({
     name: `${PREFIX}config_reloads_total`,
-    help: 'Live configuration reloads (SIGHUP or a file change), by result (success, error: the running config stays).',
+    help: 'Live configuration reloads (SIGHUP or a file change), by result (success, error: the running config stays); both start at 0.',
     labelNames: ['result'] as const,
     registers: [registry],
   })
@@ -145,32 +145,32 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   }).labels(packageVersion(), process.version).set(1)
   const upstreamErrors = new Counter({
     name: `${PREFIX}upstream_errors_total`,
-    help: 'Admitted requests the upstream could not answer, by kind (connect, timeout, reset).',
+    help: 'Admitted requests the upstream could not answer, or stopped answering halfway, by kind (connect, timeout, reset).',
     labelNames: ['kind'] as const,
     registers: [registry],
   })
   const headerNames = new Counter({
     name: `${PREFIX}inbound_header_names_total`,
-    help: 'Inbound header names the strip step removed (dropped) or refused the request for (rejected), by kind: protected (an identity, strip-listed or method-override name), alias (a "_" spelling of a protected or sidecar-owned name), underscore (any other name with "_").',
+    help: 'Inbound header names the strip step removed (dropped) or refused the request for (rejected), by kind: protected (an identity, strip-listed or method-override name), alias (a "_" spelling of a protected or sidecar-owned name), underscore (any other name with "_"). A steady rate of protected or alias means clients try to forge identity headers.',
     labelNames: ['kind', 'action'] as const,
     registers: [registry],
   })
   const refreshes = new Counter({
     name: `${PREFIX}jwks_refresh_total`,
-    help: 'Key refreshes by issuer, trigger (startup, schedule, unknown_kid, file) and result (updated, not_modified, error).',
+    help: 'Key refreshes by issuer, trigger (startup, schedule: retries included, unknown_kid, file: a static key file changed) and result (updated, not_modified: a 304, error).',
     labelNames: ['issuer', 'trigger', 'result'] as const,
     registers: [registry],
   })
   const refreshDuration = new Histogram({
     name: `${PREFIX}jwks_refresh_duration_seconds`,
-    help: 'Duration of key refreshes (discovery, fetch, import), by issuer.',
+    help: 'Duration of each key refresh (discovery, download, import), successful or not, by issuer.',
     labelNames: ['issuer'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   })
   const keyChanges = new Counter({
     name: `${PREFIX}jwks_key_changes_total`,
-    help: 'Key set changes by issuer and change (added, removed, changed: same kid with new material, replaced: no key in common).',
+    help: 'Key set changes by issuer and change (added, removed, changed: same kid with new key material, replaced: no key in common with the previous set).',
     labelNames: ['issuer', 'change'] as const,
     registers: [registry],
   })
@@ -183,7 +183,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const snapshots = new Counter({ name: `${PREFIX}jwks_snapshot_total`, help: 'Key snapshot operations (issuers[].snapshot), by result (loaded and ignored: at start; written and write_failed: after each refresh).', labelNames: ['issuer', 'result'] as const, registers: [registry] })
   const unknownKid = new Counter({
     name: `${PREFIX}unknown_kid_total`,
-    help: 'Tokens naming a kid not in their issuer key set, by action (refreshed: waited for a refresh, cooldown: refused without one, known_unknown: proven unknown by the last refresh).',
+    help: 'Tokens naming a kid not in their issuer key set, by action (refreshed: waited for a refresh, cooldown: refused, a refresh ran recently, known_unknown: proven unknown by the last refresh, always this for a static-only issuer).',
     labelNames: ['issuer', 'action'] as const,
     registers: [registry],
   })
@@ -191,7 +191,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const status = (): readonly IssuerKeyStatus[] => options.keyStatus?.() ?? []
   new Gauge({
     name: `${PREFIX}jwks_keys`,
-    help: 'Usable keys in the current set, by issuer.',
+    help: 'Usable keys in the current set, by issuer, read at scrape time.',
     labelNames: ['issuer'] as const,
     registers: [registry],
     collect() {
@@ -221,7 +221,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   })
   new Gauge({
     name: `${PREFIX}jwks_staleness_seconds`,
-    help: 'Seconds since the last successful key refresh, by issuer; absent before the first.',
+    help: 'Seconds since the last successful key refresh (remote) or load (static), by issuer, read at scrape time; absent before the first.',
     labelNames: ['issuer'] as const,
     registers: [registry],
     collect() {
@@ -246,7 +246,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   const logDrops = new Counter({
     name: `${PREFIX}log_lines_dropped_total`,
-    help: 'Log lines dropped because stdout did not keep up (more than 16 MiB waiting to be written).',
+    help: 'Log lines dropped because more than 16 MiB of log waited to be written to stdout (the collector does not keep up).',
     registers: [registry],
   })
   logDrops.inc(0)
@@ -255,11 +255,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const cache = options.tokenCache ?? { stats: createTokenCacheStats(), usage: () => ({ entries: 0, bytes: 0 }) }
   // Cumulative counts kept by the cache (no call per request): handed over at scrape time.
   const { stats } = cache
-  scrapedCounter(registry, `${PREFIX}token_cache_lookups_total`, 'Verified-token cache lookups by result (hit: answered from the cache, miss: verified in full).', 'result', {
+  scrapedCounter(registry, `${PREFIX}token_cache_lookups_total`, 'Verified-token cache lookups by result (hit: answered from the cache, claims re-checked; miss: verified in full).', 'result', {
     hit: () => stats.hits,
     miss: () => stats.misses,
   })
-  scrapedCounter(registry, `${PREFIX}token_cache_evictions_total`, 'Verified-token cache entries removed, by reason (capacity: room for a newer one, expired: past exp or refused by a claim rule on a hit, keys_changed: the issuer key set changed since).', 'reason', {
+  scrapedCounter(registry, `${PREFIX}token_cache_evictions_total`, 'Verified-token cache entries removed, by reason (capacity: room for a newer token, the cache is smaller than the working set; expired: found past exp plus skew, or refused by a time rule on a hit; keys_changed: the issuer key set changed since the token was verified).', 'reason', {
     capacity: () => stats.evictedCapacity,
     expired: () => stats.evictedExpired,
     keys_changed: () => stats.evictedKeys,

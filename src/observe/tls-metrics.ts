@@ -26,14 +26,14 @@ const RESULTS = ['success', 'failure'] as const
 export function createTlsMetrics(registry: Registry): TlsMetrics {
   const expiry = new Gauge({
     name: 'jwt_sidecar_tls_certificate_expiry_timestamp_seconds',
-    help: 'notAfter of the certificate the proxy listener serves (a refused reload leaves it unchanged), Unix seconds.',
+    help: 'notAfter of the certificate listen serves (listener=proxy), Unix seconds; a refused reload leaves it unchanged; no series without tls.',
     // One value, "proxy": a labelled gauge has no series until set, an unlabelled one reads 0.
     labelNames: ['listener'] as const,
     registers: [registry],
   })
   const reloads = new Counter({
     name: 'jwt_sidecar_tls_reloads_total',
-    help: 'Loads of the TLS certificate and key files by result (success, failure); a failure keeps the pair in use.',
+    help: 'Loads of the tls certificate and key files by result (success: the start and each changed pair; failure: a changed pair refused, the one in use stays); both start at 0 with tls, no series without it.',
     labelNames: ['result'] as const,
     registers: [registry],
   })

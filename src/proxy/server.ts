@@ -17,6 +17,7 @@ import type { Logger } from '../observe/log.ts'
 import type { DestinationStream } from 'pino'
 import type { RateLimitedLog } from '../observe/events.ts'
 import { withoutQueryParams } from '../verify/extract.ts'
+import { REASONS } from '../verify/reasons.ts'
 import type { Reason } from '../verify/reasons.ts'
 import type { Claims, VerifyResult } from '../verify/verifier.ts'
 import { endToEndHeaders } from '../http/header-names.ts'
@@ -126,8 +127,8 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
    */
   const timedOut = denial('request_timeout')
   function requestTimedOut(): void {
-    metrics.request(UNMATCHED_ROUTE, 'denied', 'request_timeout')
-    deps.events.log('info', 'request.timeout', { event: 'request.timeout', timeoutMs: config.requests.timeout }, 'request not received within requests.timeout')
+    metrics.request(UNMATCHED_ROUTE, REASONS.request_timeout.outcome, 'request_timeout')
+    deps.events.log(REASONS.request_timeout.log, 'request.timeout', { event: 'request.timeout', timeoutMs: config.requests.timeout }, 'request not received within requests.timeout')
   }
   function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
     // A reset connection has nobody to answer.
@@ -176,11 +177,12 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       done()
       return
     }
-    const outcome = d.reason === 'internal_error' || d.reason === 'keys_unavailable' ? 'error' : 'denied'
+    // The outcome label and the log level are the reason's own (verify/reasons.ts, the reasons reference).
+    const { outcome, log: level } = REASONS[d.reason]
     request.auth = { route: d.route, outcome, reason: d.reason, issuer: d.issuer, claims: undefined, binding: undefined }
     // A security event, rate-limited per reason and route (closed sets), so a flood of bad
     // tokens cannot flood the logs; `detail` names what was wrong, never the token.
-    deps.events.log(outcome === 'error' ? 'warn' : 'info', `auth.denied:${d.reason}:${d.route}`, { event: 'auth.denied', reqId: request.id, route: d.route, reason: d.reason, issuer: d.issuer, status: d.answer.status, detail: d.detail }, 'request denied')
+    deps.events.log(level, `auth.denied:${d.reason}:${d.route}`, { event: 'auth.denied', reqId: request.id, route: d.route, reason: d.reason, issuer: d.issuer, status: d.answer.status, detail: d.detail }, 'request denied')
     void reply.code(d.answer.status).headers(d.answer.headers).send(d.answer.body)
   }
 
@@ -314,7 +316,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       const reason: Reason = kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable'
       const request = reply.request
       if (request.auth !== null) {
-        request.auth.outcome = 'error'
+        request.auth.outcome = REASONS[reason].outcome
         request.auth.reason = reason
       }
       const d = denial(reason)

@@ -6,7 +6,8 @@
  *
  * Also: parsing a multi-document render, structural validation of each object with
  * kubernetes-models (an unknown kind is an error, so a new template cannot slip past), and the
- * `config` part of the chart's values.schema.json derived from src/config/schema.ts.
+ * `config` part of the chart's values.schema.json derived from src/config/schema.ts
+ * (scripts/docs/values-schema.ts).
  *
  * @example
  * ```ts
@@ -27,7 +28,6 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
 import { ConfigMap, Secret, Service } from 'kubernetes-models/v1'
 import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1'
-import type { SchemaNode } from '../../src/config/schema.ts'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const CHART_DIR = join(ROOT, 'helm', 'jwt-sidecar')
@@ -161,55 +161,5 @@ export function validateObject(o: K8sObject): void {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// values.schema.json's `config`, derived from the sidecar's config schema
-// ---------------------------------------------------------------------------------------------
-
-/** The unit formats of schema.ts as patterns (helm's validator knows no custom formats); load.ts stays the exact check. */
-const FORMAT_PATTERNS: Readonly<Record<string, string>> = {
-  duration: '^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$',
-  size: '^[0-9]+(\\.[0-9]+)?(B|KB|MB|GB|KiB|MiB|GiB)$',
-  listen: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):[0-9]{1,5}$',
-}
-
-type JsonSchema = { [key: string]: unknown }
-
-function convert(node: SchemaNode): JsonSchema {
-  const out: JsonSchema = {}
-  for (const [key, value] of Object.entries(node)) {
-    if (key === 'x-expected') out.description = `Expected: ${String(value)}.`
-    else if (key === 'format') out.pattern = FORMAT_PATTERNS[String(value)]
-    else if (key === 'properties') out.properties = Object.fromEntries(Object.entries(value as Record<string, SchemaNode>).map(([k, v]) => [k, convert(v)]))
-    else if ((key === 'items' || key === 'additionalProperties') && typeof value === 'object' && value !== null) out[key] = convert(value as SchemaNode)
-    else if (key !== '$schema') out[key] = structuredClone(value)
-  }
-  return out
-}
-
-/**
- * The `config` property of values.schema.json: src/config/schema.ts's configSchema, with
- * - `x-expected` as `description` and the unit formats as patterns;
- * - `listen` and `admin.listen` left out (the chart sets them from sidecar.ports, so the schema
- *   refuses them in `config`), and `upstream` / `upstream.url` optional (the chart defaults the
- *   URL to http://127.0.0.1:<app.port>);
- * - `tls.certFile` / `tls.keyFile` optional (with tlsSecret.secretName the chart sets them to
- *   the mounted Secret's files; without it, the chart's render fails when either is missing).
- * Everything else (required keys, enums, defaults, additionalProperties: false) is the same.
- */
-export function configValuesSchema(schema: SchemaNode): JsonSchema {
-  const out = convert(schema)
-  const props = out.properties as Record<string, JsonSchema>
-  delete props.listen
-  const admin = props.admin!
-  delete (admin.properties as Record<string, JsonSchema>).listen
-  admin.description = 'Expected: a map with maxEventLoopDelay (admin.listen is set by the chart from sidecar.ports.admin).'
-  const upstream = props.upstream!
-  delete upstream.required // only `url` was required
-  out.required = (out.required as string[]).filter((k) => k !== 'upstream')
-  const tls = props.tls!
-  delete tls.required // certFile and keyFile: from tlsSecret, or checked by the chart (_tls.tpl)
-  tls.description = 'Expected: a map with certFile, keyFile, clientCaFile and minVersion (certFile and keyFile are set by the chart from tlsSecret when it is set).'
-  out.description =
-    "The sidecar's config file (src/config/schema.ts, README \"Configuration reference\"), rendered to /etc/jwt-sidecar/sidecar.yaml. listen and admin.listen come from sidecar.ports; upstream.url defaults to http://127.0.0.1:<app.port>."
-  return out
-}
+// values.schema.json's `config` is generated with the reference (`npm run docs`); the chart tests check it.
+export { configValuesSchema } from '../../scripts/docs/values-schema.ts'
