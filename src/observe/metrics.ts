@@ -133,7 +133,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   scrapedGauge(registry, `${PREFIX}inflight_requests`, 'Requests at the proxy port that have started and not yet finished (aborted ones leave it too).', () => inflightNow)
   const configReloads = new Counter({
     name: `${PREFIX}config_reloads_total`,
-    help: 'Live configuration reloads (SIGHUP or a file change), by result (success, error: the running config stays); both start at 0.',
+    help: 'Live configuration reloads (SIGHUP or a file change), by result (success: applied, or the file in force restored after a rejected edit; error: the running config stays); both start at 0.',
     labelNames: ['result'] as const,
     registers: [registry],
   })
