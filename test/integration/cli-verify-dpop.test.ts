@@ -119,7 +119,7 @@ test('a bound token with a good proof: every proof check shown and passed, the b
   assert.match(line(r, 'binding', '✔'), new RegExp(`DPoP scheme, dpop.mode allowed: DPoP proof verifies, key thumbprint ${client.jkt}`))
   assert.match(r.stdout, /\noutcome: forwarded\n$/)
 
-  // The same proof again, in a new process: admitted again, since each run starts with an empty replay cache (the README says so).
+  // The same proof again, in a new process: admitted again, since each run starts with an empty replay cache (docs/cli.md says so).
   const again = await verify(['--url', URL_, '--dpop', proof, `DPoP ${bound}`])
   assert.equal(again.code, 0, again.stdout)
 
@@ -199,16 +199,16 @@ test('usage: a proof without --url, --path with --url, --dpop with --dpop-file, 
   assert.match(r.stderr, /missing\.jwt: cannot read the file: ENOENT/)
 })
 
-test('README "Explaining a decision": the DPoP example runs as written against config/examples/dpop.yaml, and prints the pasted steps', async () => {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8')
-  const start = readme.indexOf('**A DPoP request**')
-  assert.ok(start >= 0, 'README.md lost its "A DPoP request" paragraph')
-  const block = /```console\n([\s\S]*?)```/.exec(readme.slice(start))?.[1]
+test('docs/cli.md "Explaining a decision": the DPoP example runs as written against config/examples/dpop.yaml, and prints the pasted steps', async () => {
+  const page = readFileSync(join(root, 'docs/cli.md'), 'utf8')
+  const start = page.indexOf('**A DPoP request**')
+  assert.ok(start >= 0, 'docs/cli.md lost its "A DPoP request" paragraph')
+  const block = /```console\n([\s\S]*?)```/.exec(page.slice(start))?.[1]
   assert.ok(block !== undefined, 'no ```console block after "A DPoP request"')
   const [first, second, ...pasted] = block.trimEnd().split('\n')
   const command = `${first!.replace(/ \\$/, '')} ${second!.trim()}`
   const m = /^\$ jwt-sidecar verify --config (\S+) --url (\S+) --dpop "\$PROOF" "DPoP \$TOKEN"$/.exec(command)
-  assert.ok(m !== null, `the README command changed shape: ${command}`)
+  assert.ok(m !== null, `the docs/cli.md command changed shape: ${command}`)
   const [, file, url] = m as unknown as [string, string, string]
 
   // The example's proof names /orders/2 while the request goes to /orders/1.
@@ -230,7 +230,7 @@ test('README "Explaining a decision": the DPoP example runs as written against c
     let at = 0
     for (const l of pasted.filter((p) => p !== '…').map(mask)) {
       const found = real.indexOf(l, at)
-      assert.ok(found >= 0, `README line not in the real output (in order):\n${l}\n--- real:\n${real.join('\n')}`)
+      assert.ok(found >= 0, `docs/cli.md line not in the real output (in order):\n${l}\n--- real:\n${real.join('\n')}`)
       at = found + 1
     }
   } finally {

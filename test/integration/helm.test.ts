@@ -426,7 +426,7 @@ describe('helm template ci/*.yaml', () => {
 
   test('tlsSecret and config.tls: the same paths and minVersion are respected, different paths refused, config.tls without files refused', async () => {
     const secret = ['--set', 'tlsSecret.secretName=shop-jwt-sidecar-tls']
-    // The README's older form (the paths spelled out) renders the same files; minVersion stays the user's.
+    // docs/kubernetes.md's older form (the paths spelled out) renders the same files; minVersion stays the user's.
     const same = await template([...secret, '--set', 'config.tls.certFile=/etc/jwt-sidecar-tls/tls.crt', '--set', 'config.tls.keyFile=/etc/jwt-sidecar-tls/tls.key', '--set', 'config.tls.minVersion=TLSv1.3'])
     assert.deepEqual(sidecarConfigOf(same).tls, { certFile: '/etc/jwt-sidecar-tls/tls.crt', keyFile: '/etc/jwt-sidecar-tls/tls.key', minVersion: 'TLSv1.3' })
     // A moved mount moves the config with it.
@@ -689,7 +689,7 @@ describe('injecting into an existing app', () => {
     const injected = await template(['-f', join(CI_DIR, 'inject-only-values.yaml')], 'myapp')
     assert.equal(spec.volumes?.find((vol) => vol.configMap !== undefined)?.configMap?.name, configMapOf(injected).metadata.name)
 
-    // The README's Service patch: port 80, which targeted the app's port by name, now targets the sidecar by number.
+    // The Service patch of docs/kubernetes.md: port 80, which targeted the app's port by name, now targets the sidecar by number.
     const serviceFile = join(work, 'myapp-service.yaml')
     writeFileSync(serviceFile, stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'myapp' }, spec: { selector: { app: 'myapp' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } }))
     const s = await run(tools.kubectl, ['patch', '--local', '-f', serviceFile, '--patch', '{"spec":{"ports":[{"port":80,"targetPort":8080}]}}', '-o', 'yaml'], tools.env)
@@ -835,7 +835,7 @@ describe('the pod, simulated on loopback', () => {
     assert.equal(upstream.last()?.headers['x-auth-subject'], 'alice')
     assert.equal(upstream.last()?.url, '/orders/42')
 
-    // A rotation at the provider, watched the way the README says: /keys, the key-change and
+    // A rotation at the provider, watched the way docs/kubernetes.md says: /keys, the key-change and
     // unknown-kid counters, and the jwks.key_added event in the logs.
     await idp.addKey('k2')
     const rotated = await idp.sign({ sub: 'bob', aud: audience }, { kid: 'k2' })
@@ -940,22 +940,14 @@ describe('the pod, simulated on loopback', () => {
 })
 
 // ---------------------------------------------------------------------------------------------
-// README.md "Deploy on Kubernetes": its files and commands, as written
-
-function readmeSection(title: string): string {
-  const readme = read(join(ROOT, 'README.md'))
-  const start = readme.indexOf(`\n## ${title}\n`)
-  assert.ok(start >= 0, `README.md has no "## ${title}" section`)
-  const end = readme.indexOf('\n## ', start + 1)
-  return readme.slice(start, end < 0 ? undefined : end)
-}
+// docs/kubernetes.md: its files and commands, as written
 
 const fenced = (text: string, info: string): string[] => [...text.matchAll(new RegExp(`^\`\`\`${info}\\n([\\s\\S]*?)^\`\`\`$`, 'gm'))].map((m) => m[1]!)
 
-describe('README.md "Deploy on Kubernetes"', () => {
+describe('docs/kubernetes.md', () => {
   test('its values files render, its helm and dry-run kubectl commands run as written, and the configs they render pass check-config', { timeout: 60_000 }, async (t: TestContext) => {
     requireBuild()
-    const section = readmeSection('Deploy on Kubernetes')
+    const section = read(join(ROOT, 'docs/kubernetes.md'))
     // A scratch copy of the repository's helm/ directory, so that the commands' relative paths hold.
     const dir = join(work, 'readme')
     mkdirSync(dir)
@@ -984,7 +976,7 @@ describe('README.md "Deploy on Kubernetes"', () => {
     assert.ok(commands.length >= 5, `expected the section's helm commands, found: ${commands.join('\n')}`)
     for (const command of commands) {
       const r = await run('bash', ['-c', prelude + command], env, { cwd: dir })
-      assert.equal(r.code, 0, `README command failed: ${command}\n${r.stderr}${r.stdout.slice(0, 2000)}`)
+      assert.equal(r.code, 0, `docs/kubernetes.md command failed: ${command}\n${r.stderr}${r.stdout.slice(0, 2000)}`)
       t.diagnostic(`ran: ${command}`)
     }
 

@@ -8,7 +8,8 @@
  *   prom-client's default `jwt_sidecar_nodejs_active_*_total` gauges fail that lint, which is why
  *   they live in a separate registry.
  * And the wiring promtool cannot see: the rules name metrics and reasons that exist, each alert's
- * runbook_url anchor is a heading of README.md, and the rule tests cover every alert both ways.
+ * runbook_url is the URL of its page under docs/runbooks/ (issue #14 §1), which exists, and the
+ * rule tests cover every alert both ways.
  *
  * promtool comes from Debian's `prometheus` package; .ci/run installs it. Without it on PATH the
  * promtool tests fail, naming what to install (a missing fixture never passes quietly).
@@ -16,9 +17,10 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
+import { section } from '../helpers/markdown.ts'
 import { createMetrics } from '../../src/observe/metrics.ts'
 import type { IssuerKeyStatus, KeyEvent } from '../../src/keys/types.ts'
 import { REASONS } from '../../src/verify/reasons.ts'
@@ -26,9 +28,13 @@ import { REASONS } from '../../src/verify/reasons.ts'
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const RULES = 'helm/jwt-sidecar/files/alerts.yaml'
 const RULE_TESTS = 'helm/jwt-sidecar/files/alerts.test.yaml'
-const RUNBOOK_BASE = 'https://github.com/jwt-sidecar/jwt-sidecar#'
+const RUNBOOKS = 'docs/runbooks'
 
 const read = (path: string): string => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8')
+
+/** The repository's web address is the chart's `home`; a runbook_url is its page's address there. */
+const HOME = (parse(read('helm/jwt-sidecar/Chart.yaml')) as { home: string }).home
+const runbookUrl = (alert: string): string => `${HOME}/blob/main/${RUNBOOKS}/${alert}.md`
 
 // ---------------------------------------------------------------------------------------------
 // promtool
@@ -86,20 +92,6 @@ interface RuleTestFile {
 
 const ruleFile = parse(read(RULES)) as RuleFile
 const alerts = ruleFile.groups.flatMap((g) => g.rules)
-
-/** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */
-function githubSlug(heading: string): string {
-  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
-}
-
-/** The text of README.md's `## title` section, up to the next `## ` heading. */
-function readmeSection(title: string): string {
-  const readme = read('README.md')
-  const start = readme.indexOf(`\n## ${title}\n`)
-  assert.ok(start >= 0, `README.md has no "## ${title}" section`)
-  const end = readme.indexOf('\n## ', start + 1)
-  return readme.slice(start, end < 0 ? undefined : end)
-}
 
 /** A Prometheus duration such as `1h30m` or `45s`, in ms. */
 function durationMs(d: string): number {
@@ -218,22 +210,23 @@ describe('alert rules wiring', () => {
       assert.match(a.alert, /^JwtSidecar[A-Z][A-Za-z]+$/, `${a.alert}: alert names are JwtSidecar<CamelCase>`)
       assert.ok(['critical', 'warning', 'info'].includes(a.labels?.severity ?? ''), `${a.alert}: severity must be critical, warning or info`)
       for (const k of ['summary', 'description', 'runbook_url']) assert.ok((a.annotations?.[k] ?? '') !== '', `${a.alert}: annotation ${k} is missing`)
-      assert.ok(a.annotations!.runbook_url!.startsWith(RUNBOOK_BASE), `${a.alert}: runbook_url must start with ${RUNBOOK_BASE}`)
+      assert.equal(a.annotations!.runbook_url, runbookUrl(a.alert), `${a.alert}: runbook_url must be its page, ${RUNBOOKS}/${a.alert}.md, in the repository (Chart.yaml home)`)
     }
   })
 
-  test('every runbook_url points at a runbook heading in README.md "Alerts and runbooks", and the table lists every alert', () => {
-    const section = readmeSection('Alerts and runbooks')
-    const anchors = new Set([...section.matchAll(/^### (.+)$/gm)].map((m) => githubSlug(m[1]!)))
+  test(`every alert has its runbook page in ${RUNBOOKS}/, every page there is an alert's, and docs/observability.md lists them all`, () => {
     for (const a of alerts) {
-      const anchor = a.annotations!.runbook_url!.slice(RUNBOOK_BASE.length)
-      assert.ok(anchors.has(anchor), `${a.alert}: README.md "Alerts and runbooks" has no ### heading with anchor #${anchor}`)
-      assert.equal(anchor, githubSlug(a.alert), `${a.alert}: its runbook heading should be the alert name`)
-      assert.match(section, new RegExp(`^\\| \\[\`${a.alert}\`\\]\\(#${anchor}\\) \\|`, 'm'), `${a.alert}: missing from the alerts table`)
+      const page = `${RUNBOOKS}/${a.alert}.md`
+      assert.ok(existsSync(fileURLToPath(new URL(`../../${page}`, import.meta.url))), `${a.alert}: ${page} is missing (its runbook_url points there)`)
+      assert.equal(read(page).split('\n')[0], `# ${a.alert}`, `${page}: its title should be the alert name`)
     }
-    const documented = [...section.matchAll(/^### (JwtSidecar\w+)$/gm)].map((m) => m[1]!)
-    const stale = documented.filter((n) => !alerts.some((a) => a.alert === n))
-    assert.deepEqual(stale, [], `README.md has runbooks for alerts that do not exist: ${stale.join(', ')}`)
+    const pages = readdirSync(fileURLToPath(new URL(`../../${RUNBOOKS}`, import.meta.url))).map((f) => f.replace(/\.md$/, ''))
+    const stale = pages.filter((n) => !alerts.some((a) => a.alert === n))
+    assert.deepEqual(stale, [], `${RUNBOOKS}/ has pages for alerts that do not exist: ${stale.join(', ')}`)
+    const table = section(read('docs/observability.md'), '## Alerts and runbooks', 'docs/observability.md')
+    for (const a of alerts) {
+      assert.match(table, new RegExp(`^\\| \\[\`${a.alert}\`\\]\\(runbooks/${a.alert}\\.md\\) \\| ${a.labels!.severity!} \\|`, 'm'), `${a.alert}: missing from the alerts table of docs/observability.md, or with another severity`)
+    }
   })
 
   test('the rules use only metrics our registry exports and reason codes that exist', async () => {

@@ -20,7 +20,7 @@ const DATASOURCE = '${datasource}'
  * Empty today: every family is graphed. Add an entry here (not a silent gap) when one is not.
  */
 const OMITTED: Readonly<Record<string, string>> = {
-  // Issue #12: only issuers with kidless.maxCandidates above 1 make it interesting; README's metrics table gives the query.
+  // Issue #12: only issuers with kidless.maxCandidates above 1 make it interesting; docs/reference/metrics.md describes it.
   // Issue #13 §3: opt-in, and it moves once per start and once per refresh.
   jwt_sidecar_jwks_snapshot_total: 'the key snapshot is opt-in and counts one read per start and one write per refresh; the jwks.snapshot_* log events and an ad-hoc query (increase by result) are the view',
   jwt_sidecar_kidless_signature_checks: 'tokens without kid are rare, and only an issuer with kidless.maxCandidates > 1 costs more than one check each; an ad-hoc query (rate of _sum by issuer) is the view',
