@@ -38,7 +38,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const [named, ...rest] = positionalsOf(argv, ALL_OPTIONS)
   if (named === undefined) {
     // No command: --help, --version, or `run` (the default), whose options these must be.
-    const top = parseCommandArgs(undefined, argv, { ...TOP_LEVEL_OPTIONS, ...COMMANDS.run.options }, ALL_OPTIONS, commandOf)
+    // Named as `run` in messages: that is the command it would be.
+    const top = parseCommandArgs('run', argv, { ...TOP_LEVEL_OPTIONS, ...COMMANDS.run.options }, ALL_OPTIONS, commandOf)
     if (top.values.help === true) return print(usage())
     if (top.values.version === true) return print(`${packageVersion()}\n`)
   }

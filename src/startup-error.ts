@@ -62,14 +62,14 @@ const ERRNO: Readonly<Record<string, string>> = {
 }
 
 /** `err`'s errno code and its words: `{ code: 'ENOENT', words: 'no such file or directory' }`. */
-export function errnoWords(err: unknown): { readonly code: string | undefined; readonly words: string } {
+function errnoWords(err: unknown): { readonly code: string | undefined; readonly words: string } {
   const code = (err as NodeJS.ErrnoException | null)?.code
   if (typeof code !== 'string') return { code: undefined, words: err instanceof Error ? err.message : String(err) }
   return { code, words: ERRNO[code] ?? 'system error' }
 }
 
 /** `0.0.0.0:8080`, `[::1]:9901`. */
-export function formatAddress(a: ListenAddress): string {
+function formatAddress(a: ListenAddress): string {
   return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
 }
 

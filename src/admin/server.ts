@@ -12,7 +12,7 @@ import type { Metrics } from '../observe/metrics.ts'
 import { packageVersion } from '../package-root.ts'
 
 /** What `/` lists: every endpoint of this port, with one line each. */
-export const ADMIN_ENDPOINTS: ReadonlyArray<{ readonly path: string; readonly description: string }> = [
+const ADMIN_ENDPOINTS: ReadonlyArray<{ readonly path: string; readonly description: string }> = [
   { path: '/healthz', description: 'liveness: 200 while the process answers and its event loop is not blocked' },
   { path: '/readyz', description: 'readiness: 200 when every issuer has usable keys and no shutdown has begun; ?verbose lists each issuer' },
   { path: '/keys', description: "each issuer's key set: its state, last and next refresh, last error, and each key's public metadata" },

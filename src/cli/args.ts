@@ -23,7 +23,7 @@ export class UsageError extends Error {
 }
 
 /** `see jwt-sidecar verify --help`: the pointer every usage error of a command ends with. */
-export function seeHelp(command: string | undefined): string {
+function seeHelp(command: string | undefined): string {
   return command === undefined ? 'see jwt-sidecar --help' : `see jwt-sidecar ${command} --help`
 }
 

@@ -12,7 +12,7 @@ import type { SidecarConfig } from '../config/types.ts'
 import { StartupError, fileError } from '../startup-error.ts'
 
 /** Each file setting of `config` with its path, in the order of the file. */
-export function namedFiles(config: SidecarConfig): Array<{ readonly setting: string; readonly file: string }> {
+function namedFiles(config: SidecarConfig): Array<{ readonly setting: string; readonly file: string }> {
   const out: Array<{ setting: string; file: string }> = []
   config.issuers.forEach((issuer, i) => {
     issuer.keys.forEach((k, j) => out.push({ setting: `issuers[${i}].keys[${j}].file`, file: k.file }))

@@ -15,7 +15,7 @@ const COMMON = {
 
 const CONFIG = { config: { type: 'string', short: 'c' } } as const
 
-export const VERIFY_OPTIONS = {
+const VERIFY_OPTIONS = {
   ...COMMON,
   ...CONFIG,
   path: { type: 'string' },
