@@ -12,7 +12,7 @@ import { createKeyStore } from './keys/store.ts'
 import type { KeyStoreDeps, ReconfigurableKeyStore } from './keys/store.ts'
 import type { KeyEvent } from './keys/types.ts'
 import { createRateLimitedLog } from './observe/events.ts'
-import { createLogger, logKeyEvent, stdoutDestination } from './observe/log.ts'
+import { createLogger, logKeyEvent, resolveLogFormat, stdoutDestinations } from './observe/log.ts'
 import { createLoopMonitor } from './observe/loop-monitor.ts'
 import type { Logger } from './observe/log.ts'
 import { createTokenCacheStats } from './verify/token-cache.ts'
@@ -27,6 +27,8 @@ import type { TlsEvent, TlsReloader } from './proxy/tls.ts'
 import type { Server as TlsServer } from 'node:tls'
 import type { WatchOptions } from './fs-watch.ts'
 import type { StopPlan } from './stop-signals.ts'
+import { StartupError, listenError } from './startup-error.ts'
+import type { ListenAddress } from './config/types.ts'
 
 export interface AppDeps {
   readonly log?: Logger
@@ -85,6 +87,8 @@ const RESTART_ONLY: ReadonlyArray<[string, (c: SidecarConfig) => unknown]> = [
   ['shutdown', (c) => c.shutdown],
   // One replay cache for the process, so that a reload cannot forget the proofs it has seen.
   ['tokens.dpopReplayCache', (c) => c.tokens.dpopReplayCache],
+  // The stdout destinations are built once.
+  ['log.format', (c) => c.log.format],
 ]
 
 /**
@@ -93,9 +97,11 @@ const RESTART_ONLY: ReadonlyArray<[string, (c: SidecarConfig) => unknown]> = [
  * const { proxyUrl } = await app.start()
  */
 export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
-  const stdout = deps.log === undefined ? stdoutDestination() : undefined
-  // The access lines in batches of their own (log.ts); the rest as soon as logged.
-  const accessStdout = deps.log === undefined ? stdoutDestination({ batch: true }) : undefined
+  // JSON: the access lines in batches of their own (log.ts), the rest as soon as logged;
+  // readable lines (`log.format: pretty`, the default at a terminal): one stream, unbatched.
+  const destinations = deps.log === undefined ? stdoutDestinations(resolveLogFormat(initial.log.format, process.stdout.isTTY === true)) : undefined
+  const stdout = destinations?.main
+  const accessStdout = destinations?.access
   const log = deps.log ?? createLogger(initial.log, stdout)
   let config = initial
   // The metrics read key-store state at scrape time; the store reports events to the metrics.
@@ -111,7 +117,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
     ...(deps.now === undefined ? {} : { now: deps.now }),
   })
   stdout?.onDrop(() => metrics.logDropped())
-  accessStdout?.onDrop(() => metrics.logDropped())
+  if (accessStdout !== stdout) accessStdout?.onDrop(() => metrics.logDropped())
   const onEvent = (e: KeyEvent): void => {
     logKeyEvent(log, e)
     metrics.keyEvent(e)
@@ -170,10 +176,15 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
       // Keys first: the process serves (503 keys_unavailable) while a provider is down,
       // and /readyz tells Kubernetes when it can send traffic.
       // No certificate, no listener: a broken pair fails the start (fail closed).
-      await tls?.start()
+      try {
+        await tls?.start()
+      } catch (err) {
+        throw new StartupError({ setting: 'tls', problem: (err as Error).message, cause: err })
+      }
       keys.start()
-      await admin.listen({ host: config.admin.listen.host, port: config.admin.listen.port })
-      await proxy.listen({ host: config.listen.host, port: config.listen.port })
+      // A port that cannot be bound is named by its setting (src/startup-error.ts).
+      await listenOn(admin, 'admin.listen', config.admin.listen)
+      await listenOn(proxy, 'listen', config.listen)
       const urls = { proxyUrl: url(proxy, tls === undefined ? 'http' : 'https'), adminUrl: url(admin) }
       log.info({ event: 'server.started', proxy: urls.proxyUrl, admin: urls.adminUrl, issuers: config.issuers.map((i) => i.name) }, 'jwt-sidecar started')
       logWarnings(config)
@@ -216,6 +227,14 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
       log.info({ event: 'shutdown.completed', drained }, 'stopped')
     },
     close,
+  }
+}
+
+async function listenOn(server: FastifyInstance, setting: string, address: ListenAddress): Promise<void> {
+  try {
+    await server.listen({ host: address.host, port: address.port })
+  } catch (err) {
+    throw listenError(err, setting, address)
   }
 }
 

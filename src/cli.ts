@@ -2,286 +2,174 @@
 /**
  * argv → commands. Exit codes: 0 success, 1 the command failed (invalid config, a port in
  * use…), 2 usage error.
+ *
+ * For a person at a terminal (issue #14 §5): each command has its own help (`jwt-sidecar
+ * verify --help`, `jwt-sidecar help verify`, src/cli/usage.ts); a wrong option is one line
+ * naming the command's help; a start-up failure is one line naming the setting
+ * (src/startup-error.ts), with its stack trace only under `--debug`.
  */
-import { X509Certificate } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
+import { inspect } from 'node:util'
 import { createApp } from './app.ts'
+import type { App } from './app.ts'
 import { createConfigReloader } from './reload.ts'
 import { onStopSignals, processTerminal, stopPlan } from './stop-signals.ts'
-import type { App } from './app.ts'
-import { ConfigError, loadConfig, resolveConfigPath } from './config/load.ts'
+import { ConfigError, resolveConfigPath } from './config/load.ts'
 import { checkReport } from './config/report.ts'
-import type { SidecarConfig } from './config/types.ts'
-import { createKeyStore } from './keys/store.ts'
-import type { KeyStore } from './keys/types.ts'
-import type { Explanation } from './cli/explain.ts'
+import { resolveLogFormat } from './observe/log.ts'
+import { StartupError } from './startup-error.ts'
 import { packageVersion } from './package-root.ts'
+import { UsageError, parseCommandArgs, positionalsOf, usageLine } from './cli/args.ts'
+import { loadCommandConfig } from './cli/config-file.ts'
+import { unreadableFile } from './cli/preflight.ts'
+import { ALL_OPTIONS, COMMANDS, TOP_LEVEL_OPTIONS, commandOf, usage } from './cli/usage.ts'
+import type { CommandName } from './cli/usage.ts'
 
-const usage = (): string => `jwt-sidecar ${packageVersion()}: verifies JWTs and forwards verified identity to the app behind it
+const stderr = (text: string): void => void process.stderr.write(text)
+const stdout = (text: string): void => void process.stdout.write(text)
 
-Usage:
-  jwt-sidecar run [--config FILE]            serve (the default command)
-  jwt-sidecar check-config [--config FILE]   validate the config; print every error
-  jwt-sidecar demo [--config FILE]           embedded issuer + echo upstream + sidecar on loopback
-  jwt-sidecar verify [--config FILE] [--path P | --url URL] [--method M] [--json]
-                     [--dpop PROOF | --dpop-file FILE] [--client-cert FILE] [TOKEN | -]
-                                             explain what the sidecar would answer (default GET /);
-                                             TOKEN: a JWS, "Bearer eyJ…" or "DPoP eyJ…"; - or none
-                                             reads stdin; a DPoP proof needs --url (its htu);
-                                             --client-cert: the request's client certificate (PEM)
-  jwt-sidecar token [--config FILE] [--issuer NAME] [--sub S] [--scope S] [--claim P=V]... [--ttl 10m]
-                                             mint a test token with this command's own key; refused
-                                             unless the issuer trusts that key
-  jwt-sidecar token --serve | --export-jwks FILE
-                                             publish that key's JWKS (loopback) for a test config;
-                                             jwt-sidecar token --help for every option
-  jwt-sidecar --version | --help
-
-The config file is --config FILE, else $JWT_SIDECAR_CONFIG, else config/sidecar.yaml.
-`
-
-function load(path: string, env: NodeJS.ProcessEnv): SidecarConfig | undefined {
-  try {
-    return loadConfig(path, env)
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n${err.issues.length} error(s) in ${path}\n`)
-      return undefined
-    }
-    throw err
-  }
+function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(COMMANDS, name)
 }
 
-async function main(argv: string[]): Promise<number> {
+async function main(argv: readonly string[]): Promise<number> {
   // `token` parses its own options (src/cli/token.ts), so they come after the command name.
   if (argv[0] === 'token') return token(argv.slice(1))
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-        // verify only
-        path: { type: 'string' },
-        method: { type: 'string' },
-        json: { type: 'boolean' },
-        url: { type: 'string' },
-        dpop: { type: 'string' },
-        'dpop-file': { type: 'string' },
-        'client-cert': { type: 'string' },
-      },
-    })
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${usage()}`)
-    return 2
+  // First pass: which command, with every option known so that a value is never taken for it.
+  const [named, ...rest] = positionalsOf(argv, ALL_OPTIONS)
+  if (named === undefined) {
+    // No command: --help, --version, or `run` (the default), whose options these must be.
+    // Named as `run` in messages: that is the command it would be.
+    const top = parseCommandArgs('run', argv, { ...TOP_LEVEL_OPTIONS, ...COMMANDS.run.options }, ALL_OPTIONS, commandOf)
+    if (top.values.help === true) return print(usage())
+    if (top.values.version === true) return print(`${packageVersion()}\n`)
   }
-  const { values, positionals } = parsed
-  if (values.help === true) {
-    process.stdout.write(usage())
-    return 0
+  const command = named ?? 'run'
+  if (command === 'help') return help(rest)
+  if (command === 'token') throw new UsageError(usageLine('token', 'the options of token come after it: jwt-sidecar token --config FILE …'))
+  if (!isCommand(command)) throw new UsageError(usageLine(undefined, `unknown command: ${command}`))
+  const { values, positionals } = parseCommandArgs(command, argv, COMMANDS[command].options, ALL_OPTIONS, commandOf)
+  if (values.help === true) return print(COMMANDS[command].help())
+  const args = named === undefined ? positionals : positionals.slice(1)
+  const config = values.config as string | undefined
+  const debug = values.debug === true
+  if (command === 'verify') {
+    const { verifyCommand } = await import('./cli/verify.ts')
+    return verifyCommand(values, args)
   }
-  if (values.version === true) {
-    process.stdout.write(`${packageVersion()}\n`)
-    return 0
-  }
-  const [command = 'run', ...rest] = positionals
-  if (command === 'token') {
-    process.stderr.write(`the options of token come after it: jwt-sidecar token --config FILE …\n\n${usage()}`)
-    return 2
-  }
-  if (command === 'verify') return verify(values, rest)
-  if ([values.path, values.method, values.json, values.url, values.dpop, values['dpop-file'], values['client-cert']].some((v) => v !== undefined)) {
-    process.stderr.write(`--path, --url, --method, --json, --dpop, --dpop-file and --client-cert are options of verify\n\n${usage()}`)
-    return 2
-  }
-  if (rest.length > 0) {
-    process.stderr.write(`unexpected argument: ${rest.join(' ')}\n\n${usage()}`)
-    return 2
-  }
-  const env = process.env
+  if (args.length > 0) throw new UsageError(usageLine(command, `unexpected argument ${JSON.stringify(args[0])} for ${command}`))
   switch (command) {
     case 'check-config': {
-      const config = load(resolveConfigPath(values.config, env), env)
-      if (config === undefined) return 1
+      const loaded = loadCommandConfig(config, process.env, stderr)
+      if (loaded === undefined) return 1
       // Valid, so exit 0; a warning names something that is probably not what was meant.
-      process.stdout.write(checkReport(config))
+      stdout(checkReport(loaded))
       return 0
     }
-    case 'run': {
-      const config = load(resolveConfigPath(values.config, env), env)
-      if (config === undefined) return 1
-      const app: App = createApp(config)
-      try {
-        await app.start()
-      } catch (err) {
-        app.log.fatal({ event: 'server.failed', err }, 'could not start')
-        await app.close()
-        return 1
-      }
-      const reloader = createConfigReloader(app, { path: resolveConfigPath(values.config, env), env })
-      // SIGHUP: reload even if the file text is the same (the environment may have changed).
-      process.on('SIGHUP', () => reloader.reload('signal', true))
-      // Ctrl-C at a terminal skips shutdown.delay; SIGTERM keeps it (src/stop-signals.ts).
-      onStopSignals(async (signal) => {
-        reloader.close()
-        await app.shutdown(stopPlan(signal, processTerminal(), app.config().shutdown))
-      })
-      return -1 // keep running
-    }
-    case 'demo': {
-      // Loaded only here: the demo's issuer (jose's signing side) is no part of `run`'s start.
-      const { demoConfigPath, runDemo } = await import('./demo/run.ts')
-      let handle
-      try {
-        handle = await runDemo(values.config ?? demoConfigPath(), env, (line) => process.stdout.write(`${line}\n`))
-      } catch (err) {
-        if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`)
-        else process.stderr.write(`demo failed: ${(err as Error).message}\n`)
-        return 1
-      }
-      onStopSignals(() => handle.stop())
-      return -1
-    }
-    default:
-      process.stderr.write(`unknown command: ${command}\n\n${usage()}`)
-      return 2
+    case 'run':
+      return run(config, debug)
+    case 'demo':
+      return demo(config, debug)
   }
 }
 
-interface VerifyOptions {
-  config?: string
-  path?: string
-  url?: string
-  method?: string
-  json?: boolean
-  dpop?: string
-  'dpop-file'?: string
-  'client-cert'?: string
+function print(text: string): number {
+  stdout(text)
+  return 0
+}
+
+/** `jwt-sidecar help [COMMAND]`. */
+async function help(topics: readonly string[]): Promise<number> {
+  const [topic, extra] = topics
+  if (extra !== undefined) throw new UsageError(usageLine(undefined, 'help takes one COMMAND'))
+  if (topic === undefined || topic === 'help') return print(usage())
+  if (topic === 'token') {
+    const { tokenUsage } = await import('./cli/token.ts')
+    return print(tokenUsage())
+  }
+  if (!isCommand(topic)) throw new UsageError(usageLine(undefined, `unknown command: ${topic}`))
+  return print(COMMANDS[topic].help())
 }
 
 /**
- * `--url scheme://host[:port]/path?query`: the Host header and the request target, split by
- * hand so the path stays as given (WHATWG URL would resolve its dot segments before the sidecar
- * normalises them, policy/normalize.ts).
+ * A start-up failure: one line on stderr (the stack with --debug), and with JSON logs a
+ * `server.failed` line for whatever reads them (a person at a terminal reads the first).
  */
-function splitUrl(url: string): { scheme: 'http' | 'https'; host: string; path: string } | undefined {
-  const m = /^(https?):\/\/([^/?#\s]+)(.*)$/i.exec(url)
-  if (m === null) return undefined
-  const rest = m[3]!
-  return { scheme: m[1]!.toLowerCase() as 'http' | 'https', host: m[2]!, path: rest === '' || !rest.startsWith('/') ? `/${rest}` : rest }
+function startFailed(app: App, err: unknown, debug: boolean, format: 'json' | 'pretty'): void {
+  const known = err instanceof StartupError
+  const line = known ? err.message : `could not start: ${err instanceof Error ? err.message : String(err)}`
+  if (format === 'json') {
+    app.log.fatal({ event: 'server.failed', ...(known ? { setting: err.setting, code: err.code } : {}), ...(debug ? { err } : {}) }, line)
+  }
+  stderr(`${line}\n`)
+  if (debug) stderr(`${inspect(err)}\n`)
 }
 
-/** `jwt-sidecar verify`: one request explained; exit 0 when it would be forwarded. */
-async function verify(values: VerifyOptions, args: string[]): Promise<number> {
-  const fail = (why: string): number => {
-    process.stderr.write(`${why}\n\n${usage()}`)
-    return 2
-  }
-  if (args.length > 1) return fail(`verify takes one TOKEN (or - for stdin), got ${args.length} arguments`)
-  if (values.path !== undefined && values.url !== undefined) return fail('--path and --url both name the request target: give one')
-  if (values.dpop !== undefined && values['dpop-file'] !== undefined) return fail('--dpop and --dpop-file both give the proof: give one')
-  const target = values.url === undefined ? undefined : splitUrl(values.url)
-  if (values.url !== undefined && target === undefined) return fail(`--url ${JSON.stringify(values.url)} is not an http(s)://host/path URL`)
-  const proofGiven = values.dpop !== undefined || values['dpop-file'] !== undefined
-  // RFC 9449 §4.3: the proof's htu names scheme, host and path; without a URL there is no Host to check it against.
-  if (proofGiven && target === undefined) return fail('a DPoP proof needs --url: its htu is checked against the Host and path the request is sent to')
-  let proof: string | undefined
-  if (values['dpop-file'] !== undefined) {
-    try {
-      proof = readFileSync(values['dpop-file'], 'utf8').trim()
-    } catch (err) {
-      process.stderr.write(`--dpop-file ${values['dpop-file']}: cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`)
-      return 1
-    }
-  } else if (values.dpop !== undefined) proof = values.dpop.trim()
-  let clientCertificate: X509Certificate | undefined
-  if (values['client-cert'] !== undefined) {
-    const file = values['client-cert']
-    try {
-      clientCertificate = new X509Certificate(readFileSync(file))
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      process.stderr.write(`--client-cert ${file}: ${code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' ? `cannot read the file: ${code}` : 'not a PEM or DER X.509 certificate'}\n`)
-      return 1
-    }
-  }
-
+async function run(configFlag: string | undefined, debug: boolean): Promise<number> {
   const env = process.env
-  const config = load(resolveConfigPath(values.config, env), env)
+  const config = loadCommandConfig(configFlag, env, stderr)
   if (config === undefined) return 1
-  const { explainRequest, issuerForToken, tokenFromInput } = await import('./cli/explain.ts')
-  const arg = args[0]
-  const fromStdin = arg === undefined || arg === '-'
-  if (fromStdin && process.stdin.isTTY) process.stderr.write('reading the token from stdin (end with Ctrl-D)\n')
-  const raw = (fromStdin ? await readStdin() : arg).trim()
-  const { token, source, scheme } = tokenFromInput(config.tokens.from, raw, fromStdin ? 'stdin' : 'command line', { proof: proof !== undefined })
-
-  // Key events are never written to stdout; at debug they go to stderr (they carry no token material).
-  const debug = config.log.level === 'debug' || config.log.level === 'trace'
-  // A snapshot is read, as a sidecar starting now would, but never written: not this tool's file.
-  const keys: KeyStore = createKeyStore(config.issuers, { snapshots: 'read-only', ...(debug ? { onEvent: (e) => process.stderr.write(`${JSON.stringify(e)}\n`) } : {}) })
-  let explanation: Explanation
+  const format = resolveLogFormat(config.log.format, process.stdout.isTTY === true)
+  const app: App = createApp(config)
   try {
-    keys.start()
-    // Wait for the keys of the issuer the token names, and no other: until its first load
-    // attempt is over, with keys or failed (the sidecar would answer 503 now too); each fetch
-    // in it is bounded by fetch.timeout.
-    const issuer = issuerForToken(config, token)
-    if (issuer !== undefined) await keys.issuer(issuer.name)?.settled()
-    explanation = await explainRequest(config, keys, {
-      token,
-      source,
-      scheme,
-      path: target?.path ?? values.path ?? '/',
-      method: (values.method ?? 'GET').toUpperCase(),
-      ...(proof === undefined ? {} : { proof }),
-      ...(target === undefined ? {} : { authority: { scheme: target.scheme, host: target.host } }),
-      ...(clientCertificate === undefined ? {} : { clientCertificate }),
-    })
-  } finally {
-    await keys.stop()
+    const unreadable = unreadableFile(config)
+    if (unreadable !== undefined) throw unreadable
+    await app.start()
+  } catch (err) {
+    startFailed(app, err, debug, format)
+    await app.close()
+    return 1
   }
-  if (values.json === true) {
-    process.stdout.write(`${JSON.stringify(explanation, null, 2)}\n`)
-  } else {
-    const width = Math.max(...explanation.steps.map((s) => s.step.length))
-    for (const s of explanation.steps) {
-      process.stdout.write(`${s.ok === undefined ? '·' : s.ok ? '✔' : '✘'} ${s.step.padEnd(width)}  ${s.detail}\n`)
-    }
-    process.stdout.write(explanation.forwarded ? 'outcome: forwarded\n' : `outcome: denied ${explanation.status} ${explanation.reason}\n`)
+  const reloader = createConfigReloader(app, { path: resolveConfigPath(configFlag, env), env })
+  // SIGHUP: reload even if the file text is the same (the environment may have changed).
+  process.on('SIGHUP', () => reloader.reload('signal', true))
+  // Ctrl-C at a terminal skips shutdown.delay; SIGTERM keeps it (src/stop-signals.ts).
+  onStopSignals(async (signal) => {
+    reloader.close()
+    await app.shutdown(stopPlan(signal, processTerminal(), app.config().shutdown))
+  })
+  return -1 // keep running
+}
+
+async function demo(configFlag: string | undefined, debug: boolean): Promise<number> {
+  // Loaded only here: the demo's issuer (jose's signing side) is no part of `run`'s start.
+  const { demoConfigPath, runDemo } = await import('./demo/run.ts')
+  let handle
+  try {
+    handle = await runDemo(configFlag ?? demoConfigPath(), process.env, (line) => stdout(`${line}\n`))
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof StartupError) stderr(`${err.message}\n`)
+    else stderr(`demo failed: ${(err as Error).message}\n`)
+    if (debug) stderr(`${inspect(err)}\n`)
+    return 1
   }
-  return explanation.forwarded ? 0 : 1
+  onStopSignals(() => handle.stop())
+  return -1
 }
 
 /** `jwt-sidecar token`: loaded only here (jose's signing side is no part of `run`). */
-async function token(args: string[]): Promise<number> {
+async function token(args: readonly string[]): Promise<number> {
   const { tokenCommand } = await import('./cli/token.ts')
-  const outcome = await tokenCommand(args, {
-    env: process.env,
-    out: (text) => process.stdout.write(text),
-    err: (text) => process.stderr.write(text),
-  })
+  const outcome = await tokenCommand(args, { env: process.env, out: stdout, err: stderr })
   if ('code' in outcome) return outcome.code
   onStopSignals(() => outcome.serving.close())
   return -1
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = []
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks).toString('utf8')
-}
-
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2)
+main(argv).then(
   (code) => {
     if (code >= 0) process.exitCode = code
   },
   (err: unknown) => {
-    process.stderr.write(`jwt-sidecar: ${(err as Error).stack ?? String(err)}\n`)
+    if (err instanceof UsageError) {
+      stderr(`${err.message}\n`)
+      process.exitCode = 2
+      return
+    }
+    // Not a failure we know how to put in words: its message, and the stack only when asked.
+    stderr(argv.includes('--debug')
+      ? `jwt-sidecar: ${inspect(err)}\n`
+      : `jwt-sidecar: ${err instanceof Error ? err.message : String(err)} (--debug shows the stack trace)\n`)
     process.exitCode = 1
   },
 )

@@ -1,5 +1,7 @@
 /**
- * The admin server, on its own port and never proxied: liveness, readiness, metrics.
+ * The admin server, on its own port and never proxied: liveness, readiness, key state,
+ * metrics, and at `/` the list of these (issue #14 §5: a person who finds the port can find
+ * the rest).
  */
 import { fastify } from 'fastify'
 import { NO_ROUTE_SCHEMAS } from '../fastify-schemas.ts'
@@ -7,6 +9,15 @@ import type { FastifyInstance } from 'fastify'
 import type { KeyStore } from '../keys/types.ts'
 import type { LoopMonitor } from '../observe/loop-monitor.ts'
 import type { Metrics } from '../observe/metrics.ts'
+import { packageVersion } from '../package-root.ts'
+
+/** What `/` lists: every endpoint of this port, with one line each. */
+const ADMIN_ENDPOINTS: ReadonlyArray<{ readonly path: string; readonly description: string }> = [
+  { path: '/healthz', description: 'liveness: 200 while the process answers and its event loop is not blocked' },
+  { path: '/readyz', description: 'readiness: 200 when every issuer has usable keys and no shutdown has begun; ?verbose lists each issuer' },
+  { path: '/keys', description: "each issuer's key set: its state, last and next refresh, last error, and each key's public metadata" },
+  { path: '/metrics', description: 'Prometheus metrics (text exposition format)' },
+]
 
 export interface AdminServerDeps {
   readonly keys: KeyStore
@@ -18,7 +29,7 @@ export interface AdminServerDeps {
 }
 
 /**
- * /healthz: the process is alive. /readyz: 200 only when every issuer has usable keys and
+ * /: the index of the endpoints below. /healthz: the process is alive. /readyz: 200 only when every issuer has usable keys and
  * the sidecar is not shutting down (`?verbose` lists each issuer). /keys: each issuer's key
  * set state and its keys' public metadata. /metrics: Prometheus text.
  *
@@ -28,6 +39,9 @@ export interface AdminServerDeps {
  */
 export function createAdminServer(deps: AdminServerDeps): FastifyInstance {
   const app = fastify({ logger: false, schemaController: NO_ROUTE_SCHEMAS })
+  // Indented: this one is read by people, with curl.
+  const index = `${JSON.stringify({ service: 'jwt-sidecar', version: packageVersion(), endpoints: ADMIN_ENDPOINTS }, null, 2)}\n`
+  app.get('/', (_request, reply) => reply.type('application/json; charset=utf-8').send(index))
   // Liveness: the process answers, and its event loop is not stuck (a blocked loop answers
   // late or never, which a plain "I am up" would hide until requests time out).
   app.get('/healthz', (_request, reply) => {

@@ -9,9 +9,8 @@
  * mint a token that a sidecar trusting a production issuer would accept (issue #12, item 6).
  */
 import { writeFile } from 'node:fs/promises'
-import { parseArgs } from 'node:util'
 import { CompactSign } from 'jose'
-import { ConfigError, loadConfig, resolveConfigPath } from '../config/load.ts'
+import { loadCommandConfig } from './config-file.ts'
 import { SUPPORTED_ALGORITHMS } from '../config/types.ts'
 import type { Algorithm, IssuerConfig, SidecarConfig } from '../config/types.ts'
 import { parseDuration, parseListen, UnitError } from '../config/units.ts'
@@ -22,9 +21,11 @@ import { buildPayload, ClaimError } from './token-claims.ts'
 import { allKeys, defaultKeyDir, KeyDirError, publicJwks, signingKey } from './token-keys.ts'
 import type { SigningKey } from './token-keys.ts'
 import { isLoopbackListen, startTokenKeyServer } from './token-server.ts'
+import { UsageError as ArgsError, parseCommandArgs, usageLine } from './args.ts'
+import { TOKEN_OPTIONS, commandOf } from './usage.ts'
 import type { TokenKeyServer } from './token-server.ts'
 
-const tokenUsage = (): string => `Usage:
+export const tokenUsage = (): string => `Usage:
   jwt-sidecar token [--config FILE] [--issuer NAME] [--sub S] [--scope "a b"] [--aud A]...
                     [--claim PATH=VALUE]... [--ttl 10m] [--alg ALG] [--kid K] [--tenant T] [--keys DIR]
       Prints a signed token for the configured issuer NAME (optional when the config has one
@@ -70,31 +71,12 @@ const MINT_OPTIONS = ['config', 'issuer', 'sub', 'scope', 'aud', 'claim', 'ttl',
  * const r = await tokenCommand(['--config', 'sidecar.yaml', '--sub', 'alice'], { env: process.env, out, err })
  */
 export async function tokenCommand(argv: readonly string[], io: Io): Promise<TokenOutcome> {
-  let values
+  let values: TokenValues
   try {
-    values = parseArgs({
-      args: [...argv],
-      allowPositionals: false,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        config: { type: 'string', short: 'c' },
-        issuer: { type: 'string' },
-        sub: { type: 'string' },
-        scope: { type: 'string' },
-        aud: { type: 'string', multiple: true },
-        claim: { type: 'string', multiple: true },
-        ttl: { type: 'string' },
-        kid: { type: 'string' },
-        tenant: { type: 'string' },
-        alg: { type: 'string' },
-        keys: { type: 'string' },
-        serve: { type: 'boolean' },
-        listen: { type: 'string' },
-        'export-jwks': { type: 'string' },
-      },
-    }).values
+    values = parseCommandArgs('token', argv, TOKEN_OPTIONS, TOKEN_OPTIONS, commandOf).values
   } catch (err) {
-    io.err(`${(err as Error).message}\n\n${tokenUsage()}`)
+    if (!(err instanceof ArgsError)) throw err
+    io.err(`${err.message}\n`)
     return { code: 2 }
   }
   if (values.help === true) {
@@ -118,7 +100,7 @@ export async function tokenCommand(argv: readonly string[], io: Io): Promise<Tok
     return await mint(dir, alg, values, io)
   } catch (err) {
     if (err instanceof UsageError || err instanceof ClaimError) {
-      io.err(`${err.message}\n\n${tokenUsage()}`)
+      io.err(`${usageLine('token', err.message)}\n`)
       return { code: 2 }
     }
     if (err instanceof KeyDirError) {
@@ -185,18 +167,6 @@ async function exportJwks(dir: string, alg: Algorithm, to: string, io: Io): Prom
   return { code: 0 }
 }
 
-function loadOrReport(path: string, io: Io): SidecarConfig | undefined {
-  try {
-    return loadConfig(path, io.env)
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(`${err.message}\n${err.issues.length} error(s) in ${path}\n`)
-      return undefined
-    }
-    throw err
-  }
-}
-
 function pickIssuer(config: SidecarConfig, name: string | undefined): IssuerConfig {
   const names = config.issuers.map((i) => i.name).join(', ')
   if (name === undefined) {
@@ -217,6 +187,15 @@ function pickTenant(issuer: IssuerConfig, requested: string | undefined): string
   if (requested === undefined) return issuer.tenants[0]
   if (!issuer.tenants.includes(requested)) throw new UsageError(`--tenant ${JSON.stringify(requested)}: not in issuer "${issuer.name}"'s tenants (${issuer.tenants.join(', ')})`)
   return requested
+}
+
+interface TokenValues extends MintValues {
+  readonly help?: boolean | undefined
+  readonly alg?: string | undefined
+  readonly keys?: string | undefined
+  readonly serve?: boolean | undefined
+  readonly listen?: string | undefined
+  readonly 'export-jwks'?: string | undefined
 }
 
 interface MintValues {
@@ -240,7 +219,7 @@ async function mint(dir: string, requested: Algorithm | undefined, values: MintV
     throw err
   }
   if (ttlMs < 1000) throw new UsageError(`--ttl ${values.ttl ?? ''}: at least 1s (exp is in whole seconds)`)
-  const config = loadOrReport(resolveConfigPath(values.config, io.env), io)
+  const config = loadCommandConfig(values.config, io.env, io.err)
   if (config === undefined) return { code: 1 }
   const issuer = pickIssuer(config, values.issuer)
   // ES256 when the issuer allows it (small keys, fast to generate), else what it does allow.

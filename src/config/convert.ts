@@ -116,7 +116,7 @@ export function convert(raw: RawConfig, source: string): SidecarConfig {
         claims: Object.fromEntries(Object.entries(r.require.claims).map(([k, v]) => [k, [...v]])),
       },
     })),
-    log: { level: raw.log.level, access: raw.log.access },
+    log: { level: raw.log.level, access: raw.log.access, ...(raw.log.format === undefined ? {} : { format: raw.log.format }) },
     warnings: [],
   }
 }

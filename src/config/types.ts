@@ -243,6 +243,8 @@ export interface LogConfig {
   readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   /** One line per proxied request. */
   readonly access: boolean
+  /** JSON lines or readable lines; undefined: readable when stdout is a terminal (observe/log.ts resolveLogFormat). */
+  readonly format?: 'json' | 'pretty' | undefined
 }
 
 export interface ShutdownConfig {

@@ -7,6 +7,7 @@ import { pino } from 'pino'
 import type { DestinationStream, Logger } from 'pino'
 import type { LogConfig } from '../config/types.ts'
 import type { KeyEvent } from '../keys/types.ts'
+import { prettyDestination } from './pretty.ts'
 
 export type { Logger }
 
@@ -66,6 +67,29 @@ export function stdoutDestination(options: { readonly batch?: boolean } = {}, fd
   return Object.assign(dest, { onDrop: (listener: () => void) => void dest.on('drop', listener) })
 }
 
+export type LogFormat = NonNullable<LogConfig['format']>
+
+/**
+ * `log.format`, or when the config does not say: readable lines for a person at a terminal,
+ * JSON for everything else (a pipe, a file, a container runtime: Kubernetes gives a pipe).
+ */
+export function resolveLogFormat(configured: LogFormat | undefined, stdoutIsTTY: boolean): LogFormat {
+  return configured ?? (stdoutIsTTY ? 'pretty' : 'json')
+}
+
+/**
+ * The two stdout destinations of a sidecar: JSON lines with the access lines in batches of
+ * their own; or, `pretty`, one stream of readable lines, each written at once (a person
+ * watching a terminal wants the line when the request is answered, and is not 10k req/s).
+ * Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
+ */
+export function stdoutDestinations(format: LogFormat, env: NodeJS.ProcessEnv = process.env, stdoutIsTTY = process.stdout.isTTY === true): { readonly main: DestinationStream & LogDrops; readonly access: DestinationStream & LogDrops } {
+  if (format === 'json') return { main: stdoutDestination(), access: stdoutDestination({ batch: true }) }
+  const noColor = env['NO_COLOR'] !== undefined && env['NO_COLOR'] !== ''
+  const main = prettyDestination(stdoutDestination(), { color: stdoutIsTTY && !noColor })
+  return { main, access: main }
+}
+
 /**
  * @example
  * const log = createLogger({ level: 'info', access: true })
@@ -106,6 +130,10 @@ export interface AccessEntry {
   readonly reason: string
   readonly issuer: string | undefined
   readonly status: number
+  /** ms from the request's arrival to the response's end (fastify's elapsedTime), in whole µs. */
+  readonly durationMs: number
+  /** The peer's address (the socket's; never X-Forwarded-For, which a client writes). */
+  readonly clientIp: string | undefined
 }
 
 export interface AccessLogger {
@@ -115,7 +143,7 @@ export interface AccessLogger {
 /**
  * The per-request access line, written into `stream` (default: `log`'s) at `log`'s info level as the same JSON a
  * pino `log.info({ event: 'http.access', … }, 'request')` would give (fields in that order,
- * `issuer` left out when unknown), without pino's generic path: the line has a fixed set of
+ * `issuer` and `clientIp` left out when unknown), without pino's generic path: the line has a fixed set of
  * fields, so it is formatted directly, and the ISO timestamp is formatted once per millisecond
  * rather than once per line. Client text (method, path, request id) goes through
  * JSON.stringify. Follows `log`'s level when it changes (a reload).
@@ -137,7 +165,9 @@ export function createAccessLogger(log: Logger, stream?: DestinationStream): Acc
         head = `{"level":"info","time":"${new Date(now).toISOString()}","service":"${SERVICE}","event":"http.access","reqId":`
       }
       const issuer = e.issuer === undefined ? '' : `,"issuer":${JSON.stringify(e.issuer)}`
-      out.write(`${head}${JSON.stringify(e.reqId)},"method":${JSON.stringify(e.method)},"path":${JSON.stringify(e.path)},"route":${JSON.stringify(e.route)},"outcome":"${e.outcome}","reason":"${e.reason}"${issuer},"status":${e.status},"msg":"request"}\n`)
+      // The socket's address is Node's text of an IP address: nothing in it needs escaping.
+      const client = e.clientIp === undefined ? '' : `,"clientIp":"${e.clientIp}"`
+      out.write(`${head}${JSON.stringify(e.reqId)},"method":${JSON.stringify(e.method)},"path":${JSON.stringify(e.path)},"route":${JSON.stringify(e.route)},"outcome":"${e.outcome}","reason":"${e.reason}"${issuer},"status":${e.status},"durationMs":${e.durationMs}${client},"msg":"request"}\n`)
     },
   }
 }

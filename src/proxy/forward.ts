@@ -153,6 +153,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       return false
     }
     const headers = responseHeaders(raw, this.shared.prefix)
+    // The request id the access line names, back to the client (server.ts, request-id.ts).
+    headers['x-request-id'] = this.request.id
     // An HTTP/1 connection cannot take its next request before this one's body was read.
     // (An HTTP/2 stream is its own: nothing to close, and the field is forbidden there, RFC 9113 §8.2.2.)
     if (!this.request.raw.complete && this.request.raw.httpVersionMajor !== 2) headers.connection = 'close'

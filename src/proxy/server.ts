@@ -27,7 +27,8 @@ import type { InboundStrip } from '../request/headers.ts'
 import { denial } from '../request/denials.ts'
 import { createUpstreamDispatcher } from './upstream.ts'
 import { createForward } from './forward.ts'
-import { createUpstreamHeaders } from './upstream-headers.ts'
+import { createUpstreamHeaders, peerOf } from './upstream-headers.ts'
+import { createRequestIds } from './request-id.ts'
 import type { UpstreamBoundRequest } from './upstream-headers.ts'
 import { NO_ROUTE_SCHEMAS } from '../fastify-schemas.ts'
 import type { Pipeline } from '../request/pipeline.ts'
@@ -90,6 +91,9 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     childLoggerFactory: (logger) => logger,
     // We write our own access line (onResponse) with route, outcome and reason instead.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.id is the request id: the client's valid X-Request-Id, else ours (request-id.ts).
+    genReqId: createRequestIds(),
+    requestIdHeader: false,
     // While closing, new requests get 503 rather than hanging on a draining server.
     return503OnClosing: true,
     // Defaults made explicit: we never trust client X-Forwarded-* for our own decisions.
@@ -170,7 +174,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     if (d.kind === 'admit') {
       request.auth = { route: d.route, outcome: d.outcome, reason: 'none', issuer: d.issuer, claims: d.claims, binding: d.binding }
       // A hijacked websocket never reaches onResponse: count it when it is admitted.
-      if (request.headers.upgrade !== undefined) record(request, 101)
+      if (request.headers.upgrade !== undefined) record(request, 101, reply.elapsedTime, false)
       // RFC 9110 §10.1.1: the client waits for 100 Continue before sending the body; it gets
       // it only now, once admitted, so a refused upload is never sent at all.
       if (expectingContinue.has(request.raw)) reply.raw.writeContinue()
@@ -183,7 +187,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     // A security event, rate-limited per reason and route (closed sets), so a flood of bad
     // tokens cannot flood the logs; `detail` names what was wrong, never the token.
     deps.events.log(level, `auth.denied:${d.reason}:${d.route}`, { event: 'auth.denied', reqId: request.id, route: d.route, reason: d.reason, issuer: d.issuer, status: d.answer.status, detail: d.detail }, 'request denied')
-    void reply.code(d.answer.status).headers(d.answer.headers).send(d.answer.body)
+    void reply.code(d.answer.status).headers(d.answer.headers).header('x-request-id', request.id).send(d.answer.body)
   }
 
   /** The verification's own metrics, then the rest of the decision. */
@@ -251,7 +255,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
           .then((r) => verified(request, reply, p, next, r, started, done))
           .catch((err: unknown) => {
             // Fail closed, and never leave the request hanging.
-            log.error({ event: 'auth.error', err }, 'verification failed internally')
+            log.error({ event: 'auth.error', reqId: request.id, err }, 'verification failed internally')
             if (!reply.sent) apply(request, reply, internalError(next.route.name), done)
           })
         return undefined
@@ -259,12 +263,13 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
       return verified(request, reply, p, next, result, started, done)
     } catch (err) {
       // Fail closed: an internal error never lets a request through unverified.
-      log.error({ event: 'auth.error', err }, 'authentication step failed internally')
+      log.error({ event: 'auth.error', reqId: request.id, err }, 'authentication step failed internally')
       return apply(request, reply, internalError(request.auth?.route ?? UNMATCHED_ROUTE), done)
     }
   })
 
-  function record(request: FastifyRequest, status: number, seconds?: number): void {
+  /** Counts the request and writes its access line; `ms` since it arrived; `timed`: observed in the duration histogram. */
+  function record(request: FastifyRequest, status: number, ms: number, timed: boolean): void {
     if (request.inflight) {
       request.inflight = false
       metrics.inflight(-1)
@@ -274,17 +279,18 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
     const outcome = a?.outcome ?? 'error'
     const reason = a?.reason ?? 'none'
     metrics.request(route, outcome, reason)
-    if (seconds !== undefined) metrics.requestDuration(route, outcome, seconds)
+    if (timed) metrics.requestDuration(route, outcome, ms / 1000)
     if ((request.pipeline ?? deps.pipeline()).config.log.access) {
       const url = request.url
       const q = url.indexOf('?')
       // The query string is never logged: a token or other secret may ride in it.
-      accessLog.write({ reqId: request.id, method: request.method, path: q < 0 ? url : url.slice(0, q), route, outcome, reason, issuer: a?.issuer, status })
+      const ip = peerOf(request.raw.socket).ip
+      accessLog.write({ reqId: request.id, method: request.method, path: q < 0 ? url : url.slice(0, q), route, outcome, reason, issuer: a?.issuer, status, durationMs: Math.round(ms * 1000) / 1000, clientIp: ip === '' ? undefined : ip })
     }
   }
 
   app.addHook('onResponse', (request, reply, done) => {
-    record(request, reply.statusCode, reply.elapsedTime / 1000)
+    record(request, reply.statusCode, reply.elapsedTime, true)
     done()
   })
   // A client that goes away before the answer still leaves the in-flight gauge.
@@ -320,7 +326,7 @@ export function createProxyServer(config: SidecarConfig, deps: ProxyServerDeps):
         request.auth.reason = reason
       }
       const d = denial(reason)
-      void reply.code(d.status).headers(d.headers).send(d.body)
+      void reply.code(d.status).headers(d.headers).header('x-request-id', request.id).send(d.body)
     },
     onTruncated(reply, error) {
       upstreamFailed(reply.request, error, true)

@@ -15,6 +15,8 @@ import { withoutCookies } from '../verify/extract.ts'
 
 /** The parts of a request the upstream-bound header rewrites read (HTTP and websocket alike). */
 export interface UpstreamBoundRequest {
+  /** The request id (request-id.ts): sent on as X-Request-Id, and on this request's log lines. */
+  readonly id: string
   readonly headers: IncomingHttpHeaders
   readonly socket: Socket
   readonly auth: { readonly route: string; readonly claims: Claims | undefined; readonly binding: BoundTo | undefined } | null
@@ -70,8 +72,8 @@ export function createUpstreamHeaders(deps: UpstreamHeadersDeps): UpstreamHeader
       const dropped = p.headers.setIdentity(out, claims, request.auth?.binding)
       if (dropped !== undefined) {
         for (const { header, cause, bytes } of dropped) {
-          if (cause === 'too_long') log.warn({ event: 'identity.dropped', route: request.auth?.route, header, cause, bytes, maxValueBytes: p.config.identity.maxValueBytes }, 'identity header value too long: not sent')
-          else log.warn({ event: 'identity.dropped', route: request.auth?.route, header, cause }, 'identity header array has an element that is not a scope token (arrays: space): not sent')
+          if (cause === 'too_long') log.warn({ event: 'identity.dropped', reqId: request.id, route: request.auth?.route, header, cause, bytes, maxValueBytes: p.config.identity.maxValueBytes }, 'identity header value too long: not sent')
+          else log.warn({ event: 'identity.dropped', reqId: request.id, route: request.auth?.route, header, cause }, 'identity header array has an element that is not a scope token (arrays: space): not sent')
         }
       }
     }
@@ -92,6 +94,8 @@ export function createUpstreamHeaders(deps: UpstreamHeadersDeps): UpstreamHeader
   return (request, out) => {
     forwardedHeaders(request, out)
     identityHeaders(request, out)
+    // Last: the id the access line names is the one the app sees, whatever the client sent.
+    out['x-request-id'] = request.id
   }
 }
 
@@ -101,7 +105,7 @@ const kPeer = Symbol('jwt-sidecar.peer')
  * The client address and scheme of a connection, read once per connection (a keep-alive
  * connection carries many requests; `remoteAddress` is a getter into the socket handle).
  */
-function peerOf(socket: Socket): { readonly ip: string; readonly proto: 'http' | 'https' } {
+export function peerOf(socket: Socket): { readonly ip: string; readonly proto: 'http' | 'https' } {
   const s = socket as Socket & { [kPeer]?: { readonly ip: string; readonly proto: 'http' | 'https' }; encrypted?: unknown }
   let peer = s[kPeer]
   if (peer === undefined) {

@@ -32,25 +32,28 @@ test('the access line is byte for byte what pino writes for the same fields (tim
   const { log, text } = capture()
   const access = createAccessLogger(log)
   const entries = [
-    { reqId: 'req-1', method: 'GET', path: '/api/orders', route: 'all', outcome: 'allowed', reason: 'none', issuer: 'corp', status: 200 },
-    // No issuer (iss not matched): left out, as pino leaves out undefined.
-    { reqId: 'req-2', method: 'POST', path: '/"quoted"\\back\u0001\u2028é\ud800', route: 'r', outcome: 'denied', reason: 'malformed', issuer: undefined, status: 401 },
+    { reqId: 'req-1', method: 'GET', path: '/api/orders', route: 'all', outcome: 'allowed', reason: 'none', issuer: 'corp', status: 200, durationMs: 1.234, clientIp: '127.0.0.1' },
+    // No issuer (iss not matched), no client address (the socket was gone): left out, as pino leaves out undefined.
+    { reqId: 'req-2', method: 'POST', path: '/"quoted"\\back\u0001\u2028é\ud800', route: 'r', outcome: 'denied', reason: 'malformed', issuer: undefined, status: 401, durationMs: 12, clientIp: undefined },
+    { reqId: 'c1f0a9-3', method: 'GET', path: '/', route: 'r', outcome: 'denied', reason: 'expired', issuer: 'corp', status: 401, durationMs: 0.057, clientIp: '::ffff:10.0.0.7' },
   ]
   for (const e of entries) {
     access.write(e)
     log.info({ event: 'http.access', ...e }, 'request')
   }
   const lines = text().trimEnd().split('\n').map((l) => l.replace(/"time":"[^"]+"/, '"time":"T"'))
-  assert.equal(lines.length, 4)
+  assert.equal(lines.length, 6)
   assert.equal(lines[0], lines[1])
   assert.equal(lines[2], lines[3])
+  assert.equal(lines[4], lines[5])
+  assert.match(lines[0]!, /"status":200,"durationMs":1\.234,"clientIp":"127\.0\.0\.1","msg":"request"\}$/)
   assert.equal((JSON.parse(lines[2]!) as { path: string }).path, entries[1]!.path)
 })
 
 test('the access line follows the logger level: nothing below info, back at once after a change', () => {
   const { log, text } = capture()
   const access = createAccessLogger(log)
-  const e = { reqId: 'req-1', method: 'GET', path: '/', route: 'all', outcome: 'allowed', reason: 'none', issuer: 'corp', status: 200 }
+  const e = { reqId: 'req-1', method: 'GET', path: '/', route: 'all', outcome: 'allowed', reason: 'none', issuer: 'corp', status: 200, durationMs: 0.5, clientIp: '127.0.0.1' }
   log.level = 'warn'
   access.write(e)
   assert.equal(text(), '')

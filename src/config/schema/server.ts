@@ -49,7 +49,12 @@ export const requests = settings('a map with methodOverride and timeout', {
   ),
 })
 
-export const log = settings('a map with level and access', {
+export const log = settings('a map with level, access and format', {
   level: doc('One of `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`.', oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info')),
   access: doc('One `http.access` line per proxied request.', boolean(true)),
+  format: doc(
+    '`json`: one JSON object per line, for a log pipeline. `pretty`: one readable line per event (time, level, event, message, the main fields), for a person at a terminal, with the same redaction. Needs a restart.',
+    oneOf(['json', 'pretty']),
+    '`pretty` when stdout is a terminal, else `json`',
+  ),
 })
