@@ -51,7 +51,7 @@ export const requests = settings('a map with methodOverride and timeout', {
 
 export const log = settings('a map with level, access and format', {
   level: doc('One of `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`.', oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info')),
-  access: doc('One `http.access` line per proxied request.', boolean(true)),
+  access: doc('One `http.access` line per proxied request, with its duration (`durationMs`), the client address (`clientIp`) and the request id (`reqId`, also sent upstream and returned as `X-Request-Id`).', boolean(true)),
   format: doc(
     '`json`: one JSON object per line, for a log pipeline. `pretty`: one readable line per event (time, level, event, message, the main fields), for a person at a terminal, with the same redaction. Needs a restart.',
     oneOf(['json', 'pretty']),
