@@ -17,6 +17,7 @@ import { issValues } from '../config/tenants.ts'
 import type { IssuerConfig, RouteConfig, SidecarConfig, TokenSource } from '../config/types.ts'
 import type { IssuerKeyStatus, KeyStore } from '../keys/types.ts'
 import { decide } from '../request/decide.ts'
+import { thumbprint } from '../request/client-cert.ts'
 import type { Connection } from '../request/client-cert.ts'
 import { createPipeline } from '../request/pipeline.ts'
 import type { RequestTraceEvent } from '../request/trace.ts'
@@ -171,7 +172,7 @@ function factsFor(config: SidecarConfig, input: ExplainInput): RequestFacts {
 function certificateStep(config: SidecarConfig, input: ExplainInput): ExplainStep[] {
   const cert = input.clientCertificate
   if (cert === undefined) return []
-  const x5t = createHash('sha256').update(cert.raw).digest('base64url')
+  const x5t = thumbprint(cert.raw)
   const ingress = config.clientCertificateHeader
   const how = ingress !== undefined
     ? `as the trusted ingress would pass it (${ingress.name}, ${ingress.format})`

@@ -91,3 +91,17 @@ export function headerNameMatcher(names: Iterable<string>, patterns: Iterable<st
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
+
+/**
+ * How many times `name` (lower case) was received, from Node's flat `rawHeaders` list: Node's
+ * header object joins or drops repeats, so a header that must come once (a token, a DPoP
+ * proof, a client certificate) is counted here. Only names of the right length are lowered.
+ */
+export function headerCount(rawHeaders: readonly string[], name: string): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const h = rawHeaders[i]!
+    if (h.length === name.length && h.toLowerCase() === name) n++
+  }
+  return n
+}

@@ -16,6 +16,7 @@
  * listener's handshake, or a trusted ingress's header).
  */
 import type { IssuerConfig } from '../config/types.ts'
+import { headerCount } from '../http/header-names.ts'
 import { checkProof } from '../verify/dpop.ts'
 import type { ProofTrace } from '../verify/dpop.ts'
 import type { ReplayCache } from '../verify/dpop-replay.ts'
@@ -71,11 +72,6 @@ function fail(reason: Reason, detail: string): BindingResult {
   return { ok: false, reason, detail }
 }
 
-function countHeader(rawHeaders: readonly string[], name: string): number {
-  let n = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) n++
-  return n
-}
 
 /**
  * @example
@@ -125,7 +121,7 @@ function checkDpop(issuer: IssuerConfig, req: PresentedToken, jkt: string, deps:
   const proof = request.headers.dpop
   // RFC 9449 §4.3 step 1: exactly one DPoP header.
   if (proof === undefined) return fail('invalid_dpop_proof', 'no DPoP proof header')
-  if (Array.isArray(proof) || countHeader(request.rawHeaders, 'dpop') > 1) return fail('invalid_dpop_proof', 'more than one DPoP header')
+  if (Array.isArray(proof) || headerCount(request.rawHeaders, 'dpop') > 1) return fail('invalid_dpop_proof', 'more than one DPoP header')
   const host = request.headers.host
   if (typeof host !== 'string' || host === '') return fail('invalid_dpop_proof', 'no Host header to match htu against')
   const r = checkProof(proof, { method: request.method, uri: `${request.listenerScheme ?? 'http'}://${host}${request.target.rawPath}`, accessToken: req.token, jkt }, {

@@ -15,6 +15,7 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import { BlockList, isIP } from 'node:net'
 import type { ClientCertificateHeaderConfig, SidecarConfig } from '../config/types.ts'
+import { headerCount } from '../http/header-names.ts'
 
 type Headers = Readonly<Record<string, string | string[] | undefined>>
 
@@ -85,7 +86,7 @@ function fromHeader(config: ClientCertificateHeaderConfig): ClientCertificates {
       if (address === undefined || !trusted.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')) {
         return { ok: false, why: `${name} came from a peer not in clientCertificateHeader.trustedPeers` }
       }
-      if (Array.isArray(value) || countHeader(req.rawHeaders, name) > 1) return { ok: false, why: `more than one ${name} header` }
+      if (Array.isArray(value) || headerCount(req.rawHeaders, name) > 1) return { ok: false, why: `more than one ${name} header` }
       return parse(value)
     },
   }
@@ -103,15 +104,11 @@ function trustedPeers(list: readonly string[]): BlockList {
   return b
 }
 
-function thumbprint(der: Uint8Array): string {
+/** RFC 8705 §3.1 `x5t#S256`: base64url SHA-256 of the certificate's DER. */
+export function thumbprint(der: Uint8Array): string {
   return createHash('sha256').update(der).digest('base64url')
 }
 
-function countHeader(rawHeaders: readonly string[], name: string): number {
-  let n = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) n++
-  return n
-}
 
 const HEX_SHA256 = /^[0-9a-fA-F]{64}$/
 

@@ -197,21 +197,14 @@ export function afterVerify(p: Pipeline, next: { readonly route: RouteConfig } &
  */
 export async function decide(
   p: Pipeline,
-  req: {
-    readonly method: string
-    readonly url: string
-    readonly headers: Headers
-    readonly rawHeaders: readonly string[]
-    readonly listenerScheme?: 'http' | 'https' | undefined
-    readonly connection?: Connection | undefined
-  },
+  req: Omit<RequestIn, 'target'> & { readonly url: string },
   trace?: RequestTrace,
 ): Promise<Decision> {
   let route: string = UNMATCHED_ROUTE
   try {
     const target = readTarget(req.url, trace)
     if (!target.ok) return badRequest(target.why)
-    const next = begin(p, { method: req.method, target, headers: req.headers, rawHeaders: req.rawHeaders, listenerScheme: req.listenerScheme, connection: req.connection }, trace)
+    const next = begin(p, { ...req, target }, trace)
     if (next.kind !== 'verify') return next
     route = next.route.name
     return afterVerify(p, next, await p.verifier.verify(next.token, trace), trace)

@@ -137,9 +137,10 @@ export function createHeaderPolicy(identity: IdentityConfig, options: HeaderPoli
       if (claimsHeader !== undefined) dropped = setBounded(out, claimsHeader, Buffer.from(JSON.stringify(claims)).toString('base64url'), maxValueBytes, dropped)
       // What the binding was proven with, never the proof (RFC 7800 member names; base64url values).
       if (bindingHeader !== undefined && binding !== undefined) {
-        const { jkt, x5t } = binding
-        const v = jkt === undefined ? (x5t === undefined ? undefined : `x5t#S256=${x5t}`) : x5t === undefined ? `jkt=${jkt}` : `jkt=${jkt}, x5t#S256=${x5t}`
-        if (v !== undefined) dropped = setBounded(out, bindingHeader, v, maxValueBytes, dropped)
+        const parts: string[] = []
+        if (binding.jkt !== undefined) parts.push(`jkt=${binding.jkt}`)
+        if (binding.x5t !== undefined) parts.push(`x5t#S256=${binding.x5t}`)
+        if (parts.length > 0) dropped = setBounded(out, bindingHeader, parts.join(', '), maxValueBytes, dropped)
       }
       return dropped
     },

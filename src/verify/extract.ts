@@ -11,6 +11,7 @@
  */
 import type { TokenSource } from '../config/types.ts'
 import { isB64Token, trimOws } from '../http/grammar.ts'
+import { headerCount } from '../http/header-names.ts'
 
 /**
  * `dpop`: the token came as `Authorization: DPoP <token>` (RFC 9449 §7.1) and must be
@@ -77,7 +78,7 @@ function reader(source: TokenSource): Reader {
         if (value === undefined) return undefined
         // Node keeps only the first Authorization header and joins others with ", ":
         // count the raw occurrences so a repeated header is never silently resolved.
-        if (Array.isArray(value) || occurrences(rawHeaders, name) > 1) return { invalid: `header ${source.header} is repeated` }
+        if (Array.isArray(value) || headerCount(rawHeaders, name) > 1) return { invalid: `header ${source.header} is repeated` }
         if (value.length < prefix.length || value.slice(0, prefix.length).toLowerCase() !== prefix) return undefined
         // RFC 9110 §11.4: `auth-scheme 1*SP token68`: more spaces after the scheme are allowed.
         let start = prefix.length
@@ -115,15 +116,6 @@ function credential(token: string, what: string): Found {
 
 function isList(v: readonly string[] | { readonly invalid: string }): v is readonly string[] {
   return Array.isArray(v)
-}
-
-function occurrences(rawHeaders: readonly string[], name: string): number {
-  let n = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const h = rawHeaders[i]!
-    if (h.length === name.length && h.toLowerCase() === name) n++
-  }
-  return n
 }
 
 /** RFC 6265 §4.2.1 `name=value; name2=value2`; a value may be DQUOTE-wrapped. */

@@ -8,6 +8,7 @@
  * - Envoy's x-forwarded-client-cert shape (format xfcc) from a trusted address.
  */
 import { test } from 'node:test'
+import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -23,7 +24,9 @@ import { canConnect, freePort, stopChild } from '../helpers/apps.ts'
 import { makeCa } from '../helpers/certs.ts'
 import type { TestCert } from '../helpers/certs.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
+import type { TestIssuer, TestUpstream } from '../helpers/issuer.ts'
 import { sidecarYaml, startSidecar } from '../helpers/sidecar.ts'
+import type { TestSidecar } from '../helpers/sidecar.ts'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const NGINX = '/usr/sbin/nginx'
@@ -64,7 +67,8 @@ const IDENTITY = `  headers:
   strip: ["X-Auth-*"]
   forwardToken: false`
 
-test('TLS listener with client certificates: a token bound to alice\'s certificate passes with it only; the app learns the binding', async (t) => {
+/** An issuer, an echo upstream and a sidecar in front of it with `extra` config, closed after the test. */
+async function stack(t: TestContext, extra: string | undefined, identity: string | undefined = IDENTITY): Promise<{ idp: TestIssuer; up: TestUpstream; sc: TestSidecar }> {
   const idp = await startTestIssuer({ alg: 'RS256' })
   t.after(() => idp.close())
   const up = await startUpstream()
@@ -72,10 +76,15 @@ test('TLS listener with client certificates: a token bound to alice\'s certifica
   const sc = await startSidecar(sidecarYaml({
     upstream: up.url,
     issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }],
-    identity: IDENTITY,
-    extra: `tls:\n  certFile: ${server.crt}\n  keyFile: ${server.key}\n  clientCaFile: ${ca.crt}\n`,
+    ...(identity === undefined ? {} : { identity }),
+    ...(extra === undefined ? {} : { extra }),
   }))
   t.after(() => sc.close())
+  return { idp, up, sc }
+}
+
+test('TLS listener with client certificates: a token bound to alice\'s certificate passes with it only; the app learns the binding', async (t) => {
+  const { idp, up, sc } = await stack(t, `tls:\n  certFile: ${server.crt}\n  keyFile: ${server.key}\n  clientCaFile: ${ca.crt}\n`)
   const url = `${sc.proxyUrl.replace('http:', 'https:')}/api/orders`
   const bound = await idp.sign({ sub: 'alice', cnf: { 'x5t#S256': alice.x5t } })
 
@@ -121,18 +130,8 @@ test('TLS listener with client certificates: a token bound to alice\'s certifica
 
 test('behind a real nginx that terminates mTLS: the certificate header counts from nginx\'s address only, and never reaches the app', async (t) => {
   assert.ok(existsSync(NGINX), `${NGINX} is missing: install it with apt-get install -y nginx-light (.ci/run does)`)
-  const idp = await startTestIssuer({ alg: 'RS256' })
-  t.after(() => idp.close())
-  const up = await startUpstream()
-  t.after(() => up.close())
   // nginx connects to the sidecar from 127.0.0.2 (proxy_bind); the test's own direct requests come from 127.0.0.1.
-  const sc = await startSidecar(sidecarYaml({
-    upstream: up.url,
-    issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }],
-    identity: IDENTITY,
-    extra: 'clientCertificateHeader:\n  name: X-Client-Cert\n  format: pem\n  trustedPeers: [127.0.0.2/32]\n',
-  }))
-  t.after(() => sc.close())
+  const { idp, up, sc } = await stack(t, 'clientCertificateHeader:\n  name: X-Client-Cert\n  format: pem\n  trustedPeers: [127.0.0.2/32]\n')
   const ingress = await startNginxIngress(sc.proxyUrl)
   t.after(() => ingress.close())
   const bound = await idp.sign({ sub: 'alice', cnf: { 'x5t#S256': alice.x5t } })
@@ -157,17 +156,7 @@ test('behind a real nginx that terminates mTLS: the certificate header counts fr
 })
 
 test('Envoy\'s x-forwarded-client-cert (Hash=) from a trusted address; two hops\' elements are ambiguous and refused', async (t) => {
-  const idp = await startTestIssuer({ alg: 'RS256' })
-  t.after(() => idp.close())
-  const up = await startUpstream()
-  t.after(() => up.close())
-  const sc = await startSidecar(sidecarYaml({
-    upstream: up.url,
-    issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }],
-    identity: IDENTITY,
-    extra: 'clientCertificateHeader:\n  name: x-forwarded-client-cert\n  format: xfcc\n  trustedPeers: [127.0.0.2]\n',
-  }))
-  t.after(() => sc.close())
+  const { idp, up, sc } = await stack(t, 'clientCertificateHeader:\n  name: x-forwarded-client-cert\n  format: xfcc\n  trustedPeers: [127.0.0.2]\n')
   const url = `${sc.proxyUrl}/api/orders`
   const bound = await idp.sign({ sub: 'alice', cnf: { 'x5t#S256': alice.x5t } })
   const xfcc = (c: TestCert): string => `By=spiffe://cluster.local/ns/shop/sa/api;Hash=${c.hex};Subject="CN=${c === alice ? 'alice' : 'bob'}";URI=spiffe://cluster.local/ns/web/sa/web`
@@ -182,12 +171,7 @@ test('Envoy\'s x-forwarded-client-cert (Hash=) from a trusted address; two hops\
 })
 
 test('without any client-certificate source, a certificate-bound token can never be proven: token_bound', async (t) => {
-  const idp = await startTestIssuer({ alg: 'RS256' })
-  t.after(() => idp.close())
-  const up = await startUpstream()
-  t.after(() => up.close())
-  const sc = await startSidecar(sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }] }))
-  t.after(() => sc.close())
+  const { idp, sc } = await stack(t, undefined, undefined)
   const r = await call(`${sc.proxyUrl}/api/orders`, { authorization: `Bearer ${await idp.sign({ sub: 'alice', cnf: { 'x5t#S256': alice.x5t } })}`, 'x-forwarded-client-cert': `Hash=${alice.hex}` })
   assert.deepEqual([r.status, r.reason], [401, 'token_bound'])
   assert.ok(sc.logs().some((l) => l.reason === 'token_bound' && /no client certificate source is configured/.test(String(l.detail))))

@@ -4,30 +4,8 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { ConfigError, parseConfig } from '../../src/config/load.ts'
-
-/** Lines 1..10. */
-const MINIMAL = `upstream:
-  url: http://127.0.0.1:3000
-issuers:
-  - name: corp
-    issuer: https://idp.example.com/realms/corp
-    jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs
-    audiences: [orders-api]
-routes:
-  - name: default
-    path: /**
-`
-
-function lines(text: string): string[] {
-  try {
-    parseConfig(text, 'test.yaml', {})
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`)
-    return err.message.split('\n')
-  }
-  assert.fail('expected the config to be rejected')
-}
+import { parseConfig } from '../../src/config/load.ts'
+import { MINIMAL, configLines as lines } from '../helpers/config-text.ts'
 
 void describe('clientCertificateHeader and identity.bindingHeader', () => {
   void it('a valid header source converts as written; format defaults to xfcc', () => {

@@ -3,38 +3,11 @@ import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import { interpolateString } from '../../src/config/interpolate.ts'
 import { ConfigError, loadConfig, parseConfig, resolveConfigPath, type ConfigIssue } from '../../src/config/load.ts'
+import { MINIMAL, configError, configLines as lines } from '../helpers/config-text.ts'
 import type { SidecarConfig } from '../../src/config/types.ts'
 import { MAX_DURATION_MS, parseDuration, parseListen, parseSize, UnitError } from '../../src/config/units.ts'
 
 const EXAMPLE = fileURLToPath(new URL('../../config/sidecar.yaml', import.meta.url))
-
-/** Lines 1..10; tests append to it, so line numbers below count from here. */
-const MINIMAL = `upstream:
-  url: http://127.0.0.1:3000
-issuers:
-  - name: corp
-    issuer: https://idp.example.com/realms/corp
-    jwksUri: https://idp.example.com/realms/corp/protocol/openid-connect/certs
-    audiences: [orders-api]
-routes:
-  - name: default
-    path: /**
-`
-
-function configError(text: string, env: Record<string, string> = {}): ConfigError {
-  try {
-    parseConfig(text, 'test.yaml', env)
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`)
-    return err
-  }
-  assert.fail('expected the config to be rejected')
-}
-
-/** The formatted lines of the error, which is what an operator sees. */
-function lines(text: string, env: Record<string, string> = {}): string[] {
-  return configError(text, env).message.split('\n')
-}
 
 function assertDeepFrozen(value: unknown, path = 'config'): void {
   if (typeof value !== 'object' || value === null) return
