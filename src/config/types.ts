@@ -1,9 +1,9 @@
 /**
  * The resolved, validated, deep-frozen configuration every unit is built from.
  *
- * It mirrors the YAML file key for key (see config/schema.ts and the README's config
- * reference), with every default filled in and every unit normalised:
- * durations are milliseconds, sizes are bytes, listen addresses are split.
+ * It mirrors the YAML file key for key (see config/schema/ and docs/reference/configuration.md),
+ * with every default filled in and every unit normalised: durations are milliseconds, sizes are
+ * bytes, listen addresses are split.
  */
 
 /** Algorithms the sidecar can verify. Symmetric algorithms and `none` are never accepted. */

@@ -358,6 +358,17 @@ describe('helm template ci/*.yaml', () => {
     assert.equal(rule.metadata.labels?.release, 'kube-prometheus-stack', 'metrics.prometheusRule.labels')
   })
 
+  test('metrics.prometheusRule.runbookBaseUrl points every runbook_url at the operator\'s own copy; anything but a base ending in / is refused', async () => {
+    type Rules = K8sObject & { spec: { groups: { rules: { alert: string; annotations: Record<string, string> }[] }[] } }
+    const base = 'https://wiki.example.internal/jwt-sidecar/runbooks/'
+    const urls = (rule: Rules) => rule.spec.groups.flatMap((g) => g.rules.map((r) => [r.alert, r.annotations.runbook_url] as const))
+    const own = urls(one<Rules>(await template(['--set', 'metrics.prometheusRule.enabled=true']), 'PrometheusRule'))
+    const moved = urls(one<Rules>(await template(['--set', 'metrics.prometheusRule.enabled=true', '--set', `metrics.prometheusRule.runbookBaseUrl=${base}`]), 'PrometheusRule'))
+    assert.ok(own.length >= 10, `${own.length} alerts`)
+    assert.deepEqual(moved, own.map(([alert]) => [alert, `${base}${alert}.md`]))
+    assert.match(await templateFails(['--set', 'metrics.prometheusRule.runbookBaseUrl=https://wiki.example.internal/runbooks']), /runbookBaseUrl/)
+  })
+
   test('the dashboard ConfigMap is dashboards/jwt-sidecar.json, labelled grafana_dashboard: "1"', async () => {
     const objects = await ciRender('everything-on-values.yaml')
     const dash = ofKind<ConfigMap>(objects, 'ConfigMap').find((c) => c.data['jwt-sidecar.json'] !== undefined)

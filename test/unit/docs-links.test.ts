@@ -8,6 +8,7 @@
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -97,4 +98,44 @@ describe('every relative link and #anchor in README.md and docs/ resolves', () =
       assert.deepEqual(broken, [], `broken links:\n${broken.join('\n')}`)
     })
   }
+})
+
+/**
+ * Code, the chart, the example configs and the scripts point people at the docs too: error
+ * messages (`docs/kubernetes.md#image`), comments (`docs/keys.md#the-refresh-model`), the chart's
+ * values.yaml. When the README was split (issue #14 §1), a dozen of them still named README
+ * sections that had moved; nothing failed. Every `docs/….md` path they name must exist, and its
+ * `#anchor` must be a heading there; and none may send a reader to a README section by name.
+ */
+describe('references to the docs from code, chart, configs and scripts resolve', () => {
+  const tracked = execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' })
+    .split('\0')
+    .filter((f) => f !== '' && !f.endsWith('.md') && !f.startsWith('test/') && !f.endsWith('package-lock.json') && existsSync(join(ROOT, f)))
+  const DOC_REF = /(?<![\w./-])(docs\/[\w./-]+?\.md)(?:#([\w-]+))?/g
+  const README_SECTION = /README(?:'s)?[:,]?\s+(?:section\s+)?"([^"]+)"/g
+
+  test('the files are read', () => {
+    assert.ok(tracked.includes('helm/jwt-sidecar/values.yaml') && tracked.includes('src/config/types.ts'), tracked.slice(0, 5).join(' '))
+  })
+
+  test('every docs/….md path exists and every #anchor is a heading of it; no README section by name', () => {
+    const broken: string[] = []
+    let refs = 0
+    for (const f of tracked) {
+      const text = readFileSync(join(ROOT, f), 'utf8')
+      if (text.includes('\0')) continue
+      const lineOf = (index: number) => text.slice(0, index).split('\n').length
+      for (const m of text.matchAll(DOC_REF)) {
+        refs++
+        const file = join(ROOT, m[1]!)
+        if (!existsSync(file)) broken.push(`${f}:${lineOf(m.index)}: ${m[0]}: no such page`)
+        else if (m[2] !== undefined && !anchors(file).has(m[2])) broken.push(`${f}:${lineOf(m.index)}: ${m[0]}: ${m[1]} has no heading #${m[2]}`)
+      }
+      for (const m of text.matchAll(README_SECTION)) {
+        broken.push(`${f}:${lineOf(m.index)}: ${m[0]}: the README is a front page now; name the docs/ page and its #anchor`)
+      }
+    }
+    assert.ok(refs >= 40, `only ${refs} references found: is the pattern still right?`)
+    assert.deepEqual(broken, [], `broken references:\n${broken.join('\n')}`)
+  })
 })

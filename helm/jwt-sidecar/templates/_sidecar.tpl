@@ -175,7 +175,7 @@ every render of the config, in every mode, runs those checks.
 
 {{/*
 terminationGracePeriodSeconds: the sidecar needs shutdown.delay + shutdown.timeout after
-SIGTERM (README: "Running it"), plus a margin. app.terminationGracePeriodSeconds may raise it,
+SIGTERM (docs/cli.md#running-it), plus a margin. app.terminationGracePeriodSeconds may raise it,
 never lower it below delay + timeout.
 */}}
 {{- define "jwt-sidecar.terminationGracePeriodSeconds" -}}

@@ -1,5 +1,5 @@
 {{/*
-Storage for the key snapshot (issue #13 §3, README "Cold starts during an IdP outage"). The
+Storage for the key snapshot (issue #13 §3, docs/keys.md#cold-starts-during-an-idp-outage-the-key-snapshot). The
 image's root filesystem is read-only, so config.issuers[].snapshot.file must be written to a
 writable volume; an emptyDir is the right one: it survives the sidecar's restarts within the
 pod (which is the point: a sidecar restarted during an IdP outage still has keys), it is this

@@ -1,5 +1,5 @@
 {{/*
-The proxy port's TLS (issue #13 §1, README "TLS listener"; RFC 6750 §5.3: bearer tokens only
+The proxy port's TLS (issue #13 §1, docs/how-it-works.md#tls-listener; RFC 6750 §5.3: bearer tokens only
 over TLS). With tlsSecret.secretName the chart mounts that kubernetes.io/tls Secret as a
 directory and points config.tls at its files, so the mount and the config have one source:
 
