@@ -5,8 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
-import { isDeepStrictEqual } from 'node:util'
 import { createAdminServer } from './admin/server.ts'
+import { restartRequired as restartRequiredBy } from './config/restart-only.ts'
 import type { SidecarConfig } from './config/types.ts'
 import { createKeyStore } from './keys/store.ts'
 import type { KeyStoreDeps, ReconfigurableKeyStore } from './keys/store.ts'
@@ -41,7 +41,7 @@ export interface AppDeps {
 }
 
 export interface ReloadResult {
-  /** Settings that changed but take effect only after a restart (listen addresses, upstream). */
+  /** Settings that changed but take effect only after a restart (config/restart-only.ts). */
   readonly restartRequired: readonly string[]
   readonly issuers: { readonly kept: readonly string[]; readonly replaced: readonly string[]; readonly added: readonly string[] }
 }
@@ -72,24 +72,6 @@ export interface App {
   /** Stops at once: closes both servers and the key store's timers. */
   close(): Promise<void>
 }
-
-/** Paths whose change needs a restart: the sockets are bound and the proxy plugin registered once. */
-const RESTART_ONLY: ReadonlyArray<[string, (c: SidecarConfig) => unknown]> = [
-  ['listen', (c) => c.listen],
-  // The files named are read on every change of their contents; which files, only at start.
-  ['tls', (c) => c.tls],
-  ['admin.listen', (c) => c.admin.listen],
-  ['admin.maxEventLoopDelay', (c) => c.admin.maxEventLoopDelay],
-  ['upstream.url', (c) => c.upstream.url],
-  ['upstream.timeout', (c) => c.upstream.timeout],
-  ['upstream.drainsBodies', (c) => c.upstream.drainsBodies],
-  ['requests.timeout', (c) => c.requests.timeout],
-  ['shutdown', (c) => c.shutdown],
-  // One replay cache for the process, so that a reload cannot forget the proofs it has seen.
-  ['tokens.dpopReplayCache', (c) => c.tokens.dpopReplayCache],
-  // The stdout destinations are built once.
-  ['log.format', (c) => c.log.format],
-]
 
 /**
  * @example
@@ -191,9 +173,7 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
       return urls
     },
     reload(next) {
-      const restartRequired = RESTART_ONLY
-        .filter(([, get]) => !isDeepStrictEqual(get(next), get(config)))
-        .map(([path]) => path)
+      const restartRequired = restartRequiredBy(config, next)
       const issuers = keys.reconfigure(next.issuers)
       for (const name of issuers.added) metrics.initIssuer(name)
       // One assignment: a request reads either the old pipeline or the new one, never a mix.
@@ -206,7 +186,8 @@ export function createApp(initial: SidecarConfig, deps: AppDeps = {}): App {
     async shutdown(plan) {
       if (closing !== undefined) return closing
       serving = false
-      const { delay, timeout } = plan ?? config.shutdown
+      // `shutdown` is restart-only: the pod's grace period was computed from the start's values.
+      const { delay, timeout } = plan ?? initial.shutdown
       const why = plan === undefined ? {} : { signal: plan.signal, interactive: plan.interactive }
       log.info({ event: 'shutdown.started', ...why, delayMs: delay, timeoutMs: timeout },
         plan?.interactive === true ? 'Ctrl-C at a terminal: shutting down without shutdown.delay' : 'shutting down: readiness fails now, serving until endpoints update')

@@ -125,7 +125,7 @@ async function run(configFlag: string | undefined, debug: boolean): Promise<numb
   // Ctrl-C at a terminal skips shutdown.delay; SIGTERM keeps it (src/stop-signals.ts).
   onStopSignals(async (signal) => {
     reloader.close()
-    await app.shutdown(stopPlan(signal, processTerminal(), app.config().shutdown))
+    await app.shutdown(stopPlan(signal, processTerminal(), config.shutdown)) // restart-only: the values it started with
   })
   return -1 // keep running
 }

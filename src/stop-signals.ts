@@ -56,7 +56,7 @@ export function processTerminal(): Terminal {
  * signal exits at once with 130.
  *
  * @example
- * onStopSignals((signal) => app.shutdown(stopPlan(signal, processTerminal(), app.config().shutdown)))
+ * onStopSignals((signal) => app.shutdown(stopPlan(signal, processTerminal(), startConfig.shutdown)))
  */
 export function onStopSignals(stop: (signal: StopSignal) => Promise<void>): void {
   let stopping = false

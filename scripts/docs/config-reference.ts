@@ -4,6 +4,7 @@
  * grouped by top-level section. The schema is what `check-config` validates against, so the
  * page cannot list a key the sidecar does not read, or miss one it does.
  */
+import { RESTART_ONLY } from '../../src/config/restart-only.ts'
 import { DEFAULT_DOC } from '../../src/config/schema.ts'
 import type { SchemaNode } from '../../src/config/schema.ts'
 import { cell, code, fromReference, generatedNotice, table } from './markdown.ts'
@@ -135,6 +136,16 @@ export function configurationReference(schema: SchemaNode): string {
     table(HEAD, top.map(([key, node]) => row(key, { ...node, description: paragraphs(node, key)[0] }, required(key)))),
     '',
     sections.join('\n\n'),
+    '',
+    '## Settings that need a restart',
+    '',
+    [
+      'A live reload (SIGHUP, or the file changes: see [Running it](../cli.md#running-it)) applies every other',
+      'key. A change to one of these is logged in `config.restart_required` and otherwise ignored: the',
+      'sidecar keeps the value it started with until it is restarted.',
+    ].join('\n'),
+    '',
+    table(['Key', 'Why'], RESTART_ONLY.map(({ path, why }) => [code(path), cell(why, path)])),
     '',
   ].join('\n')
 }

@@ -66,7 +66,7 @@ const schema = {
     tls: doc(
       [
         'HTTPS on `listen`, with the certificate reloaded when its files change; see [TLS listener](docs/how-it-works.md#tls-listener).',
-        'Changing which files `tls` names, or adding or removing `tls`, needs a restart; changed contents of the named files are picked up live.',
+        'Any change to `tls` (its files, `minVersion`, `http2`, adding or removing it) needs a restart; changed contents of the named files are picked up live.',
       ].join('\n\n'),
       tls,
       'none (plain HTTP)',

@@ -320,6 +320,27 @@ describe('live reload', () => {
     }
   })
 
+  test('shutdown is restart-only: a reloaded delay is named in config.restart_required, and SIGTERM keeps the delay the pod started with', { timeout: 30_000 }, async () => {
+    // The chart computes terminationGracePeriodSeconds from the config the pod started with;
+    // a reloaded, longer drain would be cut by the kubelet's SIGKILL.
+    const file = tempConfig(configText({ issuer, upstream: upstreamUrl, delay: '300ms' }))
+    const sc = await run(file)
+    try {
+      writeFileSync(file, configText({ issuer, upstream: upstreamUrl, delay: '20s', timeout: '20s' }))
+      sc.child.kill('SIGHUP')
+      await waitFor(() => sc.logs().some((l) => l.event === 'config.restart_required'), { what: 'the restart warning', timeoutMs: 10_000 })
+      assert.deepEqual(sc.logs().find((l) => l.event === 'config.restart_required')!.settings, ['shutdown'])
+      sc.child.kill('SIGTERM')
+      const { code } = await sc.exited()
+      assert.equal(code, 0)
+      const started = sc.logs().find((l) => l.event === 'shutdown.started')!
+      assert.deepEqual({ delayMs: started.delayMs, timeoutMs: started.timeoutMs }, { delayMs: 300, timeoutMs: 5000 })
+    } finally {
+      sc.child.kill('SIGKILL')
+      rmSync(join(file, '..'), { recursive: true, force: true })
+    }
+  })
+
   test('restoring the file in force after a rejected edit logs config.restored (issue #14 §6), and applies nothing', { timeout: 60_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-restore-'))
     const swap = configMapSwapper(dir)

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { ROOT, generatedDocs } from '../../scripts/gen-docs.ts'
+import { RESTART_ONLY } from '../../src/config/restart-only.ts'
 import { configSchema } from '../../src/config/schema.ts'
 import type { SchemaNode } from '../../src/config/schema.ts'
 import { createMetrics } from '../../src/observe/metrics.ts'
@@ -73,8 +74,10 @@ describe('the generated reference', () => {
     })
   }
 
+  const [keyPart, restartPart] = generated('docs/reference/configuration.md').split('\n## Settings that need a restart\n')
+
   test('the configuration reference has one row per key of src/config/schema.ts, and no other', () => {
-    const rows = rowsByKey(generated('docs/reference/configuration.md'))
+    const rows = rowsByKey(keyPart!)
     const paths = schemaPaths(configSchema)
     assert.ok(paths.includes('issuers[].refresh.unknownKidCooldown') && paths.includes('tokens.from[].prefix') && paths.includes('identity.headers.<name>.arrays'), 'schema walk is broken')
     assert.deepEqual([...rows.keys()].sort(), paths.sort())
@@ -85,6 +88,14 @@ describe('the generated reference', () => {
     assert.equal(rows.get('tokens.from')?.[2], '`[{header: Authorization, prefix: "Bearer "}]`')
     assert.match(rows.get('routes[].caseSensitive')?.[2] ?? '', /`false` for `required`/)
     assert.match(rows.get('issuers[].keys')?.[3] ?? '', /\]\(\.\.\/keys\.md#static-keys\)/)
+  })
+
+  test('its restart-only list is src/config/restart-only.ts, whose entries are config keys', () => {
+    assert.ok(restartPart !== undefined, 'the reference lost its "Settings that need a restart" section')
+    const rows = rowsByKey(restartPart)
+    assert.deepEqual([...rows.keys()], RESTART_ONLY.map((r) => r.path))
+    const paths = schemaPaths(configSchema)
+    for (const { path } of RESTART_ONLY) assert.ok(paths.includes(path), `${path} is no config key`)
   })
 
   test('the reasons reference has one row per reason, with its status, error, outcome and log level', () => {
