@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { createPublicKey } from 'node:crypto'
 import type { JsonWebKey } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -320,4 +320,26 @@ test('explainRequest: the steps are the decision\'s own trace, taken once: a key
   } finally {
     await real.stop()
   }
+})
+
+test('docs/cli.md "Explaining a decision": the first example is this config\'s real output, line for line', async () => {
+  const page = readFileSync(join(root, 'docs/cli.md'), 'utf8')
+  const start = page.indexOf('### Explaining a decision')
+  assert.ok(start >= 0, 'docs/cli.md lost its "Explaining a decision" section')
+  const block = /```console\n([\s\S]*?)```/.exec(page.slice(start))?.[1]
+  assert.ok(block !== undefined, 'no ```console block in "Explaining a decision"')
+  const [command, ...rest] = block.trimEnd().split('\n')
+  const m = /^\$ jwt-sidecar verify --config sidecar\.yaml --path (\S+) "Bearer eyJ…"$/.exec(command!)
+  assert.ok(m !== null, `the docs/cli.md command changed shape: ${command!}`)
+  assert.deepEqual(rest.slice(-2), ['$ echo $?', '1'], 'the example ends with its exit status')
+  const pasted = rest.slice(0, -2)
+
+  // The token the example shows: scopes read and write, an email claim (whose value is never shown).
+  const token = await idp.sign({ sub: 'alice', scope: 'read write', email: 'alice@corp.example' })
+  const r = await verify(['--path', m[1]!, `Bearer ${token}`])
+  assertNoTokenMaterial(r, token)
+  assert.equal(r.code, 1, r.stdout + r.stderr)
+  // What varies per run (ports, times, the key's thumbprint) is masked; the rest must be equal.
+  const mask = (l: string): string => l.replace(/[A-Za-z0-9_-]{43}/g, '<thumbprint>').replace(/\d+/g, '<n>').replace(/ +/g, ' ')
+  assert.deepEqual(pasted.map(mask), r.stdout.trimEnd().split('\n').map(mask), `docs/cli.md's example is not the real output; the real one:\n${r.stdout}`)
 })
