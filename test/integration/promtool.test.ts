@@ -16,11 +16,11 @@
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
-import { section } from '../helpers/markdown.ts'
+import { fencedBlocks, section } from '../helpers/markdown.ts'
 import { createMetrics } from '../../src/observe/metrics.ts'
 import type { IssuerKeyStatus, KeyEvent } from '../../src/keys/types.ts'
 import { REASONS } from '../../src/verify/reasons.ts'
@@ -227,6 +227,22 @@ describe('alert rules wiring', () => {
     for (const a of alerts) {
       assert.match(table, new RegExp(`^\\| \\[\`${a.alert}\`\\]\\(runbooks/${a.alert}\\.md\\) \\| ${a.labels!.severity!} \\|`, 'm'), `${a.alert}: missing from the alerts table of docs/observability.md, or with another severity`)
     }
+  })
+
+  test('docs/observability.md "Deploying the rules": its PrometheusRule command builds this file\'s groups, and its runbook sed rewrites every runbook_url', () => {
+    const text = section(read('docs/observability.md'), '### Deploying the rules', 'docs/observability.md')
+    const [block] = fencedBlocks(text, 'sh')
+    assert.ok(block !== undefined && block.includes('| kubectl apply -n monitoring -f -'), `the command changed shape:\n${block ?? '(no sh block)'}`)
+    // No cluster here: what would go to kubectl goes to stdout.
+    const rule = parse(execFileSync('bash', ['-euo', 'pipefail', '-c', block.replace('| kubectl apply -n monitoring -f -', '')], { cwd: ROOT, encoding: 'utf8' })) as { kind: string; spec: { groups: unknown } }
+    assert.equal(rule.kind, 'PrometheusRule')
+    assert.deepEqual(rule.spec.groups, ruleFile.groups)
+    const sed = /`(sed 's\|[^`]+\|')`/.exec(text)?.[1]
+    assert.ok(sed !== undefined, 'the runbook_url sed is gone from the section')
+    const base = /\|(https:\/\/wiki[^|]+)\|'$/.exec(sed)?.[1]
+    const moved = parse(execFileSync('bash', ['-c', `${sed} ${RULES}`], { cwd: ROOT, encoding: 'utf8' })) as RuleFile
+    const urls = moved.groups.flatMap((g) => g.rules.map((r) => [r.alert, r.annotations?.runbook_url]))
+    assert.deepEqual(urls, alerts.map((a) => [a.alert, `${base}${a.alert}.md`]))
   })
 
   test('the rules use only metrics our registry exports and reason codes that exist', async () => {
