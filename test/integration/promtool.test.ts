@@ -9,7 +9,8 @@
  *   they live in a separate registry.
  * And the wiring promtool cannot see: the rules name metrics and reasons that exist, each alert's
  * runbook_url is the URL of its page under docs/runbooks/ (issue #14 §1), which exists, and the
- * rule tests cover every alert both ways.
+ * rule tests cover every alert both ways. The PromQL the docs and runbooks give to paste parses, and
+ * names our metrics, labels and reasons.
  *
  * promtool comes from Debian's `prometheus` package; .ci/run installs it. Without it on PATH the
  * promtool tests fail, naming what to install (a missing fixture never passes quietly).
@@ -17,7 +18,9 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 import { fencedBlocks, section } from '../helpers/markdown.ts'
@@ -197,6 +200,71 @@ describe('promtool', () => {
     t.diagnostic(`${text.split('\n').filter((l) => l.startsWith('# TYPE')).length} families linted${r.output === '' ? ', no problems' : ''}`)
     assertOk(r, 'check metrics')
     assert.equal(r.output, '', `\`promtool check metrics\` reported lint problems:\n${r.output}`)
+  })
+})
+
+/** Every ```promql block of docs/observability.md and the runbooks, one query per line (a `# comment` may follow). */
+function docQueries(): { where: string; expr: string }[] {
+  const pages = ['docs/observability.md', ...readdirSync(fileURLToPath(new URL(`../../${RUNBOOKS}`, import.meta.url))).map((f) => `${RUNBOOKS}/${f}`)]
+  return pages.flatMap((page) => {
+    const text = read(page)
+    return [...text.matchAll(/^( *)```promql\n([\s\S]*?)^\1```$/gm)].flatMap((m) => {
+      const at = text.slice(0, m.index).split('\n').length
+      return m[2]!.split('\n').map((l, i) => ({ where: `${page}:${at + 1 + i}`, expr: l.trim() })).filter((q) => q.expr !== '')
+    })
+  })
+}
+
+describe('the PromQL of the docs and the runbooks', () => {
+  const queries = docQueries()
+
+  test('promtool parses every query', (t) => {
+    requirePromtool()
+    assert.ok(queries.length >= 25, `${queries.length} queries found: is the extraction still right?`)
+    // Each query as a recording rule: `promtool check rules` parses its expression.
+    const dir = mkdtempSync(join(tmpdir(), 'jwt-sidecar-promql-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, 'queries.yaml')
+    writeFileSync(file, JSON.stringify({ groups: [{ name: 'docs', rules: queries.map((q, i) => ({ record: `docs:query_${i}`, expr: q.expr })) }] }))
+    const r = promtool(['check', 'rules', file])
+    assertOk(r, `check rules of the docs' queries; the record names are:\n${queries.map((q, i) => `docs:query_${i} ${q.where}`).join('\n')}\n`)
+  })
+
+  test('every metric a query names is ours, with the labels it filters and groups on', async () => {
+    // Label names from an exposition with samples in every family.
+    const labels = new Map<string, Set<string>>()
+    for (const [, name, body] of (await exposition()).text.matchAll(/^([a-z_:][a-z0-9_:]*)\{([^}]*)\}/gm)) {
+      const set = labels.get(name!) ?? new Set<string>()
+      for (const [, l] of body!.matchAll(/([a-z_]+)="/g)) set.add(l!)
+      labels.set(name!, set)
+    }
+    // What the scrape adds (docs/observability.md "Labels and aggregation").
+    const TARGET = ['namespace', 'job', 'pod', 'instance']
+    const problems: string[] = []
+    for (const { where, expr } of queries) {
+      for (const m of expr.matchAll(/\b(jwt_sidecar_[a-z0-9_]+)(\{[^}]*\})?/g)) {
+        const own = labels.get(m[1]!)
+        if (own === undefined) {
+          problems.push(`${where}: ${m[1]!} is not a series of our registry`)
+          continue
+        }
+        for (const [, l] of (m[2] ?? '').matchAll(/([a-z_]+)\s*(?:=|!=|=~|!~)/g)) {
+          if (!own.has(l!) && !TARGET.includes(l!)) problems.push(`${where}: ${m[1]!} has no label ${l!}`)
+        }
+      }
+      for (const [, list] of expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)) {
+        const names = [...expr.matchAll(/\b(jwt_sidecar_[a-z0-9_]+)/g)].map((m) => m[1]!)
+        for (const l of list!.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+          if (!TARGET.includes(l) && !names.some((n) => labels.get(n)?.has(l))) problems.push(`${where}: no metric of the query has the label ${l} it groups by`)
+        }
+      }
+      for (const [, values] of expr.matchAll(/\breason\s*!?=~?\s*"([^"]*)"/g)) {
+        for (const v of values!.split('|')) {
+          if (!/[.*+?\\[]/.test(v) && v !== 'REASON' && !(v in REASONS)) problems.push(`${where}: reason "${v}" does not exist`)
+        }
+      }
+    }
+    assert.deepEqual(problems, [])
   })
 })
 
