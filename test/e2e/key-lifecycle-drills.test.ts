@@ -207,10 +207,13 @@ describe('drill (c): a misbehaving JWKS endpoint never costs the last good set',
     let mode = 'good'
     const stalls = new Set<ReturnType<typeof setTimeout>>()
     const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' })
-    const bodies: Record<string, () => string> = {
+    // Built once: this process also runs the sidecar, whose 1 s fetch timeout must not be spent
+    // waiting for the test to build 5 MiB of JSON on a loaded machine.
+    const huge = Buffer.from(JSON.stringify({ keys: [], pad: 'x'.repeat(5 * 1024 * 1024) }))
+    const bodies: Record<string, () => string | Buffer> = {
       good: () => good,
       garbage: () => '<html>not json',
-      huge: () => JSON.stringify({ keys: [], pad: 'x'.repeat(5 * 1024 * 1024) }),
+      huge: () => huge,
       oct: () => JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0', kid: 'mac', alg: 'HS256' }] }),
       weak: () => JSON.stringify({ keys: [{ ...weak, kid: 'weak', alg: 'RS256' }] }),
     }
