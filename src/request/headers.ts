@@ -98,8 +98,9 @@ export function createHeaderPolicy(identity: IdentityConfig, options: HeaderPoli
   // Removed whenever a client sends them, whatever their spelling.
   const isProtected = headerNameMatcher(protectedNames, identity.strip)
   // A `_` spelling of these is never the real header: it can only be read as one by an app
-  // that folds names (a second token, a forged X-Forwarded-For, a second Transfer-Encoding).
-  const owned = new Set([...(options.tokenHeaders ?? []), ...(options.consumedHeaders ?? []), ...FORWARDING, ...HOP_BY_HOP, ...FRAMING].map(foldHeaderName))
+  // that folds names (a second token, a forged X-Forwarded-For, a second Transfer-Encoding, a
+  // method override the routes were not matched with under `methodOverride: honor`).
+  const owned = new Set([...(options.tokenHeaders ?? []), ...(options.consumedHeaders ?? []), ...FORWARDING, ...HOP_BY_HOP, ...FRAMING, ...METHOD_OVERRIDE_HEADERS].map(foldHeaderName))
 
   return {
     identityNames,

@@ -75,10 +75,14 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: Pipe
     else if (s.kind === 'cookie') tokenCookies.add(s.cookie)
     else tokenQuery.add(s.query)
   }
+  // RFC 9449 §7.1: with an issuer that accepts DPoP, `Authorization: DPoP …` is a token source
+  // whatever tokens.from says, so forwardToken: false removes it and its `_` alias is owned.
+  const dpop = config.issuers.some((i) => i.dpop.mode !== 'off')
+  if (dpop && !tokenHeaders.includes('authorization')) tokenHeaders.push('authorization')
   return {
     config,
     routes: createRouteMatcher(config.routes),
-    extractor: createTokenExtractor(config.tokens.from, { dpop: config.issuers.some((i) => i.dpop.mode !== 'off') }),
+    extractor: createTokenExtractor(config.tokens.from, { dpop }),
     headers: createHeaderPolicy(config.identity, {
       tokenHeaders,
       stripMethodOverride: config.requests.methodOverride === 'strip',

@@ -184,6 +184,34 @@ test('DPoP: a request without a token is challenged with every scheme its route 
   }
 })
 
+test('DPoP with forwardToken: false and a tokens.from without Authorization: the DPoP-scheme Authorization is still a token source, so it never reaches the app', async (t) => {
+  const idp = await startTestIssuer({ alg: 'RS256' })
+  t.after(() => idp.close())
+  const up = await startUpstream()
+  t.after(() => up.close())
+  const identity = '  headers:\n    X-Auth-Subject: sub\n  strip: ["X-Auth-*"]\n  forwardToken: false\n  underscoreHeaders: allow'
+  const yaml = sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }], identity })
+    .replace('    refresh:\n', '    dpop:\n      mode: allowed\n    refresh:\n')
+    .replace('    - header: Authorization\n      prefix: "Bearer "\n', '    - header: X-Api-Token\n')
+  const sc = await startSidecar(yaml)
+  t.after(() => sc.close())
+  const url = `${sc.proxyUrl}/api/x`
+  const client = await clientKey()
+  const token = await idp.sign({ sub: 'alice', cnf: { jkt: client.jkt } })
+  const res = await request(url, { headers: { authorization: `DPoP ${token}`, dpop: await proof(client, token, url) } })
+  await res.body.dump()
+  assert.equal(res.statusCode, 200)
+  const seen = up.last()!.headers
+  assert.equal(seen['x-auth-subject'], 'alice')
+  assert.equal(seen.authorization, undefined, 'forwardToken: false, and Authorization carried the token')
+  assert.equal(seen.dpop, undefined)
+  // A plain-bearer token in the configured header is removed as before.
+  const plain = await request(url, { headers: { 'x-api-token': await idp.sign({ sub: 'bob' }) } })
+  await plain.body.dump()
+  assert.equal(plain.statusCode, 200)
+  assert.equal(up.last()!.headers['x-api-token'], undefined)
+})
+
 test('DPoP: the replay cache outlives a config reload (a proof seen before is refused after); its size is a restart-only setting', async (t) => {
   const idp = await startTestIssuer({ alg: 'RS256' })
   t.after(() => idp.close())
