@@ -136,7 +136,7 @@ export const REASONS = {
   dpop_replay: {
     status: 401, error: 'invalid_dpop_proof', outcome: 'denied', log: 'info',
     description: 'the DPoP proof jti was already used within the window',
-    meaning: "The proof's `jti` was already used with that key within the window, or the replay cache (100 000 proofs) is full of live entries: refused, never evicted.",
+    meaning: "The proof's `jti` was already used with that key within the window, or the replay cache (`tokens.dpopReplayCache.maxEntries`) is full of live entries: refused, never evicted.",
   },
   // RFC 6750 §3.1: a valid token without the privileges the route requires.
   insufficient_scope: {
@@ -176,7 +176,7 @@ export const REASONS = {
   keys_unavailable: {
     status: 503, error: 'temporarily_unavailable', outcome: 'error', log: 'warn',
     description: 'the issuer keys are not available',
-    meaning: 'The issuer has no usable key set yet, because no fetch has succeeded.',
+    meaning: 'The issuer has no usable key set: no fetch has succeeded yet, or the last good set is older than `refresh.maxStale` and was dropped.',
   },
   internal_error: {
     status: 500, error: 'server_error', outcome: 'error', log: 'warn',

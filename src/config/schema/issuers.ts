@@ -118,9 +118,9 @@ export const issuer = {
         ),
       }),
     ),
-    // Issue #13: RFC 9449 DPoP. Whatever the mode, a token carrying `cnf` is never accepted as a plain bearer token.
+    // RFC 9449 DPoP. Whatever the mode, a token bound to a DPoP key (`cnf.jkt`) is never accepted as a plain bearer token.
     dpop: doc(
-      'Sender-constrained tokens (RFC 9449 DPoP); see [Sender-constrained tokens](docs/how-it-works.md#sender-constrained-tokens-dpop). Whatever it says, a token carrying `cnf` is never accepted as a plain bearer token (`401 token_bound`).',
+      'Sender-constrained tokens (RFC 9449 DPoP); see [Sender-constrained tokens](docs/how-it-works.md#sender-constrained-tokens-dpop). Whatever it says, a token bound to a DPoP key (`cnf.jkt`) is never accepted as a plain bearer token (`401 token_bound`).',
       settings('a map with mode and proofMaxAge', {
         mode: doc(
           '`off`: the `DPoP` scheme is not read for this issuer (`401 dpop_not_allowed` when another issuer makes it read). `allowed`: `Authorization: DPoP <token>` with a `DPoP` proof, or an unbound `Bearer` token. `required`: only DPoP-bound tokens (`401 dpop_required` for `Bearer`).',

@@ -42,7 +42,7 @@ export const tokens = settings('a map with from, clockSkew, maxBytes, cache and 
       [EXPECTED]: 'a non-empty list of token sources',
     },
   ),
-  clockSkew: doc('The tolerance on `exp` and `nbf`. At most `5m`.', duration('60s')),
+  clockSkew: doc('The tolerance on `exp`, `nbf` and `iat` (a token\'s and a DPoP proof\'s). At most `5m`.', duration('60s')),
   maxBytes: doc('A longer token is rejected as `malformed` before it is parsed. Must be > 0.', size('8KiB')),
   // The verified-token cache (verify/token-cache.ts): on by default, bounded both ways.
   cache: doc(
