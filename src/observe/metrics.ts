@@ -221,7 +221,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   })
   new Gauge({
     name: `${PREFIX}jwks_staleness_seconds`,
-    help: 'Seconds since the last successful key refresh (remote) or load (static), by issuer, read at scrape time; absent before the first.',
+    help: 'Seconds since the last successful key refresh (remote), or since the key files last changed and loaded (static only), by issuer, read at scrape time; absent before the first.',
     labelNames: ['issuer'] as const,
     registers: [registry],
     collect() {

@@ -165,7 +165,7 @@ export const issuer = {
         unknownKidCooldown: doc('A token with an unknown `kid` triggers at most one refresh per issuer within this window.', duration('30s')),
         unknownKidWait: doc('How long requests wait for that refresh before they fail with `unknown_kid`.', duration('2s')),
         maxStale: doc(
-          'How long after the last successful refresh the last-known-good keys stay usable while refreshes fail. Then they are dropped (`503 keys_unavailable`, not ready) until a refresh succeeds. At least `maxInterval`.',
+          'How long after the last successful refresh the last-known-good keys stay usable while refreshes fail. Then they are dropped until a refresh succeeds: `503 keys_unavailable` and not ready, unless the issuer also has static `keys`, which stay (other kids get `401 unknown_kid`). At least `maxInterval`.',
           duration('24h'),
         ),
         discoveryInterval: doc('How often the discovery document is fetched again.', duration('24h')),
