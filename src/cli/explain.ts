@@ -11,8 +11,7 @@
  * (the route's required claims excepted: the authorizer's explanation names what it compares).
  * Nor does a DPoP proof or its signature; its checks show the claims they compare.
  */
-import { createHash } from 'node:crypto'
-import type { X509Certificate } from 'node:crypto'
+import { createHash, type X509Certificate } from 'node:crypto'
 import { issValues } from '../config/tenants.ts'
 import type { IssuerConfig, RouteConfig, SidecarConfig, TokenSource } from '../config/types.ts'
 import type { IssuerKeyStatus, KeyStore } from '../keys/types.ts'
