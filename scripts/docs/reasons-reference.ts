@@ -58,7 +58,7 @@ export function reasonsReference(): string {
     '',
     '## Response format',
     '',
-    `- The body is \`${expired.body}\` (for \`expired\`), with ${header('content-type')} and ${header('cache-control')}. The token is never echoed.`,
+    `- The body is \`${expired.body.trimEnd()}\` and a newline (for \`expired\`), with ${header('content-type')} and ${header('cache-control')}. The token is never echoed.`,
     `- \`401\` and \`400\` carry an RFC 6750 challenge: ${challenge(expired)}.`,
     `  For \`missing_token\`, the challenge is just ${challenge(denial('missing_token'))}, because RFC 6750 §3.1`,
     '  gives no `error` attribute to a request that carried no token. When one of the route\'s issuers',

@@ -46,7 +46,9 @@ function build(reason: Reason, scope?: string): Denial {
     headers['www-authenticate'] = `Bearer realm="${REALM}", error="${error}", error_description="${reason}"${scope === undefined || scope === '' ? '' : `, scope="${scope}"`}`
   }
   if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS)
-  return { status, headers, body: JSON.stringify({ error: error ?? 'invalid_token', reason }) }
+  // Ends with a newline, as the admin port's answers do: `curl` at a terminal then leaves the
+  // prompt (or the next command's output) on a line of its own.
+  return { status, headers, body: `${JSON.stringify({ error: error ?? 'invalid_token', reason })}\n` }
 }
 
 const DENIALS = Object.fromEntries((Object.keys(REASONS) as Reason[]).map((r) => [r, build(r)])) as Record<Reason, Denial>

@@ -141,7 +141,7 @@ test('a body trickled slower than requests.timeout gets 408 request_timeout, cou
   const r = await exchange(sidecar.proxyUrl, [`POST /api/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\nContent-Length: 50\r\n\r\nab`, 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'], { gapMs: 400, waitMs: 6_000 })
   const elapsed = Date.now() - started
   assert.deepEqual(statusLines(r.text), ['HTTP/1.1 408 Request Timeout'], r.text)
-  assert.match(r.text, /\{"error":"request_timeout","reason":"request_timeout"\}$/)
+  assert.match(r.text, /\{"error":"request_timeout","reason":"request_timeout"\}\n$/)
   assert.ok(r.closedByServer)
   assert.ok(elapsed < 5_000, `cut after ${elapsed} ms, not when the client gave up`)
   const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text()
