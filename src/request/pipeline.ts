@@ -76,7 +76,7 @@ export function createPipeline(config: SidecarConfig, keys: KeyStore, deps: Pipe
     else tokenQuery.add(s.query)
   }
   // RFC 9449 §7.1: with an issuer that accepts DPoP, `Authorization: DPoP …` is a token source
-  // whatever tokens.from says, so forwardToken: false removes it and its `_` alias is owned.
+  // whatever tokens.from says, so forwardToken: false removes it.
   const dpop = config.issuers.some((i) => i.dpop.mode !== 'off')
   if (dpop && !tokenHeaders.includes('authorization')) tokenHeaders.push('authorization')
   return {
