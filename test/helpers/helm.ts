@@ -17,6 +17,7 @@
  * for (const o of parseManifests(r.stdout)) validateObject(o)
  * ```
  */
+import assert from 'node:assert/strict'
 import { execFile, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -159,6 +160,33 @@ export function validateObject(o: K8sObject): void {
   } catch (err) {
     throw new Error(`${id} ${o.metadata.name} is invalid: ${(err as Error).message}`, { cause: err })
   }
+}
+
+/** The release and namespace the tests render the chart as. */
+export const RELEASE = 'orders'
+export const NAMESPACE = 'shop'
+
+/** `helm template` of the chart with IMAGE and `args` (a later `--set` overrides IMAGE); every object validated. */
+export async function renderChart(tools: K8sTools, args: readonly string[] = [], release = RELEASE): Promise<K8sObject[]> {
+  const r = await run(tools.helm, ['template', release, CHART_DIR, '--namespace', NAMESPACE, ...IMAGE, ...args], tools.env)
+  assert.equal(r.code, 0, `helm template ${args.join(' ')} failed (exit ${r.code}):\n${r.stderr}${r.stdout}`)
+  const objects = parseManifests(r.stdout)
+  for (const o of objects) validateObject(o)
+  return objects
+}
+
+/** `helm template` (as renderChart) that must fail; returns its error output. */
+export async function renderChartFails(tools: K8sTools, args: readonly string[]): Promise<string> {
+  const r = await run(tools.helm, ['template', RELEASE, CHART_DIR, '--namespace', NAMESPACE, ...IMAGE, ...args], tools.env)
+  assert.notEqual(r.code, 0, `helm template ${args.join(' ')} should fail; it rendered:\n${r.stdout.slice(0, 2000)}`)
+  return r.stderr
+}
+
+/** The one object of `kind` (and `name`, when given) in a render. */
+export function one<T extends K8sObject>(objects: readonly K8sObject[], kind: string, name?: string): T {
+  const found = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name))
+  assert.equal(found.length, 1, `expected one ${kind}${name === undefined ? '' : ` ${name}`}, found ${found.map((o) => o.metadata.name).join(', ') || 'none'}`)
+  return found[0] as T
 }
 
 // values.schema.json's `config` is generated with the reference (`npm run docs`); the chart tests check it.

@@ -20,11 +20,9 @@ import { parse, stringify } from 'yaml'
 import { parseConfig } from '../../src/config/load.ts'
 import { refusesPlainHttp } from '../../src/http/transport.ts'
 import { createRouteMatcher } from '../../src/policy/routes.ts'
-import { CHART_DIR, IMAGE, IMAGE_REPOSITORY, IMAGE_UNSET, extractTools, parseManifests, run, validateObject } from '../helpers/helm.ts'
+import { CHART_DIR, IMAGE_REPOSITORY, IMAGE_UNSET, NAMESPACE, RELEASE, extractTools, one, renderChart, renderChartFails, run } from '../helpers/helm.ts'
 import type { K8sObject } from '../helpers/helm.ts'
 
-const NAMESPACE = 'shop'
-const RELEASE = 'orders'
 const tools = extractTools()
 after(() => tools.cleanup())
 
@@ -55,27 +53,8 @@ const DEFAULTS = parse(read(join(CHART_DIR, 'values.yaml'))) as {
   readonly config: { readonly issuers: Array<Record<string, unknown>> }
 }
 
-/** `helm template` of the chart (with IMAGE); every object validated. */
-async function template(args: readonly string[]): Promise<K8sObject[]> {
-  const r = await run(tools.helm, ['template', RELEASE, CHART_DIR, '--namespace', NAMESPACE, ...IMAGE, ...args], tools.env)
-  assert.equal(r.code, 0, `helm template ${args.join(' ')} failed (exit ${r.code}):\n${r.stderr}`)
-  const objects = parseManifests(r.stdout)
-  for (const o of objects) validateObject(o)
-  return objects
-}
-
-/** `helm template` (with IMAGE) that must fail; returns its error output. */
-async function templateFails(args: readonly string[]): Promise<string> {
-  const r = await run(tools.helm, ['template', RELEASE, CHART_DIR, '--namespace', NAMESPACE, ...IMAGE, ...args], tools.env)
-  assert.notEqual(r.code, 0, `helm template ${args.join(' ')} should fail; it rendered:\n${r.stdout.slice(0, 2000)}`)
-  return r.stderr
-}
-
-function one<T extends K8sObject>(objects: readonly K8sObject[], kind: string): T {
-  const found = objects.filter((o) => o.kind === kind)
-  assert.equal(found.length, 1, `expected one ${kind}, found ${found.length}`)
-  return found[0] as T
-}
+const template = (args: readonly string[]): Promise<K8sObject[]> => renderChart(tools, args)
+const templateFails = (args: readonly string[]): Promise<string> => renderChartFails(tools, args)
 
 /** The sidecar container, in initContainers (native) or containers. */
 function sidecarOf(spec: PodSpec): { container: Container } {

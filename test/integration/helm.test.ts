@@ -35,7 +35,7 @@ import { dirname, join } from 'node:path'
 import { isMap, isScalar, isSeq, parse, parseDocument, stringify } from 'yaml'
 import type { Node } from 'yaml'
 import { configSchema } from '../../src/config/schema.ts'
-import { CHART_DIR, IMAGE, IMAGE_REPOSITORY, IMAGE_UNSET, ROOT, configValuesSchema, extractTools, parseManifests, run, validateObject } from '../helpers/helm.ts'
+import { CHART_DIR, IMAGE, IMAGE_REPOSITORY, IMAGE_UNSET, NAMESPACE, RELEASE, ROOT, configValuesSchema, extractTools, one, parseManifests, renderChart, renderChartFails, run, validateObject } from '../helpers/helm.ts'
 import type { K8sObject } from '../helpers/helm.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import { waitFor } from '../../src/wait-for.ts'
@@ -43,8 +43,6 @@ import { waitFor } from '../../src/wait-for.ts'
 const CLI = join(ROOT, 'dist', 'src', 'cli.js')
 const CI_DIR = join(CHART_DIR, 'ci')
 const CI_FILES = readdirSync(CI_DIR).filter((f) => f.endsWith('.yaml')).sort()
-const NAMESPACE = 'shop'
-const RELEASE = 'orders'
 
 const tools = extractTools()
 const work = mkdtempSync(join(tmpdir(), 'jwt-sidecar-helm-test-'))
@@ -121,19 +119,8 @@ async function helm(args: readonly string[]): Promise<string> {
   return r.stdout
 }
 
-/** `helm template` of the chart (with IMAGE); every object validated. */
-async function template(args: readonly string[] = [], release = RELEASE): Promise<K8sObject[]> {
-  const objects = parseManifests(await helm(['template', release, CHART_DIR, '--namespace', NAMESPACE, ...IMAGE, ...args]))
-  for (const o of objects) validateObject(o)
-  return objects
-}
-
-/** `helm template` (with IMAGE, unless args unset it) that must fail; returns its error output. */
-async function templateFails(args: readonly string[]): Promise<string> {
-  const r = await run(tools.helm, ['template', RELEASE, CHART_DIR, '--namespace', NAMESPACE, ...IMAGE, ...args], tools.env)
-  assert.notEqual(r.code, 0, `helm template ${args.join(' ')} should fail; it rendered:\n${r.stdout.slice(0, 2000)}`)
-  return r.stderr
-}
+const template = (args: readonly string[] = [], release = RELEASE): Promise<K8sObject[]> => renderChart(tools, args, release)
+const templateFails = (args: readonly string[]): Promise<string> => renderChartFails(tools, args)
 
 const ciArgs = (file: string): string[] => ['-f', join(CI_DIR, file)]
 const renders = new Map<string, Promise<K8sObject[]>>()
@@ -159,11 +146,6 @@ function ciValues(file: string): Values {
 }
 
 const ofKind = <T extends K8sObject>(objects: readonly K8sObject[], kind: string): T[] => objects.filter((o) => o.kind === kind) as T[]
-function one<T extends K8sObject>(objects: readonly K8sObject[], kind: string, name?: string): T {
-  const found = ofKind<T>(objects, kind).filter((o) => name === undefined || o.metadata.name === name)
-  assert.equal(found.length, 1, `expected one ${kind}${name === undefined ? '' : ` ${name}`}, found ${found.map((o) => o.metadata.name).join(', ') || 'none'}`)
-  return found[0]!
-}
 
 /** The sidecar's config ConfigMap (the one with sidecar.yaml). */
 const configMapOf = (objects: readonly K8sObject[]): ConfigMap => {
