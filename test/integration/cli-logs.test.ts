@@ -8,13 +8,14 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { waitFor } from '../../src/wait-for.ts'
+import { startCliRun } from '../helpers/cli-process.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
 import type { TestIssuer, TestUpstream } from '../helpers/issuer.ts'
 
@@ -60,27 +61,17 @@ interface Sidecar {
   stop(): Promise<void>
 }
 
-/** `jwt-sidecar run`, stdout a pipe; resolves once `started` matches what it wrote. */
+/** `jwt-sidecar run`, stdout a pipe; resolves once `started` finds the proxy URL in what it wrote. */
 async function run(config: string, started: (out: string) => string | undefined): Promise<Sidecar> {
-  assert.ok(existsSync(cli), `${cli} is missing: run \`npm run build\` (npm test does it first)`)
-  const child = spawn(process.execPath, [cli, 'run', '--config', config], { cwd: root, env: { PATH: process.env.PATH ?? '' } })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const proxyUrl = await waitFor(() => {
-    if (child.exitCode !== null) throw new Error(`sidecar exited:\n${out}\n${err}`)
-    return started(out)
-  }, { what: () => `the sidecar to start:\n${out}\n${err}`, timeoutMs: 15_000 })
+  const p = await startCliRun(config, started)
   return {
-    child,
-    proxyUrl,
-    out: () => out,
+    child: p.child,
+    proxyUrl: p.started,
+    out: p.out,
     async stop() {
-      if (child.exitCode !== null) return
-      const exited = new Promise((resolve) => child.on('exit', resolve))
-      child.kill('SIGTERM')
-      await exited
+      if (p.child.exitCode !== null) return
+      p.child.kill('SIGTERM')
+      await p.exited()
     },
   }
 }

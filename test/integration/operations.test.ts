@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { waitFor } from '../../src/wait-for.ts'
+import { startCliRun } from '../helpers/cli-process.ts'
 import { startTestIssuer } from '../helpers/issuer.ts'
 import type { TestIssuer } from '../helpers/issuer.ts'
 
@@ -34,22 +35,13 @@ interface Running {
 
 /** Starts the built CLI with `config`; resolves once it logged its bound ports and is ready. */
 async function run(configPath: string): Promise<Running> {
-  assert.ok(existsSync(cli), `${cli} is missing: run \`npm run build\` (npm test does it first)`)
-  const child = spawn(process.execPath, [cli, 'run', '--config', configPath], { cwd: root, env: { PATH: process.env.PATH ?? '' } })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const exit = new Promise<{ code: number | null; atMs: number }>((resolve) => child.on('exit', (code) => resolve({ code, atMs: performance.now() })))
-  const logs = (): Array<Record<string, unknown>> => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
-  const started = await waitFor(() => {
-    if (child.exitCode !== null) throw new Error(`sidecar did not start:\n${out}\n${err}`)
-    return logs().find((l) => l.event === 'server.started')
-  }, { what: () => `the sidecar to start:\n${out}\n${err}`, timeoutMs: 15_000 })
-  const running: Running = { child, proxyUrl: String(started.proxy), adminUrl: String(started.admin), logs, exited: () => exit }
+  const p = await startCliRun(configPath, (out) => jsonLines(out).find((l) => l.event === 'server.started'))
+  const running: Running = { child: p.child, proxyUrl: String(p.started.proxy), adminUrl: String(p.started.admin), logs: () => jsonLines(p.out()), exited: p.exited }
   await waitFor(async () => (await status(`${running.adminUrl}/readyz`)) === 200, { what: 'ready', timeoutMs: 10_000 })
   return running
 }
+
+const jsonLines = (text: string): Array<Record<string, unknown>> => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
 
 async function status(url: string, headers: Record<string, string> = {}): Promise<number> {
   const res = await request(url, { headers })
