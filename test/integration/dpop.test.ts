@@ -5,6 +5,7 @@
  * RFC 9449 §7.1 challenge, and a bound token sent as plain Bearer is refused whatever the mode.
  */
 import { test } from 'node:test'
+import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -16,18 +17,29 @@ import { request } from 'undici'
 import { dpopClient as clientKey, dpopProof as proof } from '../helpers/dpop.ts'
 import type { ProofParts } from '../helpers/dpop.ts'
 import { startTestIssuer, startUpstream } from '../helpers/issuer.ts'
+import type { TestIssuer, TestUpstream } from '../helpers/issuer.ts'
 import { sidecarYaml, startSidecar } from '../helpers/sidecar.ts'
 import { parseConfig } from '../../src/config/load.ts'
 
-test('DPoP over HTTP: a bound token with a good proof is admitted; every RFC 9449 §4.3 check refuses its own way', async (t) => {
+/** A loopback issuer (RS256) and upstream, closed after the test. */
+async function loopback(t: TestContext): Promise<{ idp: TestIssuer; up: TestUpstream }> {
   const idp = await startTestIssuer({ alg: 'RS256' })
   t.after(() => idp.close())
   const up = await startUpstream()
   t.after(() => up.close())
+  return { idp, up }
+}
+
+/** sidecarYaml with the one issuer `corp` of `idp`, whose `dpop` section is `dpop` (YAML lines under it). */
+function dpopYaml(idp: TestIssuer, up: TestUpstream, dpop: string, identity?: string): string {
+  return sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }], ...(identity === undefined ? {} : { identity }) })
+    .replace('    refresh:\n', `    dpop:\n${dpop.split('\n').map((l) => `      ${l}\n`).join('')}    refresh:\n`)
+}
+
+test('DPoP over HTTP: a bound token with a good proof is admitted; every RFC 9449 §4.3 check refuses its own way', async (t) => {
+  const { idp, up } = await loopback(t)
   const identity = '  headers:\n    X-Auth-Subject: sub\n  bindingHeader: X-Auth-Binding\n  strip: ["X-Auth-*"]\n  forwardToken: true'
-  const yaml = sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }], identity })
-    .replace('    refresh:\n', '    dpop:\n      mode: allowed\n      proofMaxAge: 60s\n    refresh:\n')
-  const sc = await startSidecar(yaml)
+  const sc = await startSidecar(dpopYaml(idp, up, 'mode: allowed\nproofMaxAge: 60s', identity))
   t.after(() => sc.close())
   const url = `${sc.proxyUrl}/api/x`
   const client = await clientKey()
@@ -103,10 +115,7 @@ test('DPoP over HTTP: a bound token with a good proof is admitted; every RFC 944
 })
 
 test('DPoP: mode required refuses plain bearer tokens; mode off refuses the DPoP scheme and bound tokens alike', async (t) => {
-  const idp = await startTestIssuer({ alg: 'RS256' })
-  t.after(() => idp.close())
-  const up = await startUpstream()
-  t.after(() => up.close())
+  const { idp, up } = await loopback(t)
   const client = await clientKey()
   const bound = await idp.sign({ sub: 'alice', cnf: { jkt: client.jkt } })
   const plain = await idp.sign({ sub: 'bob' })
@@ -114,9 +123,7 @@ test('DPoP: mode required refuses plain bearer tokens; mode off refuses the DPoP
     ['required', { plainBearer: 'dpop_required', boundDpop: 200, boundBearer: 'token_bound' }],
     ['off', { plainBearer: 200, boundDpop: 'invalid_request_or_missing', boundBearer: 'token_bound' }],
   ] as const) {
-    const yaml = sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }] })
-      .replace('    refresh:\n', `    dpop:\n      mode: ${mode}\n    refresh:\n`)
-    const sc = await startSidecar(yaml)
+    const sc = await startSidecar(dpopYaml(idp, up, `mode: ${mode}`))
     try {
       const url = `${sc.proxyUrl}/api/x`
       const call = async (headers: Record<string, string>): Promise<unknown> => {
@@ -185,13 +192,9 @@ test('DPoP: a request without a token is challenged with every scheme its route 
 })
 
 test('DPoP with forwardToken: false and a tokens.from without Authorization: the DPoP-scheme Authorization is still a token source, so it never reaches the app', async (t) => {
-  const idp = await startTestIssuer({ alg: 'RS256' })
-  t.after(() => idp.close())
-  const up = await startUpstream()
-  t.after(() => up.close())
+  const { idp, up } = await loopback(t)
   const identity = '  headers:\n    X-Auth-Subject: sub\n  strip: ["X-Auth-*"]\n  forwardToken: false\n  underscoreHeaders: allow'
-  const yaml = sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }], identity })
-    .replace('    refresh:\n', '    dpop:\n      mode: allowed\n    refresh:\n')
+  const yaml = dpopYaml(idp, up, 'mode: allowed', identity)
     .replace('    - header: Authorization\n      prefix: "Bearer "\n', '    - header: X-Api-Token\n')
   const sc = await startSidecar(yaml)
   t.after(() => sc.close())
@@ -213,12 +216,8 @@ test('DPoP with forwardToken: false and a tokens.from without Authorization: the
 })
 
 test('DPoP: the replay cache outlives a config reload (a proof seen before is refused after); its size is a restart-only setting', async (t) => {
-  const idp = await startTestIssuer({ alg: 'RS256' })
-  t.after(() => idp.close())
-  const up = await startUpstream()
-  t.after(() => up.close())
-  const yaml = (entries: number): string => sidecarYaml({ upstream: up.url, issuers: [{ name: 'corp', issuer: idp.issuer, jwksUri: idp.jwksUri }] })
-    .replace('    refresh:\n', '    dpop:\n      mode: allowed\n    refresh:\n')
+  const { idp, up } = await loopback(t)
+  const yaml = (entries: number): string => dpopYaml(idp, up, 'mode: allowed')
     .replace('  clockSkew: 30s\n', `  clockSkew: 30s\n  dpopReplayCache:\n    maxEntries: ${entries}\n`)
   const sc = await startSidecar(yaml(1000))
   t.after(() => sc.close())
